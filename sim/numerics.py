@@ -1,0 +1,82 @@
+"""Two's-complement helpers: the one place where widths, masks and wrap-around are defined.
+
+The RTL wraps every register at its declared width; the cycle model and the functional
+reference call these helpers so all three wrap identically.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["value_range", "wrap", "wrap_array", "to_bits", "from_bits", "pack", "unpack",
+           "matmul_wrapped"]
+
+
+def value_range(bits: int, signed: bool) -> tuple[int, int]:
+    """Inclusive (min, max) of a `bits`-wide integer."""
+    if signed:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def wrap(x: int, bits: int, signed: bool = True) -> int:
+    """Wrap a Python int to `bits` bits, as a register of that width does."""
+    x &= (1 << bits) - 1
+    if signed and x >> (bits - 1):
+        x -= 1 << bits
+    return x
+
+
+def wrap_array(x: np.ndarray, bits: int, signed: bool = True) -> np.ndarray:
+    """Element-wise `wrap` of an int64 array (bits <= 64)."""
+    x = np.asarray(x)
+    if bits >= 64:
+        return x.astype(np.int64) if signed else x.astype(np.uint64)
+    u = x.astype(np.uint64) & np.uint64((1 << bits) - 1)
+    if not signed:
+        return u.astype(np.int64)
+    sign = np.uint64(1 << (bits - 1))
+    return (u ^ sign).astype(np.int64) - np.int64(1 << (bits - 1))
+
+
+def to_bits(x: int, bits: int) -> int:
+    """Raw bit pattern (non-negative int) of `x` in a `bits`-wide field."""
+    return int(x) & ((1 << bits) - 1)
+
+
+def from_bits(u: int, bits: int, signed: bool) -> int:
+    """Integer value of a `bits`-wide bit pattern."""
+    return wrap(int(u), bits, signed)
+
+
+def pack(values, bits: int) -> int:
+    """Concatenate lanes into one bit vector, lane 0 in the least significant bits (Amaranth `Cat`)."""
+    out = 0
+    mask = (1 << bits) - 1
+    for i, v in enumerate(values):
+        out |= (int(v) & mask) << (i * bits)
+    return out
+
+
+def unpack(u: int, lanes: int, bits: int, signed: bool) -> list[int]:
+    """Split a bit vector into `lanes` integers of `bits` bits (inverse of `pack`)."""
+    mask = (1 << bits) - 1
+    return [from_bits((int(u) >> (i * bits)) & mask, bits, signed) for i in range(lanes)]
+
+
+def matmul_wrapped(a: np.ndarray, b: np.ndarray, acc_bits: int, signed: bool = True) -> np.ndarray:
+    """Exact integer A @ B, wrapped to an `acc_bits` accumulator (the functional reference).
+
+    Wrap-around is a ring homomorphism, so wrapping the exact product equals wrapping after every MAC,
+    which is what the hardware does. Exact products are formed in Python ints when int64 could overflow.
+    """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    k = a.shape[1] if a.ndim == 2 else 0
+    amax = int(np.abs(a).max(initial=0))
+    bmax = int(np.abs(b).max(initial=0))
+    if amax * bmax * max(k, 1) < (1 << 62):
+        return wrap_array(a @ b, acc_bits, signed)
+    exact = a.astype(object) @ b.astype(object)
+    out = np.vectorize(lambda v: wrap(int(v), acc_bits, signed), otypes=[object])(exact)
+    return out.astype(np.int64)
