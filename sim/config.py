@@ -25,15 +25,15 @@ def check_int(name: str, value: Any, *, lo: int | None = 1, hi: int | None = Non
               rule: str | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigTypeError(f"{name} must be an integer, not {value!r}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        if rule is None:
-            if lo == 1 and hi is None:
-                rule = "a positive integer"
-            elif hi is None:
-                rule = f"an integer >= {lo}"
-            else:
-                rule = f"an integer from {lo} to {hi}"
+    if rule is not None:
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ConfigError(f"{name} must be {rule}, not {value!r}")
+        return value
+    if lo is not None and value < lo:
+        rule = "a positive integer" if lo == 1 else f"an integer >= {lo}"
         raise ConfigError(f"{name} must be {rule}, not {value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{name} must be at most {hi}, not {value!r}")
     return value
 
 

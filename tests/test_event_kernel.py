@@ -164,11 +164,6 @@ def test_empty_run(Simulator):
 
 
 def test_clock_and_event_count_are_visible(Simulator, request):
-    if "compiled" in request.node.name and not hasattr(Simulator(), "now"):
-        # Known defect, reported: `now` and `events` are cdef attributes with no Python
-        # visibility, so the compiled Simulator hides its clock from components and reports.
-        pytest.xfail("compiled Simulator does not expose `now`/`events` (needs "
-                     "cython.declare(..., visibility='readonly') in sim/kernel/_core.py)")
     sim = Simulator()
     log = []
     sim.schedule(Recorder("p", log, plan=[4, 9]), 2)

@@ -80,12 +80,14 @@ class OsCore:
 
     def reset(self):
         R, C, H = self.R, self.C, self.H
-        self.ha = np.zeros((H, R), dtype=np.int64)
-        self.hbr = np.zeros((H, C), dtype=np.int64)
+        # interpreted, the arrays hold Python ints so a 64-bit wrap cannot overflow numpy's int64
+        dt = np.int64 if cython.compiled else object
+        self.ha = np.zeros((H, R), dtype=dt)
+        self.hbr = np.zeros((H, C), dtype=dt)
         self.hl = np.zeros(H, dtype=np.int64)
         self.hv = np.zeros(H, dtype=np.int64)
-        self.accs = np.zeros((R + C - 1, R), dtype=np.int64)
-        self.shs = np.zeros((R + C - 1, R), dtype=np.int64)
+        self.accs = np.zeros((R + C - 1, R), dtype=dt)
+        self.shs = np.zeros((R + C - 1, R), dtype=dt)
         self.head = 0
         self.pending = 0
         self.full = 0
@@ -208,8 +210,9 @@ class OsCore:
         oc = self.shadow_row(self.rptr)
         fire_in = 1 if (in_valid and rdy) else 0
         fire_out = 1 if (ov and out_ready) else 0
-        self.src_a = np.asarray([in_a], dtype=np.int64).reshape(1, self.R)
-        self.src_b = np.asarray([in_b], dtype=np.int64).reshape(1, self.C)
+        dt = np.int64 if cython.compiled else object
+        self.src_a = np.array([[int(v) for v in in_a]], dtype=dt).reshape(1, self.R)
+        self.src_b = np.array([[int(v) for v in in_b]], dtype=dt).reshape(1, self.C)
         self._edge(fire_in, 0, in_last, fire_out)
         return rdy, ov, ol, oc
 
@@ -240,8 +243,12 @@ class OsCore:
         rdy: cython.int
         fire_in: cython.int
         fire_out: cython.int
-        self.src_a = beats_a
-        self.src_b = beats_b
+        if cython.compiled:
+            self.src_a = beats_a
+            self.src_b = beats_b
+        else:
+            self.src_a = np.asarray(beats_a).astype(object)
+            self.src_b = np.asarray(beats_b).astype(object)
         while t < max_cycles:
             if bi >= nbeats and (not drain or (self.pending == 0 and self.full == 0)):
                 break

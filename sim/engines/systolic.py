@@ -57,8 +57,8 @@ class SystolicConfig(ConfigMixin):
         if self.dataflow not in IMPLEMENTED_DATAFLOWS:
             raise ConfigError(f"dataflow must be one of {', '.join(map(repr, IMPLEMENTED_DATAFLOWS))} "
                               f"in this version, not {self.dataflow!r}")
-        if isinstance(self.in_bits, bool) or self.in_bits not in IN_BITS:
-            raise ConfigError(f"in_bits must be one of 4, 8, 16, not {self.in_bits!r}")
+        check_int("in_bits", self.in_bits)
+        check_choice("in_bits", self.in_bits, IN_BITS)
         check_bool("signed", self.signed)
         if self.acc_bits is None:
             object.__setattr__(self, "acc_bits", 32 if self.in_bits <= 8 else 48)

@@ -17,10 +17,10 @@ i64 = cython.typedef(cython.longlong)
 class Simulator:
     """Free-running scheduler. `schedule(comp, at)`; `run(until)` calls `comp.wake(sim, now)`."""
 
-    now: i64
+    now = cython.declare(i64, visibility="readonly")
+    events = cython.declare(i64, visibility="readonly")
     _seq: i64
     _heap: list
-    events: i64
 
     def __init__(self):
         self.now = 0

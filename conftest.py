@@ -1,4 +1,4 @@
-"""Shared pytest setup: the `--regress` switch for heavy sweeps and reproducible seeds.
+"""Shared pytest setup (tests/ and cosim/): the `--regress` switch for heavy sweeps and reproducible seeds.
 
 Every randomized test takes the `seed` fixture. By default a test's seed is derived from its node id
 (stable from run to run); `--seed N` forces one, `--seed random` draws a fresh one. On failure the
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent
 SEED_KEY = pytest.StashKey[int]()
 
 
