@@ -101,7 +101,7 @@ def test_ispass_single_fold(n):
     assert scalesim_compute_cycles(ly.M, ly.N, ly.K, n, n, "is") == 4 * n - 3
 
 
-# (M, N, K, R, C, df) -> (Total Cycles, Overall Util %, Mapping Efficiency %), scalesim.md section 8.
+# (M, N, K, R, C, df) -> (Total Cycles, Overall Util %, Mapping Efficiency %): scalesim.md sec. 8.
 MEASURED = [
     ((64, 64, 64, 8, 8, "os"), 4_991, 82.07, 100.0),
     ((64, 64, 64, 8, 8, "ws"), 5_503, 74.43, 100.0),
@@ -453,7 +453,7 @@ def test_resnet50_topology():
     ref = _resnet50_v15()
     assert [ly.name for ly in rows] == [c.name for c in ref]
     assert len([c for c in ref if c.name != "FC1000"]) == 53
-    for ly, c in zip(rows, ref):
+    for ly, c in zip(rows, ref, strict=True):
         assert (ly.M, ly.N, ly.K) == c.gemm_shape(), c.name
         assert ly == dataclasses.replace(c.to_scalesim(), line=ly.line)
     assert sum(ly.macs for ly in rows) == 4_089_184_256  # ResNet-50 v1.5: 4.09 GMACs
