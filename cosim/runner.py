@@ -52,6 +52,8 @@ def repro_command(engine: str, cfg: SystolicConfig, sim: str, seed: int, tiles: 
             cfg.dataflow, "--in-bits", cfg.in_bits, "--acc-bits", cfg.acc_bits]
     if not cfg.signed:
         args.append("--unsigned")
+    if cfg.double_buffer:
+        args.append("--double-buffer")
     args += ["--sim", sim, "--seed", seed, "--tiles", tiles, "--kmax", kmax,
              "--p-valid", p_valid, "--p-ready", p_ready]
     return " ".join(shlex.quote(str(a)) for a in args)
@@ -202,6 +204,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dataflow", default="os")
     p.add_argument("--in-bits", type=int, default=8)
     p.add_argument("--unsigned", action="store_true")
+    p.add_argument("--double-buffer", action="store_true", help="ws/is: double-buffered stationary operand")
     p.add_argument("--acc-bits", type=int, default=None)
     p.add_argument("--sim", default="icarus", choices=SIMULATORS)
     p.add_argument("--seed", type=int, default=1)
@@ -217,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         cfg = SystolicConfig(rows=args.rows, cols=args.cols, dataflow=args.dataflow,
-                             in_bits=args.in_bits, signed=not args.unsigned, acc_bits=args.acc_bits)
+                             in_bits=args.in_bits, signed=not args.unsigned, acc_bits=args.acc_bits,
+                             double_buffer=args.double_buffer)
         res = run_cosim(cfg, engine=args.engine, sim=args.sim, seed=args.seed, tiles=args.tiles,
                         kmax=args.kmax, p_valid=args.p_valid, p_ready=args.p_ready,
                         waves=not args.no_waves)

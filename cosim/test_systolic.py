@@ -10,7 +10,7 @@ from cosim.runner import SIMULATORS, run_cosim
 from sim.engines.systolic import SystolicConfig
 from sim.errors import CosimMismatch
 
-# (config, kmax): a square array, a non-square one, a 4-bit one, an unsigned 16-bit one with a narrow
+# A square array, a non-square one, a 4-bit one, an unsigned 16-bit one with a narrow
 # accumulator that wraps, and the degenerate 1xN / Nx1 shapes.
 FAST = [
     SystolicConfig(rows=4, cols=4),
@@ -19,12 +19,21 @@ FAST = [
     SystolicConfig(rows=2, cols=3, in_bits=16, signed=False, acc_bits=33),
     SystolicConfig(rows=1, cols=4, in_bits=8, acc_bits=17),
     SystolicConfig(rows=5, cols=1),
+    # WS/IS: the stationary-operand array, with and without a double-buffered stationary operand
+    SystolicConfig(rows=3, cols=2, dataflow="ws"),
+    SystolicConfig(rows=4, cols=3, dataflow="ws", in_bits=4, double_buffer=True),
+    SystolicConfig(rows=2, cols=4, dataflow="is", double_buffer=True),
+    SystolicConfig(rows=3, cols=3, dataflow="is", in_bits=16, signed=False, acc_bits=40),
 ]
 REGRESS = [
     SystolicConfig(rows=8, cols=8),
     SystolicConfig(rows=16, cols=16),
     SystolicConfig(rows=7, cols=12, in_bits=4),
     SystolicConfig(rows=12, cols=5, in_bits=16, acc_bits=64),
+    SystolicConfig(rows=8, cols=8, dataflow="ws", double_buffer=True),
+    SystolicConfig(rows=16, cols=16, dataflow="ws"),
+    SystolicConfig(rows=6, cols=11, dataflow="is", double_buffer=True, in_bits=4),
+    SystolicConfig(rows=1, cols=9, dataflow="is", acc_bits=16),
 ]
 # (seed, tiles, p_valid, p_ready): random gaps and stalls, no stalls at all, heavy stalls
 STIMULI = [(11, 4, 0.7, 0.7), (12, 3, 1.0, 1.0), (13, 5, 0.3, 0.25)]

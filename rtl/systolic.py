@@ -15,7 +15,8 @@ from amaranth.lib.wiring import In, Out
 
 from sim.engines.systolic import SystolicConfig
 
-__all__ = ["SystolicArray", "signature", "to_verilog", "write_verilog"]
+__all__ = ["SystolicArray", "StationaryArray", "component", "signature", "to_verilog",
+           "write_verilog"]
 
 
 def signature(cfg: SystolicConfig) -> wiring.Signature:
@@ -44,8 +45,8 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, cfg: SystolicConfig):
-        if not isinstance(cfg, SystolicConfig):
-            raise TypeError(f"cfg must be a SystolicConfig, not {cfg!r}")
+        if not isinstance(cfg, SystolicConfig) or cfg.dataflow != "os":
+            raise TypeError(f"cfg must be a SystolicConfig with dataflow 'os', not {cfg!r}")
         self.cfg = cfg
         super().__init__(signature(cfg))
 
@@ -135,10 +136,161 @@ class SystolicArray(wiring.Component):
         return m
 
 
+class StationaryArray(wiring.Component):
+    """Stationary-operand R x C systolic array: the WS and IS dataflows (same hardware).
+
+    Register for register the micro-architecture documented in sim/engines/_stationary_core.py.
+
+    Attributes
+    ----------
+    load_valid, load_data : In
+        One row (C lanes) of the stationary tile per beat, tile row R-1 first.
+    load_ready : Out
+    in_valid, in_data, in_last : In
+        One R-lane row of the moving operand per beat; ``in_last`` marks a fold's last row.
+    in_ready : Out
+    out_valid, out_c, out_last : Out
+        One C-lane result row per beat, R+C cycles after its input beat.
+    out_ready : In
+        Low stalls the whole compute pipeline (a single global enable).
+    """
+
+    def __init__(self, cfg: SystolicConfig):
+        if not isinstance(cfg, SystolicConfig) or cfg.dataflow == "os":
+            raise TypeError(f"cfg must be a SystolicConfig with dataflow 'ws' or 'is', not {cfg!r}")
+        self.cfg = cfg
+        super().__init__(signature(cfg))
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        R, C, w, accw = cfg.rows, cfg.cols, cfg.in_bits, cfg.acc_bits
+        L = R + C
+        lane_shape = signed(w) if cfg.signed else unsigned(w)
+        acc_shape = signed(accw) if cfg.signed else unsigned(accw)
+        m = Module()
+
+        def lane(bus, idx):
+            raw = bus[idx * w:(idx + 1) * w]
+            return raw.as_signed() if cfg.signed else raw
+
+        wcnt = Signal(range(R + 1))
+        act_valid = Signal()
+        tok_flight = Signal()
+        tok_swap = Signal()
+        adv = Signal()
+        fire_w = Signal()
+        fire_in = Signal()
+        launch = Signal()
+        wfull = Signal()
+        vp = [Signal(name=f"valid_pipe_{d}") for d in range(L)]
+        lp = [Signal(name=f"last_pipe_{d}") for d in range(L)]
+
+        m.d.comb += [
+            adv.eq(~vp[L - 1] | self.out_ready),
+            self.in_ready.eq(adv & act_valid & (~self.in_last | ~tok_flight)),
+            fire_in.eq(self.in_valid & self.in_ready),
+            launch.eq(fire_in & self.in_last),
+            wfull.eq(wcnt == R),
+            fire_w.eq(self.load_valid & self.load_ready),
+        ]
+        if cfg.double_buffer:
+            m.d.comb += self.load_ready.eq((wcnt < R) & ~(tok_flight & tok_swap))
+        else:
+            m.d.comb += self.load_ready.eq(~act_valid & ~tok_flight & (wcnt < R))
+
+        wact = [[Signal(lane_shape, name=f"pe_{i}_{j}_w") for j in range(C)] for i in range(R)]
+        wsh = ([[Signal(lane_shape, name=f"pe_{i}_{j}_wshadow") for j in range(C)] for i in range(R)]
+               if cfg.double_buffer else wact)
+
+        # the load chain: row 0 takes the beat, every row takes the one above
+        with m.If(fire_w):
+            for j in range(C):
+                m.d.sync += wsh[0][j].eq(lane(self.load_data, j))
+            for i in range(1, R):
+                for j in range(C):
+                    m.d.sync += wsh[i][j].eq(wsh[i - 1][j])
+
+        ask = [[Signal(lane_shape, name=f"a_skew_{i}_{d}") for d in range(i + 1)] for i in range(R)]
+        lsk = [[Signal(name=f"last_skew_{i}_{d}") for d in range(i + 1)] for i in range(R)]
+        pa = [[Signal(lane_shape, name=f"pe_{i}_{j}_a") for j in range(C)] for i in range(R)]
+        pl = [[Signal(name=f"pe_{i}_{j}_last") for j in range(C)] for i in range(R)]
+        ps = [[Signal(acc_shape, name=f"pe_{i}_{j}_psum") for j in range(C)] for i in range(R)]
+        dsk = [[Signal(acc_shape, name=f"deskew_{j}_{d}") for d in range(C - 1 - j)] for j in range(C)]
+        l_end = None
+        with m.If(adv):
+            for j in range(C - 1):
+                m.d.sync += dsk[j][0].eq(ps[R - 1][j])
+                for d in range(1, C - 1 - j):
+                    m.d.sync += dsk[j][d].eq(dsk[j][d - 1])
+            for i in range(R):
+                for j in range(C):
+                    ain = ask[i][i] if j == 0 else pa[i][j - 1]
+                    lin = lsk[i][i] if j == 0 else pl[i][j - 1]
+                    if i == 0:
+                        m.d.sync += ps[i][j].eq(ain * wact[i][j])
+                    else:
+                        m.d.sync += ps[i][j].eq(ps[i - 1][j] + ain * wact[i][j])
+                    if cfg.double_buffer:
+                        with m.If(lin & tok_swap):
+                            m.d.sync += wact[i][j].eq(wsh[i][j])
+                    m.d.sync += [pa[i][j].eq(ain), pl[i][j].eq(lin)]
+                    if i == R - 1 and j == C - 1:
+                        l_end = lin
+            for i in range(R):
+                m.d.sync += [ask[i][0].eq(Mux(fire_in, lane(self.in_data, i), 0)),
+                             lsk[i][0].eq(launch)]
+                for d in range(1, i + 1):
+                    m.d.sync += [ask[i][d].eq(ask[i][d - 1]), lsk[i][d].eq(lsk[i][d - 1])]
+            m.d.sync += [vp[0].eq(fire_in), lp[0].eq(launch)]
+            for d in range(1, L):
+                m.d.sync += [vp[d].eq(vp[d - 1]), lp[d].eq(lp[d - 1])]
+
+        # control, in the cycle model's order (later assignments win)
+        if cfg.double_buffer:
+            with m.If(~act_valid & wfull & ~tok_flight):
+                for i in range(R):
+                    for j in range(C):
+                        m.d.sync += wact[i][j].eq(wsh[i][j])
+                m.d.sync += [act_valid.eq(1), wcnt.eq(0)]
+            with m.If(fire_w):
+                m.d.sync += wcnt.eq(wcnt + 1)
+        else:
+            with m.If(fire_w):
+                with m.If(wcnt == R - 1):
+                    m.d.sync += [act_valid.eq(1), wcnt.eq(0)]
+                with m.Else():
+                    m.d.sync += wcnt.eq(wcnt + 1)
+        with m.If(adv & l_end):
+            m.d.sync += tok_flight.eq(0)
+        with m.If(launch):
+            m.d.sync += tok_flight.eq(1)
+            if cfg.double_buffer:
+                m.d.sync += tok_swap.eq(wfull)
+                with m.If(wfull):
+                    m.d.sync += wcnt.eq(0)
+                with m.Else():
+                    m.d.sync += act_valid.eq(0)
+            else:
+                m.d.sync += act_valid.eq(0)
+
+        out_lanes = [dsk[j][C - 2 - j] if j < C - 1 else ps[R - 1][C - 1] for j in range(C)]
+        m.d.comb += [
+            self.out_c.eq(Cat(*out_lanes)),
+            self.out_valid.eq(vp[L - 1]),
+            self.out_last.eq(lp[L - 1]),
+        ]
+        return m
+
+
+def component(cfg: SystolicConfig) -> wiring.Component:
+    """The engine's RTL for its dataflow."""
+    return SystolicArray(cfg) if cfg.dataflow == "os" else StationaryArray(cfg)
+
+
 def to_verilog(cfg: SystolicConfig, name: str | None = None) -> str:
     from amaranth.back import verilog
 
-    comp = SystolicArray(cfg)
+    comp = component(cfg)
     return verilog.convert(comp, name=name or cfg.name, emit_src=False)
 
 

@@ -7,7 +7,8 @@ from sim.engines import is_compiled, load_core
 def test_hot_paths_are_compiled():
     import sim.kernel._core as kcore
 
-    assert is_compiled(load_core("_systolic_core", interpreted=False)), "run `make setup` (or make ext)"
+    for core in ("_systolic_core", "_stationary_core"):
+        assert is_compiled(load_core(core, interpreted=False)), "run `make setup` (or make ext)"
     assert is_compiled(kcore), "run `make setup` (or make ext)"
 
 

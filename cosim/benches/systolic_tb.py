@@ -18,7 +18,7 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 from sim.engines.systolic import SystolicConfig, SystolicModel, reference
 from sim.numerics import pack, unpack
 
-from .stimulus import Mismatch, StreamSource, make_tiles
+from .stimulus import Mismatch, make_folds, make_tiles, os_sources, stationary_sources
 
 
 @cocotb.test()
@@ -36,8 +36,16 @@ async def lockstep(dut):
     fault_cycle = int(os.environ.get("TPESIM_INJECT_FAULT", "-1"))
 
     rng = np.random.default_rng(seed)
-    work = make_tiles(cfg, rng, tiles, kmax)
-    source = StreamSource(cfg, work, rng, p_valid)
+    if cfg.dataflow == "os":
+        # tiles: (A[R,K], B[K,C]); R result rows each
+        work = make_tiles(cfg, rng, tiles, kmax)
+        sources = os_sources(cfg, work, rng, p_valid)
+        expected = [reference(cfg, a, b) for a, b, _ in work]
+    else:
+        # folds: (X[M,R], W[R,C]); M result rows each (kmax bounds M here)
+        work = make_folds(cfg, rng, tiles, kmax)
+        sources = stationary_sources(cfg, work, rng, p_valid)
+        expected = [reference(cfg, x, w) for x, w, _ in work]
     model = SystolicModel(cfg, vcd_path=model_vcd)
     report = {"seed": seed, "status": "running", "cycles": 0, "repro": repro,
               "model_vcd": model_vcd}
@@ -55,14 +63,16 @@ async def lockstep(dut):
     dut.rst.value = 0
 
     got_rows: list[list[int]] = []
-    n_rows = tiles * cfg.rows
+    n_rows = sum(e.shape[0] for e in expected)
     cycle = 0
-    limit = 50 + sum(k for _, _, k in work) * 4 + tiles * (2 * cfg.rows + cfg.cols) * 8
+    limit = 50 + sum(k for _, _, k in work) * 4 + tiles * (3 * cfg.rows + cfg.cols) * 8
     try:
         while len(got_rows) < n_rows:
             if cycle > limit:
                 raise Mismatch(f"timeout: {len(got_rows)} of {n_rows} result rows after {cycle} cycles")
-            ins = source.drive()
+            ins = {}
+            for src, _ in sources:
+                ins.update(src.drive())
             ins["out_ready"] = int(rng.random() < p_ready)
             for p in ports_in:
                 getattr(dut, p.name).value = ins[p.name]
@@ -74,15 +84,17 @@ async def lockstep(dut):
             for p in ports_out:
                 if rtl[p.name] != exp[p.name]:
                     raise Mismatch(_describe(cfg, cycle, p.name, exp[p.name], rtl[p.name]))
-            source.observe(rtl["in_ready"])
+            for src, ready in sources:
+                src.observe(rtl[ready])
             if rtl["out_valid"] and ins["out_ready"]:
                 got_rows.append(unpack(rtl["out_c"], cfg.cols, cfg.acc_bits, cfg.signed))
             cycle += 1
             await FallingEdge(dut.clk)
         # the RTL's result tensors against numpy
-        for t, (a, b, _k) in enumerate(work):
-            c = np.array(got_rows[t * cfg.rows:(t + 1) * cfg.rows], dtype=np.int64)
-            want = reference(cfg, a, b)
+        pos = 0
+        for t, want in enumerate(expected):
+            c = np.array(got_rows[pos:pos + want.shape[0]], dtype=np.int64)
+            pos += want.shape[0]
             if not np.array_equal(c, want):
                 r, col = np.argwhere(c != want)[0]
                 raise Mismatch(f"tile {t}: C[{r},{col}] = {c[r, col]} from the RTL, numpy says "

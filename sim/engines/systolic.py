@@ -16,10 +16,9 @@ from ..errors import ConfigError, WorkloadError
 from ..numerics import matmul_wrapped, pack, unpack, value_range
 from . import load_core
 
-__all__ = ["SystolicConfig", "SystolicModel", "reference"]
+__all__ = ["SystolicConfig", "SystolicModel", "StationaryModel", "reference"]
 
 DATAFLOWS = ("os", "ws", "is")
-IMPLEMENTED_DATAFLOWS = ("os",)
 IN_BITS = (4, 8, 16)
 MAX_DIM = 512
 
@@ -41,6 +40,8 @@ class SystolicConfig(ConfigMixin):
     acc_bits : int or None
         Accumulator and result width; wraps like the RTL register. Default 32 (48 for 16-bit inputs).
         From 2*in_bits to 64 (63 when unsigned, so a value fits the model's int64).
+    double_buffer : bool
+        WS/IS only: a shadow copy of the stationary operand loads while the active one computes.
     """
 
     rows: int = 8
@@ -49,14 +50,17 @@ class SystolicConfig(ConfigMixin):
     in_bits: int = 8
     signed: bool = True
     acc_bits: int | None = None
+    double_buffer: bool = False
 
     def __post_init__(self):
         check_int("rows", self.rows, lo=1, hi=MAX_DIM)
         check_int("cols", self.cols, lo=1, hi=MAX_DIM)
         check_choice("dataflow", self.dataflow, DATAFLOWS)
-        if self.dataflow not in IMPLEMENTED_DATAFLOWS:
-            raise ConfigError(f"dataflow must be one of {', '.join(map(repr, IMPLEMENTED_DATAFLOWS))} "
-                              f"in this version, not {self.dataflow!r}")
+        check_bool("double_buffer", self.double_buffer)
+        if self.double_buffer and self.dataflow == "os":
+            raise ConfigError("double_buffer must be False for dataflow 'os' (it double-buffers the "
+                              "stationary operand of 'ws'/'is'; OS already has a shadow result bank), "
+                              "not True")
         check_int("in_bits", self.in_bits)
         check_choice("in_bits", self.in_bits, IN_BITS)
         check_bool("signed", self.signed)
@@ -69,17 +73,39 @@ class SystolicConfig(ConfigMixin):
     # -- port signature, shared by model, RTL and testbench -------------------------------------
     def ports(self) -> tuple[Port, ...]:
         R, C, w, acc = self.rows, self.cols, self.in_bits, self.acc_bits
+        if self.dataflow == "os":
+            return (
+                Port("in_valid", "in", 1),
+                Port("in_ready", "out", 1),
+                Port("in_a", "in", R * w),
+                Port("in_b", "in", C * w),
+                Port("in_last", "in", 1),
+                Port("out_valid", "out", 1),
+                Port("out_ready", "in", 1),
+                Port("out_c", "out", C * acc),
+                Port("out_last", "out", 1),
+            )
+        # ws / is: the stationary tile arrives on the load port, one row (C lanes) per beat; the
+        # moving operand on the stream port, R lanes per beat; one output row (C lanes) per beat.
         return (
+            Port("load_valid", "in", 1),
+            Port("load_ready", "out", 1),
+            Port("load_data", "in", C * w),
             Port("in_valid", "in", 1),
             Port("in_ready", "out", 1),
-            Port("in_a", "in", R * w),
-            Port("in_b", "in", C * w),
+            Port("in_data", "in", R * w),
             Port("in_last", "in", 1),
             Port("out_valid", "out", 1),
             Port("out_ready", "in", 1),
             Port("out_c", "out", C * acc),
             Port("out_last", "out", 1),
         )
+
+    def lanes(self, port: str) -> tuple[int, int]:
+        """(lanes, bits per lane) of a data port."""
+        return {"in_a": (self.rows, self.in_bits), "in_b": (self.cols, self.in_bits),
+                "in_data": (self.rows, self.in_bits), "load_data": (self.cols, self.in_bits),
+                "out_c": (self.cols, self.acc_bits)}[port]
 
     @property
     def in_range(self) -> tuple[int, int]:
@@ -88,7 +114,9 @@ class SystolicConfig(ConfigMixin):
     @property
     def name(self) -> str:
         s = "s" if self.signed else "u"
-        return f"systolic_{self.dataflow}_{self.rows}x{self.cols}_{s}{self.in_bits}_acc{self.acc_bits}"
+        db = "_db" if self.double_buffer else ""
+        return (f"systolic_{self.dataflow}_{self.rows}x{self.cols}_{s}{self.in_bits}"
+                f"_acc{self.acc_bits}{db}")
 
 
 def reference(cfg: SystolicConfig, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -99,9 +127,15 @@ def reference(cfg: SystolicConfig, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class SystolicModel:
     """Cycle model of the engine, with the RTL's ports.
 
-    `step(inputs)` advances one clock in lockstep (cosim); `run(...)` advances many cycles in
-    compiled code (kernels). Port values in `step` are raw bit patterns, as on the RTL's wires.
+    `step(inputs)` advances one clock in lockstep (cosim); `run_beats(...)` (OS) or `run_folds(...)`
+    (WS/IS) advance many cycles in compiled code (kernels). Port values in `step` are raw bit
+    patterns, as on the RTL's wires. `SystolicModel(cfg)` returns a `StationaryModel` for WS/IS.
     """
+
+    def __new__(cls, cfg: SystolicConfig, **kw):
+        if cls is SystolicModel and getattr(cfg, "dataflow", "os") != "os":
+            return super().__new__(StationaryModel)
+        return super().__new__(cls)
 
     def __init__(self, cfg: SystolicConfig, *, interpreted: bool | None = None,
                  vcd_path: str | Path | None = None):
@@ -193,3 +227,62 @@ class SystolicModel:
             self.close()
         except Exception:
             pass
+
+
+class StationaryModel(SystolicModel):
+    """Cycle model of the WS/IS array (see sim/engines/_stationary_core.py for the hardware)."""
+
+    def __init__(self, cfg: SystolicConfig, *, interpreted: bool | None = None,
+                 vcd_path: str | Path | None = None):
+        if cfg.dataflow == "os":
+            raise ConfigError("dataflow must be 'ws' or 'is' for StationaryModel, not 'os'")
+        self.cfg = cfg
+        self.core_module = load_core("_stationary_core", interpreted)
+        self.core = self.core_module.StationaryCore(cfg.rows, cfg.cols, cfg.acc_bits, cfg.signed,
+                                                    cfg.double_buffer)
+        self._vcd = None
+        if vcd_path is not None:
+            self._open_vcd(Path(vcd_path))
+
+    def step(self, ins: dict[str, int]) -> dict[str, int]:
+        cfg = self.cfg
+        a = unpack(ins.get("in_data", 0), cfg.rows, cfg.in_bits, cfg.signed)
+        w = unpack(ins.get("load_data", 0), cfg.cols, cfg.in_bits, cfg.signed)
+        t = self.cycle
+        lr, ir, ov, ol, oc = self.core.step(int(ins.get("load_valid", 0)), w,
+                                            int(ins.get("in_valid", 0)), a,
+                                            int(ins.get("in_last", 0)), int(ins.get("out_ready", 0)))
+        outs = {"load_ready": int(lr), "in_ready": int(ir), "out_valid": int(ov),
+                "out_last": int(ol), "out_c": pack(oc, cfg.acc_bits)}
+        if self._vcd is not None:
+            self._dump(t, ins, outs)
+        return outs
+
+    def run_beats(self, *a, **k):
+        raise ConfigError(f"run_beats is the OS stream; dataflow {self.cfg.dataflow!r} uses run_folds")
+
+    def run_folds(self, loads: np.ndarray, rows: np.ndarray, lasts: np.ndarray, *,
+                  load_valid: np.ndarray | None = None, in_valid: np.ndarray | None = None,
+                  ready: np.ndarray | None = None, max_cycles: int = 1 << 62):
+        """Stream load beats (rows of stationary tiles, C lanes, each tile's row R-1 first) and
+        stream beats (R lanes, `lasts` marking each fold's last row) until every result row is out.
+        Returns (output rows, their cycles, cycles run)."""
+        cfg = self.cfg
+        loads = np.ascontiguousarray(np.asarray(loads, dtype=np.int64).reshape(-1, cfg.cols))
+        rows = np.ascontiguousarray(np.asarray(rows, dtype=np.int64).reshape(-1, cfg.rows))
+        lasts = np.ascontiguousarray(lasts, dtype=np.int64)
+        n = rows.shape[0]
+        out_c = np.zeros((max(n, 1), cfg.cols), np.int64)
+        stamp = np.zeros(max(n, 1), np.int64)
+        empty = np.zeros(0, np.uint8)
+
+        def sched(x):
+            return empty if x is None else np.ascontiguousarray(x, dtype=np.uint8)
+
+        li, bi, nout, cycles = self.core.run(loads, rows, lasts, out_c, stamp, sched(load_valid),
+                                             sched(in_valid), sched(ready), max_cycles)
+        if bi != n or li != loads.shape[0]:
+            raise WorkloadError(f"the run stopped after {cycles} cycles with {li} of {loads.shape[0]} "
+                                f"load beats and {bi} of {n} stream beats taken (max_cycles "
+                                f"{max_cycles}, or the load/stream order cannot make progress)")
+        return out_c[:nout], stamp[:nout], int(cycles)
