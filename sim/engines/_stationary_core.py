@@ -243,16 +243,18 @@ class StationaryCore:
     @cython.boundscheck(False)
     @cython.wraparound(False)
     def run(self, loads: i64[:, ::1], ins: i64[:, ::1], lasts: i64[::1], out_c: i64[:, ::1],
-            out_stamp: i64[::1], lvalid: cython.uchar[::1], ivalid: cython.uchar[::1],
-            ready: cython.uchar[::1], max_cycles: i64):
-        """Free-running: stream all load beats and stream beats (each source valid unless its
-        schedule says 0 at that cycle; empty schedule = always), the sink ready unless `ready[t]`
-        says 0, until every beat is in and every result row is out (or max_cycles).
+            out_stamp: i64[::1], lavail: i64[::1], iavail: i64[::1],
+            ready: cython.uchar[::1], max_cycles: i64, drain: cython.int):
+        """Free-running: stream the load beats and stream beats (a source is valid once its next beat
+        is available: from cycle `lavail[b]` / `iavail[b]`, absolute; empty = always), the sink
+        ready unless `ready[t]` says 0 (t counted from this call; empty = always). With `drain`, run until every beat is in and every result row is out; without,
+        stop right after the last stream beat is taken (loads not yet taken are the caller's to
+        offer again in the next call, so chunked runs are cycle-exact). Stops at max_cycles too.
         Returns (load beats taken, stream beats taken, rows written, cycles run)."""
         nl: i64 = loads.shape[0]
         ni: i64 = ins.shape[0]
-        nlv: i64 = lvalid.shape[0]
-        niv: i64 = ivalid.shape[0]
+        nlv: i64 = lavail.shape[0]
+        niv: i64 = iavail.shape[0]
         nr: i64 = ready.shape[0]
         li: i64 = 0
         bi: i64 = 0
@@ -276,6 +278,8 @@ class StationaryCore:
             self.src_a = np.asarray(ins).astype(object)
             self.src_w = np.asarray(loads).astype(object)
         while t < max_cycles:
+            if not drain and bi >= ni:
+                break
             ov = self.vp[L - 1]
             if li >= nl and bi >= ni and ov == 0:
                 # nothing left to send; done once the pipeline holds no valid row
@@ -287,10 +291,10 @@ class StationaryCore:
                 if empty:
                     break
             lv = 1 if li < nl else 0
-            if lv and nlv > 0 and t < nlv and lvalid[t] == 0:
+            if lv and nlv > 0 and self.cycle < lavail[li]:
                 lv = 0
             iv = 1 if bi < ni else 0
-            if iv and niv > 0 and t < niv and ivalid[t] == 0:
+            if iv and niv > 0 and self.cycle < iavail[bi]:
                 iv = 0
             r = 1
             if nr > 0 and t < nr and ready[t] == 0:

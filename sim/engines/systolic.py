@@ -262,11 +262,15 @@ class StationaryModel(SystolicModel):
         raise ConfigError(f"run_beats is the OS stream; dataflow {self.cfg.dataflow!r} uses run_folds")
 
     def run_folds(self, loads: np.ndarray, rows: np.ndarray, lasts: np.ndarray, *,
-                  load_valid: np.ndarray | None = None, in_valid: np.ndarray | None = None,
-                  ready: np.ndarray | None = None, max_cycles: int = 1 << 62):
+                  load_avail: np.ndarray | None = None, in_avail: np.ndarray | None = None,
+                  ready: np.ndarray | None = None, max_cycles: int = 1 << 62,
+                  drain: bool = True):
         """Stream load beats (rows of stationary tiles, C lanes, each tile's row R-1 first) and
         stream beats (R lanes, `lasts` marking each fold's last row) until every result row is out.
-        Returns (output rows, their cycles, cycles run)."""
+        Returns (output rows, their cycles, cycles run), plus the number of load beats taken
+        when `drain` is False (then the run stops after the last stream beat; offer the untaken
+        loads again in the next call). `load_avail`/`in_avail` give, per beat, the first cycle at
+        which it can be offered (memory availability); `ready` is a per-cycle sink schedule."""
         cfg = self.cfg
         loads = np.ascontiguousarray(np.asarray(loads, dtype=np.int64).reshape(-1, cfg.cols))
         rows = np.ascontiguousarray(np.asarray(rows, dtype=np.int64).reshape(-1, cfg.rows))
@@ -279,8 +283,14 @@ class StationaryModel(SystolicModel):
         def sched(x):
             return empty if x is None else np.ascontiguousarray(x, dtype=np.uint8)
 
-        li, bi, nout, cycles = self.core.run(loads, rows, lasts, out_c, stamp, sched(load_valid),
-                                             sched(in_valid), sched(ready), max_cycles)
+        def avail(x):
+            return np.zeros(0, np.int64) if x is None else np.ascontiguousarray(x, dtype=np.int64)
+
+        li, bi, nout, cycles = self.core.run(loads, rows, lasts, out_c, stamp, avail(load_avail),
+                                             avail(in_avail), sched(ready), max_cycles,
+                                             1 if drain else 0)
+        if not drain and bi == n:
+            return out_c[:nout], stamp[:nout], int(cycles), int(li)
         if bi != n or li != loads.shape[0]:
             raise WorkloadError(f"the run stopped after {cycles} cycles with {li} of {loads.shape[0]} "
                                 f"load beats and {bi} of {n} stream beats taken (max_cycles "
