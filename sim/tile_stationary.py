@@ -33,7 +33,7 @@ __all__ = ["FoldTimes", "stationary_fold_times"]
 @dataclass(frozen=True)
 class FoldTimes:
     load_last: np.ndarray   # W_f
-    first: np.ndarray       # first stream beat of fold f
+    first: np.ndarray       # cycle of fold f's first stream beat
     last: np.ndarray        # L_f
     cycles: int             # total, reset to the last result row inclusive
 
@@ -78,4 +78,6 @@ def stationary_fold_times(R: int, C: int, rows_per_fold, *, double_buffer: bool,
                     start = g + 1
                     chain_free = g + 1
     cycles = Lf[-1] + R + C + 1
-    return FoldTimes(np.array(W, np.int64), np.array(S, np.int64), np.array(Lf, np.int64), cycles)
+    # a one-row fold's only beat is its last beat, which may wait for the previous token
+    first = [S[f] if m[f] > 1 else Lf[f] for f in range(F)]
+    return FoldTimes(np.array(W, np.int64), np.array(first, np.int64), np.array(Lf, np.int64), cycles)

@@ -24,8 +24,10 @@ from sim.errors import ConfigError, ConfigTypeError, TpesimError
     ({"cols": None}, ConfigTypeError, "cols must be an integer, not None"),
     ({"dataflow": "xs"}, ConfigError, "dataflow must be one of 'os', 'ws', 'is', not 'xs'"),
     ({"dataflow": "OS"}, ConfigError, "dataflow must be one of 'os', 'ws', 'is', not 'OS'"),
-    ({"dataflow": "ws"}, ConfigError, "dataflow must be one of 'os' in this version, not 'ws'"),
-    ({"dataflow": "is"}, ConfigError, "dataflow must be one of 'os' in this version, not 'is'"),
+    ({"double_buffer": True}, ConfigError,
+     "double_buffer must be False for dataflow 'os' (it double-buffers the stationary operand of "
+     "'ws'/'is'; OS already has a shadow result bank), not True"),
+    ({"dataflow": "ws", "double_buffer": 1}, ConfigTypeError, "double_buffer must be a bool, not 1"),
     ({"in_bits": 5}, ConfigError, "in_bits must be one of 4, 8, 16, not 5"),
     ({"in_bits": 32}, ConfigError, "in_bits must be one of 4, 8, 16, not 32"),
     ({"signed": 1}, ConfigTypeError, "signed must be a bool, not 1"),
@@ -109,7 +111,7 @@ def test_from_dict_unknown_field():
     with pytest.raises(ConfigError) as info:
         SystolicConfig.from_dict({"rows": 4, "depth": 3})
     assert str(info.value) == ("SystolicConfig has no field 'depth' "
-                               "(fields: acc_bits, cols, dataflow, in_bits, rows, signed)")
+                               "(fields: acc_bits, cols, dataflow, double_buffer, in_bits, rows, signed)")
 
 
 def test_from_json_validates():

@@ -304,6 +304,8 @@ class StationaryCore:
             fw = 1 if (lv and self.load_ready()) else 0
             fi = 1 if (iv and adv and self.act_valid and (last == 0 or self.tok_flight == 0)) else 0
             if ov and r:
+                if no >= out_c.shape[0]:
+                    raise IndexError("out_c is too small for the rows leaving in this run")
                 for j in range(C):
                     out_c[no, j] = self.out_lane(j)
                 out_stamp[no] = self.cycle

@@ -263,6 +263,8 @@ class OsCore:
             fire_in = 1 if (v and rdy) else 0
             fire_out = 1 if (self.full and r) else 0
             if fire_out:
+                if no >= out_c.shape[0]:
+                    raise IndexError("out_c is too small for the rows leaving in this run")
                 for j in range(C):
                     out_c[no, j] = self.shs[self.rptr + j, self.rptr]
                 out_stamp[no] = self.cycle

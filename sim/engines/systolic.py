@@ -276,8 +276,10 @@ class StationaryModel(SystolicModel):
         rows = np.ascontiguousarray(np.asarray(rows, dtype=np.int64).reshape(-1, cfg.rows))
         lasts = np.ascontiguousarray(lasts, dtype=np.int64)
         n = rows.shape[0]
-        out_c = np.zeros((max(n, 1), cfg.cols), np.int64)
-        stamp = np.zeros(max(n, 1), np.int64)
+        # rows still in the pipeline from an earlier (non-draining) call also leave during this one
+        cap = n + cfg.rows + cfg.cols + 1
+        out_c = np.zeros((cap, cfg.cols), np.int64)
+        stamp = np.zeros(cap, np.int64)
         empty = np.zeros(0, np.uint8)
 
         def sched(x):
