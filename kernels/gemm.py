@@ -1,47 +1,56 @@
-"""GEMM on the output-stationary systolic engine: tiling, stream beats, and an event-driven run.
+"""GEMM (and conv2d lowered to a GEMM) on the systolic engine, at two fidelities.
 
-`run_gemm` maps C = A @ B onto an R x C OS array tile by tile and drives the register-level cycle
-model through the event kernel, touching Python once per tile; the result is checked against numpy.
+`run_gemm` maps C = A @ B onto an R x C array tile by tile and runs it on the event kernel through
+`sim.timing.TileEngine`, with the memory model of sim/memory.py:
+
+* fidelity "cycle" (default): each engine wake-up streams one whole tile through the register-level
+  cycle model (compiled), touching Python once per tile; operand availability and output space from
+  the memory gate the stream's valid and the sink's ready per cycle; the result is checked against
+  numpy.
+* fidelity "tile": the same engine and memory components with the tile-level timing rule instead of
+  the register model; no operand values are needed. With `verify`, values come from numpy, tile by
+  tile in stream order, and are checked against the whole-matrix reference.
+
+Adding a dataflow means registering its tile timing (`sim.timing.register_timing`) and its
+cycle-level backend here (`register_cycle_backend`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from sim.engines.systolic import SystolicConfig, SystolicModel, reference
-from sim.errors import WorkloadError
-from sim.kernel import Simulator
+from sim.errors import TpesimError, WorkloadError
+from sim.memory import MemoryConfig
+from sim.timing import (FIDELITIES, TileStream, TimingReport, make_report, make_timing,
+                        run_stream, timing_class)
 
-__all__ = ["GemmResult", "run_gemm", "random_operands", "tile_grid", "tile_beats"]
+__all__ = ["GemmResult", "run_gemm", "time_gemm", "run_conv", "time_conv", "random_operands",
+           "tile_grid", "tile_beats", "OsCycleBackend", "CYCLE_BACKENDS", "register_cycle_backend"]
 
-# Show a progress bar only when the run is worth watching: at least this many PE-updates
-# (cycles * R * C, estimated before the run), about a second of compiled simulation.
-PROGRESS_MIN_PE_UPDATES = 300_000_000
+# Show a progress bar (stderr) once a run has lasted this long and is not about to finish.
+PROGRESS_AFTER_S = 1.5
 
 
-@dataclass(frozen=True, eq=False)
-class GemmResult:
-    """Outcome of one GEMM on the engine.
+@dataclass(frozen=True, eq=False, kw_only=True)
+class GemmResult(TimingReport):
+    """Outcome of one GEMM on the engine: a `sim.timing.TimingReport` plus values.
+
+    Besides the report's fields (cycles, compute_cycles, stall_cycles, macs, utilization, tiles,
+    per-operand SRAM/DRAM bytes, ...):
 
     Attributes
     ----------
-    c : np.ndarray
-        M x N result (int64), as the engine produced it.
-    cycles : int
-        Clock cycles from reset until the engine is idle after the last result row.
-    macs : int
-        Useful multiply-accumulates, M*N*K (padding lanes excluded).
-    utilization : float
-        macs / (cycles * R * C), from 0 to 1.
-    matched : bool
-        `c` equals the functional reference (exact numpy, wrapped to acc_bits).
-    tiles : int
-        Output tiles streamed through the array, ceil(M/R) * ceil(N/C).
+    c : np.ndarray or None
+        M x N result (int64): at cycle fidelity as the engine produced it; at tile fidelity from
+        numpy when verified; None otherwise.
+    matched : bool or None
+        `c` equals the functional reference (exact numpy, wrapped to acc_bits); None when not
+        checked.
     wall_s : float
         Wall-clock seconds of the simulation alone (operand checks and the reference excluded).
     out_cycles : np.ndarray
@@ -49,14 +58,8 @@ class GemmResult:
         rows included), for latency studies and cycle-exactness tests.
     """
 
-    c: np.ndarray
-    cycles: int
-    macs: int
-    utilization: float
-    matched: bool
-    tiles: int
-    wall_s: float = 0.0
-    out_cycles: np.ndarray | None = None
+    c: np.ndarray | None = None
+    matched: bool | None = None
 
 
 def _check_operand(name: str, x, cfg: SystolicConfig) -> np.ndarray:
@@ -108,102 +111,252 @@ def tile_beats(cfg: SystolicConfig, a: np.ndarray, b: np.ndarray, mi: int, ni: i
     return beats_a, beats_b, beats_last
 
 
-class _GemmEngine:
-    """Event-kernel component: each wake-up streams one whole tile through the compiled model.
+class OsCycleBackend:
+    """Cycle-level backend of `sim.timing.TileEngine` for the OS array: one `run_beats` per tile.
 
-    The engine is woken in the cycle after the previous tile's last beat was accepted, so simulator
-    time and the model's clock are the same number.
+    `stream(t, ...)` streams tile t's K beats (source valid from the cycle its operands are in SRAM)
+    while tile t-1's rows drain (sink ready from the cycle the output buffer has room); `drain`
+    empties the last tile. With a and b None the beats are zeros (timing only).
     """
 
-    def __init__(self, cfg: SystolicConfig, model: SystolicModel, a: np.ndarray, b: np.ndarray,
-                 on_tile=None):
+    def __init__(self, cfg: SystolicConfig, m: int, n: int, k: int, a: np.ndarray | None = None,
+                 b: np.ndarray | None = None, *, interpreted: bool | None = None):
         self.cfg = cfg
-        self.model = model
-        self.out = np.zeros((a.shape[0], b.shape[1]), np.int64)
-        gm, gn = tile_grid(cfg, a.shape[0], b.shape[1])
-        self.ntiles = gm * gn
+        self.model = SystolicModel(cfg, interpreted=interpreted)
+        self.m, self.n = m, n
+        gm, self.gn = tile_grid(cfg, m, n)
         # Operands padded to whole tiles, A transposed, so a tile's beats are one contiguous copy
         # of a column block (O(MK + KN) memory; the beats of other tiles are never built).
-        k = a.shape[1]
         self._at = np.zeros((k, gm * cfg.rows), np.int64)
-        self._at[:, :a.shape[0]] = a.T
-        self._bp = np.zeros((k, gn * cfg.cols), np.int64)
-        self._bp[:, :b.shape[1]] = b
+        self._bp = np.zeros((k, self.gn * cfg.cols), np.int64)
+        self.values = a is not None
+        if self.values:
+            self._at[:, :m] = a.T
+            self._bp[:, :n] = b
         self._last = np.zeros(k, np.int64)
         self._last[-1] = 1
-        self._tiles: Iterator[tuple[int, int]] = ((mi, ni) for mi in range(gm) for ni in range(gn))
-        self._done_tiles: deque[tuple[int, int]] = deque()  # streamed, awaiting their rows
-        self._pending = np.zeros((0, cfg.cols), np.int64)  # rows of the tile heading _done_tiles
-        self.fed = 0
-        # The engine's clock, counted here from run_beats' "cycles run" (a fresh model starts at 0).
-        self.cycle = 0
-        self.end_cycle = -1
-        self._stamps: list[np.ndarray] = []  # cycle of every result row, in output order
-        self._on_tile = on_tile
+        self._no_beats = (np.zeros((0, cfg.rows), np.int64), np.zeros((0, cfg.cols), np.int64),
+                          np.zeros(0, np.int64))
+        self.out = np.zeros((m, n), np.int64) if self.values else None
+        self.cycle = 0  # the model's clock (a fresh model starts at 0)
+        self._stamps: list[np.ndarray] = []
 
-    def wake(self, sim, now: int) -> int:
+    @staticmethod
+    def _hold(until: int, now: int) -> np.ndarray | None:
+        """A per-cycle schedule, 0 before cycle `until` (None if there is nothing to hold)."""
+        return np.zeros(until - now, np.uint8) if until > now else None
+
+    def stream(self, t, now, ready, out_free):
         if now != self.cycle:
             raise RuntimeError(f"engine woken at cycle {now} but its clock is at {self.cycle}")
-        mi, ni = next(self._tiles)
-        self._done_tiles.append((mi, ni))
-        self.fed += 1
-        last_tile = self.fed == self.ntiles
         R, C = self.cfg.rows, self.cfg.cols
+        mi, ni = divmod(t, self.gn)
         beats_a = np.ascontiguousarray(self._at[:, mi * R:(mi + 1) * R])
         beats_b = np.ascontiguousarray(self._bp[:, ni * C:(ni + 1) * C])
-        rows, stamps, ran = self.model.run_beats(beats_a, beats_b, self._last, drain=last_tile)
+        rows, stamps, ran = self.model.run_beats(
+            beats_a, beats_b, self._last, valid=self._hold(max(ready), now),
+            ready=self._hold(out_free, now) if t else None, drain=False)
         self.cycle += ran
-        self._collect(rows, stamps)
-        if self._on_tile is not None:
-            self._on_tile(self.fed)
-        if last_tile:
-            self.end_cycle = self.cycle
-            return -1
-        return self.cycle
+        prev_done = -1
+        if t:
+            prev_done = self._collect(t - 1, rows, stamps)
+        elif len(rows):
+            raise RuntimeError(f"{len(rows)} result rows before the first tile finished")
+        return self.cycle - 1, prev_done, self.cycle
 
-    def _collect(self, rows: np.ndarray, stamps: np.ndarray) -> None:
+    def drain(self, now, out_free):
+        if now != self.cycle:
+            raise RuntimeError(f"engine woken at cycle {now} but its clock is at {self.cycle}")
+        rows, stamps, ran = self.model.run_beats(*self._no_beats, ready=self._hold(out_free, now),
+                                                 drain=True)
+        self.cycle += ran
+        gm = -(-self.m // self.cfg.rows)
+        return self._collect(gm * self.gn - 1, rows, stamps)
+
+    def _collect(self, t: int, rows: np.ndarray, stamps: np.ndarray) -> int:
         R, C = self.cfg.rows, self.cfg.cols
+        if len(rows) != R:
+            raise RuntimeError(f"tile {t} delivered {len(rows)} result rows, not {R}")
         self._stamps.append(stamps)
-        pending = np.concatenate([self._pending, rows]) if len(self._pending) else rows
-        while len(pending) >= R:
-            mi, ni = self._done_tiles.popleft()
+        if self.values:
+            mi, ni = divmod(t, self.gn)
             m0, n0 = mi * R, ni * C
-            m1, n1 = min(m0 + R, self.out.shape[0]), min(n0 + C, self.out.shape[1])
-            self.out[m0:m1, n0:n1] = pending[:m1 - m0, :n1 - n0]
-            pending = pending[R:]
-        self._pending = pending
+            m1, n1 = min(m0 + R, self.m), min(n0 + C, self.n)
+            self.out[m0:m1, n0:n1] = rows[:m1 - m0, :n1 - n0]
+        return int(stamps[-1])
 
-    def out_cycles(self) -> np.ndarray:
+    def row_cycles(self) -> np.ndarray:
         return np.concatenate(self._stamps) if self._stamps else np.zeros(0, np.int64)
 
 
-def _estimate_cycles(cfg: SystolicConfig, k: int, ntiles: int) -> int:
-    return ntiles * max(k, 2 * cfg.rows + cfg.cols) + 2 * cfg.rows + cfg.cols
+CYCLE_BACKENDS: dict[str, type] = {"os": OsCycleBackend}
 
 
-def run_gemm(cfg: SystolicConfig, a, b, *, interpreted: bool | None = None,
-             progress: bool = False) -> GemmResult:
-    """Run C = A @ B on the OS systolic cycle model, one event per tile.
+def register_cycle_backend(dataflow: str, cls: type) -> type:
+    """Make a dataflow's cycle-level backend available to `run_gemm` (same interface as
+    `OsCycleBackend`: constructor (cfg, m, n, k, a, b, interpreted=...), stream, drain, row_cycles,
+    and `out`)."""
+    CYCLE_BACKENDS[dataflow] = cls
+    return cls
+
+
+def _cycle_backend_class(dataflow: str) -> type:
+    try:
+        return CYCLE_BACKENDS[dataflow]
+    except KeyError:
+        raise TpesimError(f"dataflow {dataflow!r} is not supported at cycle level in this version "
+                          f"(supported: {', '.join(map(repr, CYCLE_BACKENDS))})") from None
+
+
+class _Progress:
+    """A rich progress bar on stderr that appears only once a run has lasted PROGRESS_AFTER_S."""
+
+    def __init__(self, label: str, enabled: bool):
+        self.label = label
+        self.enabled = enabled
+        self.t0 = time.perf_counter()
+        self.bar = None
+        self.task = None
+        self.offset = 0  # tiles done in earlier passes
+        self.total = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            if time.perf_counter() - self.t0 < PROGRESS_AFTER_S or done >= total:
+                return
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self.bar = Progress(console=Console(stderr=True), transient=True)
+            self.task = self.bar.add_task(self.label, total=self.total or total)
+            self.bar.start()
+        self.bar.update(self.task, completed=self.offset + done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def _check_fidelity(fidelity: str) -> str:
+    if fidelity not in FIDELITIES:
+        raise TpesimError(f"fidelity must be one of {', '.join(map(repr, FIDELITIES))}, "
+                          f"not {fidelity!r}")
+    return fidelity
+
+
+def _check_memory(memory) -> MemoryConfig:
+    if memory is None:
+        return MemoryConfig()
+    if not isinstance(memory, MemoryConfig):
+        raise WorkloadError(f"memory must be a MemoryConfig, not {type(memory).__name__}")
+    return memory
+
+
+def _tiled_numpy(cfg: SystolicConfig, stream: TileStream, a: np.ndarray,
+                 b: np.ndarray) -> np.ndarray:
+    """C assembled from per-tile numpy products, following the tile stream's blocks (tile-level
+    values: checks that the stream the timing used covers C exactly)."""
+    R, C = cfg.rows, cfg.cols
+    m, n = a.shape[0], b.shape[1]
+    c = np.full((m, n), np.iinfo(np.int64).min, np.int64)
+    ai = stream.inputs[0].block.tolist()
+    bi = stream.inputs[1].block.tolist()
+    for mi, ni in zip(ai, bi):
+        blk = reference(cfg, a[mi * R:(mi + 1) * R], b[:, ni * C:(ni + 1) * C])
+        c[mi * R:(mi + 1) * R, ni * C:(ni + 1) * C] = blk
+    return c
+
+
+def _run(cfg: SystolicConfig, m: int, n: int, k: int, a, b, *, fidelity: str,
+         memory: MemoryConfig, verify: bool, interpreted, progress: bool, label: str,
+         record_rows: bool = True) -> GemmResult:
+    """The shared driver of run_gemm and time_gemm (a, b may be None for timing only)."""
+    if fidelity == "cycle":
+        backend_cls = _cycle_backend_class(cfg.dataflow)
+    timing = make_timing(cfg.rows, cfg.cols, cfg.dataflow, cfg.in_bits, cfg.acc_bits)
+    stream = timing.gemm_stream(m, n, k)
+    bar = _Progress(label, progress)
+    c = None
+    try:
+        t0 = time.perf_counter()
+        if fidelity == "tile":
+            compute_cycles, ideal_rows = timing.ideal(stream, record_rows)
+            if memory.ideal:
+                from sim.memory import _check_fits
+
+                _check_fits(stream, memory)
+                run, out_cycles = None, ideal_rows
+            else:
+                backend = timing.backend(stream, record_rows)
+                run = run_stream(stream, backend, memory, bar)
+                out_cycles = backend.row_cycles() if record_rows else None
+        else:
+            passes = 1 if memory.ideal else 2
+            bar.total = passes * stream.ntiles
+            backend = backend_cls(cfg, m, n, k, a, b, interpreted=interpreted)
+            run = run_stream(stream, backend, memory, bar)
+            out_cycles = backend.row_cycles()
+            c = backend.out
+            if memory.ideal:
+                compute_cycles = run.cycles
+            else:
+                # the stall-free count from the register model too: a second, value-free pass
+                bar.offset = stream.ntiles
+                ideal = backend_cls(cfg, m, n, k, interpreted=interpreted)
+                compute_cycles = run_stream(stream, ideal, MemoryConfig(), bar).cycles
+        wall_s = time.perf_counter() - t0
+    finally:
+        bar.close()
+    matched = None
+    if verify and a is not None:
+        if fidelity == "tile":
+            c = _tiled_numpy(cfg, stream, a, b)
+        matched = bool(np.array_equal(c, reference(cfg, a, b)))
+    return make_report(timing=timing, fidelity=fidelity, m=m, n=n, k=k, stream=stream, run=run,
+                       compute_cycles=compute_cycles, memory=memory, wall_s=wall_s,
+                       out_cycles=out_cycles, cls=GemmResult, c=c, matched=matched)
+
+
+def run_gemm(cfg: SystolicConfig, a, b, *, fidelity: str = "cycle",
+             memory: MemoryConfig | None = None, verify: bool | None = None,
+             interpreted: bool | None = None, progress: bool = False) -> GemmResult:
+    """Run C = A @ B on the systolic engine, one event per tile.
 
     Parameters
     ----------
     cfg : SystolicConfig
-        The engine (R x C, widths).
+        The engine (R x C, dataflow, widths).
     a, b : array_like of int
         M x K and K x N operands, every value within ``cfg.in_range``.
+    fidelity : {"cycle", "tile"}
+        "cycle": the register-level model computes C. "tile": tile-level timing; C from numpy
+        (only if `verify`).
+    memory : MemoryConfig or None
+        SRAM buffers and DRAM link (default: ideal, no stalls).
+    verify : bool or None
+        Check C against the functional reference (`matched`); at tile fidelity this is what
+        produces C at all. Default: True at cycle fidelity, False at tile fidelity.
     interpreted : bool or None
         Run the pure-Python source of the hot path instead of the compiled one (default: the
         TPESIM_INTERPRETED environment variable).
     progress : bool
-        Show a progress bar on the terminal if the run is long.
+        Show a progress bar on stderr if the run lasts more than a second or two.
 
     Raises
     ------
     WorkloadError
-        Operands are not integer matrices, their shapes do not chain, or a value does not fit.
+        Operands are not integer matrices, their shapes do not chain, a value does not fit, or a
+        tile's operand does not fit its SRAM.
+    TpesimError
+        The dataflow is not supported at this fidelity.
     """
     if not isinstance(cfg, SystolicConfig):
         raise WorkloadError(f"cfg must be a SystolicConfig, not {type(cfg).__name__}")
+    _check_fidelity(fidelity)
+    memory = _check_memory(memory)
     a = _check_operand("a", a, cfg)
     b = _check_operand("b", b, cfg)
     if a.shape[1] != b.shape[0]:
@@ -211,39 +364,67 @@ def run_gemm(cfg: SystolicConfig, a, b, *, interpreted: bool | None = None,
                             f"(a is {a.shape[0]}x{a.shape[1]}, b is {b.shape[0]}x{b.shape[1]})")
     m, k = a.shape
     n = b.shape[1]
-    model = SystolicModel(cfg, interpreted=interpreted)
-    gm, gn = tile_grid(cfg, m, n)
-    ntiles = gm * gn
+    if verify is None:
+        verify = fidelity == "cycle"
+    return _run(cfg, m, n, k, a, b, fidelity=fidelity, memory=memory, verify=verify,
+                interpreted=interpreted, progress=progress,
+                label=f"gemm {m}x{n}x{k} on {cfg.name} ({fidelity})")
 
-    bar = None
-    on_tile = None
-    if progress and ntiles > 1 and \
-            _estimate_cycles(cfg, k, ntiles) * cfg.rows * cfg.cols >= PROGRESS_MIN_PE_UPDATES:
-        from rich.console import Console
-        from rich.progress import Progress
 
-        bar = Progress(console=Console(stderr=True), transient=True)
-        task = bar.add_task(f"gemm {m}x{n}x{k} on {cfg.name}", total=ntiles)
-        on_tile = lambda done: bar.update(task, completed=done)  # noqa: E731
+def time_gemm(cfg: SystolicConfig, m: int, n: int, k: int, *, memory: MemoryConfig | None = None,
+              progress: bool = False, record_rows: bool = False) -> GemmResult:
+    """Tile-level timing of an M x N x K GEMM without operand values (c and matched are None)."""
+    if not isinstance(cfg, SystolicConfig):
+        raise WorkloadError(f"cfg must be a SystolicConfig, not {type(cfg).__name__}")
+    m, n, k = _check_dim("m", m), _check_dim("n", n), _check_dim("k", k)
+    timing_class(cfg.dataflow)
+    return _run(cfg, m, n, k, None, None, fidelity="tile", memory=_check_memory(memory),
+                verify=False, interpreted=None, progress=progress, record_rows=record_rows,
+                label=f"gemm {m}x{n}x{k} on {cfg.name} (tile)")
 
-    t0 = time.perf_counter()
-    engine = _GemmEngine(cfg, model, a, b, on_tile)
-    sim = Simulator()
-    sim.schedule(engine, 0)
-    if bar is not None:
-        with bar:
-            sim.run()
-    else:
-        sim.run()
-    wall_s = time.perf_counter() - t0
 
-    cycles = engine.end_cycle
-    macs = m * n * k
-    c = engine.out
-    matched = bool(np.array_equal(c, reference(cfg, a, b)))
-    return GemmResult(c=c, cycles=cycles, macs=macs,
-                      utilization=macs / (cycles * cfg.rows * cfg.cols), matched=matched,
-                      tiles=ntiles, wall_s=wall_s, out_cycles=engine.out_cycles())
+# -- conv2d, lowered by im2col (kernels/conv.py) onto the same GEMM --------------------------------
+def _conv_reference(cfg: SystolicConfig, layer, x, w) -> np.ndarray:
+    from kernels.conv import conv2d_direct
+    from sim.numerics import wrap_array
+
+    return wrap_array(conv2d_direct(x, w, layer), cfg.acc_bits, cfg.signed)
+
+
+def run_conv(cfg: SystolicConfig, layer, x, w, *, fidelity: str = "cycle",
+             memory: MemoryConfig | None = None, verify: bool | None = None,
+             interpreted: bool | None = None, progress: bool = False) -> GemmResult:
+    """conv2d (NHWC x, HWIO w) as im2col + GEMM on the engine; `c` is the NHWC output and
+    `matched` compares it with the direct numpy convolution (wrapped to acc_bits). m, n, k are the
+    lowered GEMM's. `verify` defaults to True at cycle fidelity, False at tile fidelity."""
+    from kernels.conv import fold_output, im2col, weights_to_b
+
+    _check_fidelity(fidelity)
+    if verify is None:
+        verify = fidelity == "cycle"
+
+    a = im2col(x, layer)
+    b = weights_to_b(w, layer)
+    res = run_gemm(cfg, a, b, fidelity=fidelity, memory=memory, verify=False,
+                   interpreted=interpreted, progress=progress)
+    c, matched = res.c, None
+    if verify:
+        if c is None:  # tile fidelity: numpy values along the tile stream
+            timing = make_timing(cfg.rows, cfg.cols, cfg.dataflow, cfg.in_bits, cfg.acc_bits)
+            c = _tiled_numpy(cfg, timing.gemm_stream(*layer.gemm_shape()), _check_operand(
+                "a", a, cfg), _check_operand("b", b, cfg))
+        c = fold_output(c, layer)
+        matched = bool(np.array_equal(c, _conv_reference(cfg, layer, x, w)))
+    elif c is not None:
+        c = fold_output(c, layer)
+    return dataclasses.replace(res, c=c, matched=matched)
+
+
+def time_conv(cfg: SystolicConfig, layer, *, memory: MemoryConfig | None = None,
+              progress: bool = False) -> GemmResult:
+    """Tile-level timing of a conv2d layer (its im2col GEMM), without values."""
+    m, n, k = layer.gemm_shape()
+    return time_gemm(cfg, m, n, k, memory=memory, progress=progress)
 
 
 def random_operands(cfg: SystolicConfig, m: int, n: int, k: int,

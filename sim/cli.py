@@ -57,24 +57,66 @@ def _systolic_config(args: argparse.Namespace, dataflow: str = "os"):
                           in_bits=args.in_bits, signed=not args.unsigned, acc_bits=args.acc_bits)
 
 
+def _run_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by every `run` kernel: dataflow, fidelity, memory, outputs."""
+    p.add_argument("--dataflow", default="os", choices=("os", "ws", "is"),
+                   help="which operand stays in the PEs (default os)")
+    p.add_argument("--fidelity", default="cycle", choices=("cycle", "tile"),
+                   help="cycle: the register-level model computes and checks the result (default); "
+                        "tile: tile-level timing only (identical cycle counts), fast")
+    p.add_argument("--verify", action="store_true",
+                   help="at tile fidelity, also compute the result with numpy and check it "
+                        "(cycle fidelity always checks)")
+    for op, what in (("a", "A (the streamed rows)"), ("b", "B (the streamed columns)"),
+                     ("c", "the results")):
+        p.add_argument(f"--sram-kib-{op}", type=float, default=None, metavar="KIB",
+                       help=f"SRAM for {what} in KiB, two halves (default: unbounded)")
+    p.add_argument("--dram-bw", type=float, default=None, metavar="BYTES_PER_CYCLE",
+                   help="DRAM link bandwidth shared by all operands (default: unbounded)")
+    p.add_argument("--dram-latency", type=int, default=0, metavar="CYCLES",
+                   help="cycles from a read's transfer to its data in SRAM (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="operand seed (default 0)")
+    p.add_argument("--interpreted", action="store_true",
+                   help="run the pure-Python source of the hot path (slow; for debugging)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object instead of a table")
+    p.add_argument("--csv", metavar="FILE", default=None,
+                   help="also write the report as CSV (header and one row) to FILE")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG,
                      description="Cycle-accurate simulator of tensor processing engines.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    run = sub.add_parser("run", help="run a kernel on an engine's cycle model")
+    run = sub.add_parser("run", help="run a kernel on an engine (cycle model or tile-level timing)")
     run_sub = run.add_subparsers(dest="kernel", metavar="KERNEL", required=True)
-    gemm = run_sub.add_parser("gemm", help="C = A @ B on the OS systolic array, random operands")
+    gemm = run_sub.add_parser("gemm", help="C = A @ B on the systolic array, random operands")
     gemm.add_argument("--m", type=int, required=True, help="rows of A and C")
     gemm.add_argument("--n", type=int, required=True, help="columns of B and C")
     gemm.add_argument("--k", type=int, required=True, help="columns of A, rows of B")
     _engine_args(gemm)
-    gemm.add_argument("--seed", type=int, default=0, help="operand seed (default 0)")
-    gemm.add_argument("--interpreted", action="store_true",
-                      help="run the pure-Python source of the hot path (slow; for debugging)")
-    gemm.add_argument("--json", action="store_true",
-                      help="print one JSON object instead of a table")
+    _run_args(gemm)
     gemm.set_defaults(func=_cmd_run_gemm)
+
+    conv = run_sub.add_parser("conv", help="conv2d (NHWC, HWIO) lowered by im2col onto the "
+                                           "systolic array, random operands")
+    for name, what in (("in-h", "input height"), ("in-w", "input width"),
+                       ("in-channels", "input channels"), ("out-channels", "filters"),
+                       ("kernel-h", "filter height"), ("kernel-w", "filter width")):
+        conv.add_argument(f"--{name}", type=int, required=True, help=what)
+    for name, default, what in (("stride-h", 1, "vertical stride"),
+                                ("stride-w", 1, "horizontal stride"),
+                                ("pad-h", 0, "zero rows added at top and bottom"),
+                                ("pad-w", 0, "zero columns added left and right"),
+                                ("dilation-h", 1, "vertical tap spacing"),
+                                ("dilation-w", 1, "horizontal tap spacing"),
+                                ("batch", 1, "images")):
+        conv.add_argument(f"--{name}", type=int, default=default,
+                          help=f"{what} (default {default})")
+    _engine_args(conv)
+    _run_args(conv)
+    conv.set_defaults(func=_cmd_run_conv)
 
     verilog = sub.add_parser("verilog", help="emit the Verilog of a configured engine")
     v_sub = verilog.add_subparsers(dest="engine", metavar="ENGINE", required=True)
@@ -89,53 +131,140 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cmd_run_gemm(args: argparse.Namespace) -> int:
-    from kernels.gemm import random_operands, run_gemm
+def _memory_config(args: argparse.Namespace):
+    from .memory import MemoryConfig
 
-    cfg = _systolic_config(args)
-    a, b = random_operands(cfg, args.m, args.n, args.k, args.seed)
-    t0 = time.perf_counter()
-    res = run_gemm(cfg, a, b, interpreted=True if args.interpreted else None,
-                   progress=not args.json and sys.stderr.isatty())
-    total_s = time.perf_counter() - t0
-    cycles_per_s = res.cycles / res.wall_s if res.wall_s > 0 else float("inf")
-    report = {
-        "kernel": "gemm",
-        "engine": cfg.name,
-        "m": args.m, "n": args.n, "k": args.k, "seed": args.seed,
-        **cfg.to_dict(),
-        "interpreted": bool(args.interpreted),
-        "tiles": res.tiles,
-        "cycles": res.cycles,
-        "macs": res.macs,
-        "utilization": res.utilization,
-        "matched": res.matched,
-        "wall_s": res.wall_s,
-        "total_wall_s": total_s,
-        "cycles_per_s": cycles_per_s,
-    }
+    return MemoryConfig(sram_kib_a=args.sram_kib_a, sram_kib_b=args.sram_kib_b,
+                        sram_kib_c=args.sram_kib_c, dram_bw=args.dram_bw,
+                        dram_latency=args.dram_latency)
+
+
+def _check_supported(args: argparse.Namespace) -> None:
+    """A dataflow without a model at the asked fidelity is an error, never a silent wrong answer."""
+    from .timing import timing_class
+
+    if args.fidelity == "cycle":
+        from kernels.gemm import _cycle_backend_class
+
+        _cycle_backend_class(args.dataflow)
+    timing_class(args.dataflow)
+
+
+def _run_report(kernel: str, args: argparse.Namespace, cfg, res, shape: dict,
+                total_s: float) -> dict:
+    cycles_per_s = res.cycles / res.wall_s if res.wall_s > 0 else None
+    report = {"kernel": kernel, "engine": cfg.name, **shape, "seed": args.seed, **cfg.to_dict(),
+              "interpreted": bool(args.interpreted)}
+    report.update(res.to_dict())
+    report.update({"total_wall_s": total_s, "cycles_per_s": cycles_per_s})
+    return report
+
+
+def _emit(args: argparse.Namespace, report: dict, title: str) -> int:
+    if args.csv:
+        import csv
+
+        with open(args.csv, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(report))
+            w.writeheader()
+            w.writerow({k: ("" if v is None else v) for k, v in report.items()})
     if args.json:
         print(json.dumps(report))
     else:
-        rows = [
-            ("engine", cfg.name),
-            ("gemm (m x n x k)", f"{args.m} x {args.n} x {args.k}"),
-            ("tiles", f"{res.tiles}"),
-            ("cycles", f"{res.cycles:,}"),
-            ("macs", f"{res.macs:,}"),
-            ("utilization", f"{100 * res.utilization:.2f} %"),
-            ("matched numpy", "yes" if res.matched else "NO"),
-            ("wall time (simulation)", _seconds(res.wall_s)),
-            ("simulated cycles/s", f"{cycles_per_s:,.0f}"),
-        ]
-        width = max(len(k) for k, _ in rows)
-        for key, val in rows:
-            print(f"{key:<{width}}  {val}")
-    if not res.matched:
+        _print_table(report, title)
+    if report["matched"] is False:
         print(f"{PROG}: error: result differs from the numpy reference (seed {args.seed})",
               file=sys.stderr)
         return 1
     return 0
+
+
+def _print_table(r: dict, title: str) -> None:
+    matched = {True: "yes", False: "NO", None: "not checked (--verify)"}[r["matched"]]
+    rows = [
+        ("engine", r["engine"]),
+        (r["kernel"], title),
+        ("dataflow / fidelity", f"{r['dataflow']} / {r['fidelity']}"),
+        ("tiles", f"{r['tiles']:,}"),
+        ("cycles", f"{r['cycles']:,}"),
+        ("compute cycles", f"{r['compute_cycles']:,}"),
+        ("stall cycles", f"{r['stall_cycles']:,}"),
+        ("macs", f"{r['macs']:,}"),
+        ("utilization", f"{100 * r['utilization']:.2f} %"),
+    ]
+    for op in "abc":
+        parts = [f"{kind} {rw} {r[f'{kind}_{rw}_bytes_{op}']:,}"
+                 for kind in ("sram", "dram") for rw in ("read", "write")
+                 if r[f"{kind}_{rw}_bytes_{op}"]]
+        rows.append((f"bytes {op.upper()}", ", ".join(parts) or "0"))
+    rows += [
+        ("matched numpy", matched),
+        ("wall time (simulation)", _seconds(r["wall_s"])),
+    ]
+    if r["cycles_per_s"] is not None:
+        rows.append(("simulated cycles/s", f"{r['cycles_per_s']:,.0f}"))
+    width = max(len(k) for k, _ in rows)
+    for key, val in rows:
+        print(f"{key:<{width}}  {val}")
+
+
+def _cmd_run_gemm(args: argparse.Namespace) -> int:
+    from kernels.gemm import random_operands, run_gemm, time_gemm
+
+    check_int("m", args.m)
+    check_int("n", args.n)
+    check_int("k", args.k)
+    _check_supported(args)
+    cfg = _systolic_config(args, args.dataflow)
+    memory = _memory_config(args)
+    progress = sys.stderr.isatty()
+    t0 = time.perf_counter()
+    if args.fidelity == "tile" and not args.verify:
+        res = time_gemm(cfg, args.m, args.n, args.k, memory=memory, progress=progress)
+    else:
+        a, b = random_operands(cfg, args.m, args.n, args.k, args.seed)
+        res = run_gemm(cfg, a, b, fidelity=args.fidelity, memory=memory, verify=True,
+                       interpreted=True if args.interpreted else None, progress=progress)
+    total_s = time.perf_counter() - t0
+    report = _run_report("gemm", args, cfg, res, {"m": args.m, "n": args.n, "k": args.k},
+                         total_s)
+    return _emit(args, report, f"{args.m} x {args.n} x {args.k} (m x n x k)")
+
+
+def _cmd_run_conv(args: argparse.Namespace) -> int:
+    from kernels.conv import ConvLayer, random_operands
+    from kernels.gemm import run_conv, time_conv
+
+    _check_supported(args)
+    cfg = _systolic_config(args, args.dataflow)
+    layer = ConvLayer(in_h=args.in_h, in_w=args.in_w, in_channels=args.in_channels,
+                      out_channels=args.out_channels, kernel_h=args.kernel_h,
+                      kernel_w=args.kernel_w, stride_h=args.stride_h, stride_w=args.stride_w,
+                      pad_h=args.pad_h, pad_w=args.pad_w, dilation_h=args.dilation_h,
+                      dilation_w=args.dilation_w, batch=args.batch)
+    memory = _memory_config(args)
+    progress = sys.stderr.isatty()
+    t0 = time.perf_counter()
+    if args.fidelity == "tile" and not args.verify:
+        res = time_conv(cfg, layer, memory=memory, progress=progress)
+    else:
+        import numpy as np
+
+        lo, hi = cfg.in_range
+        x, w = random_operands(layer, np.random.default_rng(args.seed), lo, hi)
+        res = run_conv(cfg, layer, x, w, fidelity=args.fidelity, memory=memory, verify=True,
+                       interpreted=True if args.interpreted else None, progress=progress)
+    total_s = time.perf_counter() - t0
+    shape = {f: getattr(layer, f) for f in ("batch", "in_h", "in_w", "in_channels",
+                                            "out_channels", "kernel_h", "kernel_w", "stride_h",
+                                            "stride_w", "pad_h", "pad_w", "dilation_h",
+                                            "dilation_w", "out_h", "out_w")}
+    report = _run_report("conv", args, cfg, res, shape, total_s)
+    title = (f"{layer.batch}x{layer.in_h}x{layer.in_w}x{layer.in_channels} * "
+             f"{layer.kernel_h}x{layer.kernel_w}x{layer.in_channels}x{layer.out_channels} -> "
+             f"{layer.batch}x{layer.out_h}x{layer.out_w}x{layer.out_channels} "
+             f"(gemm {res.m} x {res.n} x {res.k})")
+    return _emit(args, report, title)
 
 
 def _seconds(s: float) -> str:

@@ -90,8 +90,8 @@ def test_mismatch_exits_nonzero(capsys, monkeypatch):
     (["run", "gemm", "--m", "4"], "the following arguments are required: --n, --k, --rows, --cols"),
     (["bogus"], "invalid choice: 'bogus'"),
     ([], "the following arguments are required: COMMAND"),
-    (["verilog", "systolic", "--rows", "2", "--cols", "2", "--dataflow", "ws", "-o", "x.v"],
-     "dataflow must be one of 'os' in this version, not 'ws'"),
+    (["verilog", "systolic", "--rows", "2", "--cols", "2", "--dataflow", "xs", "-o", "x.v"],
+     "dataflow must be one of 'os', 'ws', 'is', not 'xs'"),
 ])
 def test_errors_are_one_line(capsys, argv, message):
     rc, out, err = run(capsys, argv)
@@ -192,3 +192,117 @@ def test_missing_face_is_one_line(capsys, monkeypatch):
     rc, _, err = run(capsys, ["scalesim", "x.cfg"])
     assert rc == 2
     assert len(err.splitlines()) == 1 and err.startswith("tpesim: error: kernels.scalesim")
+
+
+# -- fidelity, memory, reports, conv ---------------------------------------------------------------
+def test_tile_fidelity_json(capsys):
+    rc, out, err = run(capsys, [*GEMM, "--fidelity", "tile", "--json"])
+    assert rc == 0, err
+    rep = json.loads(out)
+    cyc = json.loads(run(capsys, [*GEMM, "--json"])[1])
+    assert rep["fidelity"] == "tile" and cyc["fidelity"] == "cycle"
+    assert rep["matched"] is None and cyc["matched"] is True
+    for key in ("cycles", "compute_cycles", "stall_cycles", "macs", "utilization", "tiles",
+                "sram_read_bytes_a", "dram_read_bytes_b", "dram_write_bytes_c"):
+        assert rep[key] == cyc[key], key
+    assert rep["stall_cycles"] == 0 and rep["cycles"] == 8 + 19 * 11 + 11
+
+
+def test_tile_fidelity_verify(capsys):
+    rc, out, _ = run(capsys, [*GEMM, "--fidelity", "tile", "--verify", "--json"])
+    assert rc == 0 and json.loads(out)["matched"] is True
+
+
+def test_tile_fidelity_table_says_not_checked(capsys):
+    rc, out, _ = run(capsys, [*GEMM, "--fidelity", "tile"])
+    assert rc == 0 and "not checked" in out and "stall cycles" in out
+
+
+MEM = ["--sram-kib-a", "0.25", "--sram-kib-b", "0.5", "--sram-kib-c", "0.25", "--dram-bw", "1.5",
+       "--dram-latency", "12"]
+
+
+def test_memory_options_same_at_both_fidelities(capsys):
+    rc, out, err = run(capsys, [*GEMM, *MEM, "--json"])
+    assert rc == 0, err
+    cyc = json.loads(out)
+    til = json.loads(run(capsys, [*GEMM, *MEM, "--fidelity", "tile", "--json"])[1])
+    assert cyc["stall_cycles"] > 0 and cyc["matched"] is True
+    for key in cyc:
+        if key not in ("fidelity", "matched", "wall_s", "total_wall_s", "cycles_per_s"):
+            assert cyc[key] == til[key], key
+    assert (cyc["sram_kib_a"], cyc["sram_kib_b"], cyc["sram_kib_c"]) == (0.25, 0.5, 0.25)
+    assert (cyc["dram_bw_bytes_per_cycle"], cyc["dram_latency_cycles"]) == (1.5, 12)
+    assert cyc["cycles"] == cyc["compute_cycles"] + cyc["stall_cycles"]
+
+
+def test_csv_report(capsys, tmp_path):
+    import csv
+
+    path = tmp_path / "r.csv"
+    rc, out, err = run(capsys, [*GEMM, *MEM, "--fidelity", "tile", "--csv", str(path), "--json"])
+    assert rc == 0, err
+    rep = json.loads(out)
+    (row,) = list(csv.DictReader(path.open()))
+    assert list(row) == list(rep)
+    assert int(row["cycles"]) == rep["cycles"] and int(row["stall_cycles"]) == rep["stall_cycles"]
+    assert row["matched"] == "" and row["sram_kib_a"] == "0.25"
+    for key in row:
+        assert key == key.lower() and " " not in key
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--dataflow", "ws"], "dataflow 'ws' is not supported at cycle level in this version"),
+    (["--dataflow", "is", "--fidelity", "tile"],
+     "dataflow 'is' is not supported by tile-level timing in this version"),
+    (["--dataflow", "xs"], "argument --dataflow: invalid choice: 'xs'"),
+    (["--fidelity", "rtl"], "argument --fidelity: invalid choice: 'rtl'"),
+    (["--sram-kib-a", "0.01"], "a tile's block of operand a (4 x 9 of 8 bits, 36 bytes) does not "
+                               "fit half of its 0.01 KiB SRAM (5.12 bytes)"),
+    (["--sram-kib-c", "-1"], "sram_kib_c must be a positive number, not -1.0"),
+    (["--dram-bw", "0"], "dram_bw must be a positive number, not 0.0"),
+    (["--dram-latency", "-3"], "dram_latency must be an integer >= 0, not -3"),
+])
+def test_run_option_errors_are_one_line(capsys, extra, message):
+    rc, out, err = run(capsys, [*GEMM, *extra])
+    assert rc == 2 and out == ""
+    assert len(err.splitlines()) == 1 and err.startswith("tpesim: error: ")
+    assert message in err
+
+
+CONV = ["run", "conv", "--in-h", "7", "--in-w", "6", "--in-channels", "3", "--out-channels", "5",
+        "--kernel-h", "3", "--kernel-w", "2", "--stride-h", "2", "--pad-w", "1", "--dilation-h",
+        "2", "--batch", "2", "--rows", "4", "--cols", "3"]
+
+
+def test_run_conv(capsys):
+    rc, out, err = run(capsys, [*CONV, "--json"])
+    assert rc == 0, err
+    rep = json.loads(out)
+    assert rep["kernel"] == "conv" and rep["matched"] is True
+    assert (rep["out_h"], rep["out_w"]) == (2, 7)
+    assert (rep["m"], rep["n"], rep["k"]) == (2 * 2 * 7, 5, 3 * 2 * 3)
+    til = json.loads(run(capsys, [*CONV, "--fidelity", "tile", "--json"])[1])
+    assert til["cycles"] == rep["cycles"] and til["matched"] is None
+    ver = json.loads(run(capsys, [*CONV, "--fidelity", "tile", "--verify", "--json", *MEM])[1])
+    assert ver["matched"] is True and ver["stall_cycles"] > 0
+    rc, out, _ = run(capsys, CONV)
+    assert rc == 0 and "conv" in out and "(gemm 28 x 5 x 18)" in out
+
+
+def test_run_conv_errors_are_one_line(capsys):
+    rc, _, err = run(capsys, [*CONV[:2], "--in-h", "2", *CONV[4:]])
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert "kernel_h (3) with dilation_h (2) spans 5 pixels" in err
+
+
+def test_conv_mismatch_exits_nonzero(capsys, monkeypatch):
+    real = kernels.gemm.run_conv
+
+    def broken(*args, **kw):
+        return dataclasses.replace(real(*args, **kw), matched=False)
+
+    monkeypatch.setattr(kernels.gemm, "run_conv", broken)
+    rc, out, err = run(capsys, [*CONV, "--json"])
+    assert rc == 1 and json.loads(out)["matched"] is False
+    assert err.startswith("tpesim: error: result differs")

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 import kernels.gemm as gemm
 from kernels.gemm import GemmResult, random_operands, run_gemm, tile_beats, tile_grid
 from sim.engines.systolic import SystolicConfig, SystolicModel, reference
-from sim.errors import WorkloadError
+from sim.errors import TpesimError, WorkloadError
+from sim.memory import MemoryConfig
 
 
 def ceil_div(a, b):
@@ -28,8 +29,10 @@ def check(cfg, m, n, k, seed, **kw) -> GemmResult:
     assert res.c.shape == (m, n)
     assert res.tiles == tiles
     assert res.macs == m * n * k
-    assert res.cycles == total_cycles(cfg.rows, cfg.cols, ks)
-    assert res.out_cycles.tolist() == row_cycles(cfg.rows, cfg.cols, ks)
+    if kw.get("memory") is None:
+        assert res.cycles == total_cycles(cfg.rows, cfg.cols, ks)
+        assert res.out_cycles.tolist() == row_cycles(cfg.rows, cfg.cols, ks)
+    assert res.compute_cycles == total_cycles(cfg.rows, cfg.cols, ks)
     assert res.utilization == pytest.approx(m * n * k / (res.cycles * cfg.rows * cfg.cols))
     assert 0 < res.utilization <= 1
     return res
@@ -111,7 +114,8 @@ def test_python_touched_once_per_tile(monkeypatch):
     monkeypatch.setattr(SystolicModel, "run_beats", spy)
     cfg = SystolicConfig(rows=4, cols=4)
     check(cfg, 9, 7, 11, seed=3)
-    assert calls == [(11, False)] * 5 + [(11, True)]
+    # one call per tile, then one to drain the last tile's rows (its output space may be gated)
+    assert calls == [(11, False)] * 6 + [(0, True)]
 
 
 def test_tile_beats_padding():
@@ -131,9 +135,11 @@ def test_interpreted_matches(interpreted):
     assert res.matched
 
 
-def test_progress_bar_path(monkeypatch):
-    monkeypatch.setattr(gemm, "PROGRESS_MIN_PE_UPDATES", 0)
-    check(SystolicConfig(rows=2, cols=2), 6, 6, 3, seed=1, progress=True)
+@pytest.mark.parametrize("memory", [None, MemoryConfig(dram_bw=1)])
+def test_progress_bar_path(monkeypatch, memory):
+    monkeypatch.setattr(gemm, "PROGRESS_AFTER_S", 0)
+    check(SystolicConfig(rows=2, cols=2), 6, 6, 3, seed=1, progress=True, memory=memory)
+    gemm.time_gemm(SystolicConfig(rows=2, cols=2), 6, 6, 3, progress=True, memory=memory)
 
 
 # -- operands ------------------------------------------------------------------------------------
@@ -210,3 +216,71 @@ def test_accepts_lists_and_narrow_dtypes():
 def test_cfg_type_checked():
     with pytest.raises(WorkloadError, match=r"^cfg must be a SystolicConfig, not dict$"):
         run_gemm({"rows": 2}, [[1]], [[1]])
+
+
+# -- fidelities, memory, conv ---------------------------------------------------------------------
+def test_tile_fidelity_values_only_when_verified(seed):
+    cfg = SystolicConfig(rows=4, cols=3)
+    a, b = random_operands(cfg, 10, 7, 5, seed)
+    cyc = run_gemm(cfg, a, b)
+    til = run_gemm(cfg, a, b, fidelity="tile")
+    assert til.fidelity == "tile" and til.c is None and til.matched is None
+    assert (til.cycles, til.out_cycles.tolist()) == (cyc.cycles, cyc.out_cycles.tolist())
+    ver = run_gemm(cfg, a, b, fidelity="tile", verify=True)
+    assert ver.matched is True
+    np.testing.assert_array_equal(ver.c, cyc.c)
+    unchecked = run_gemm(cfg, a, b, verify=False)
+    assert unchecked.matched is None and unchecked.c is not None
+
+
+def test_time_gemm_needs_no_operands():
+    res = gemm.time_gemm(SystolicConfig(rows=128, cols=128), 4096, 4096, 4096)
+    assert res.c is None and res.matched is None and res.out_cycles is None
+    assert res.cycles == 1024 * 4096 - 1 + 384 and res.tiles == 1024
+    rows = gemm.time_gemm(SystolicConfig(rows=4, cols=4), 9, 7, 11, record_rows=True).out_cycles
+    assert rows.tolist() == row_cycles(4, 4, [11] * 6)
+
+
+def test_memory_stalls_at_cycle_level(seed):
+    cfg = SystolicConfig(rows=4, cols=4)
+    res = check(cfg, 16, 16, 8, seed, memory=MemoryConfig(dram_bw=2, sram_kib_b=0.0625))
+    assert res.stall_cycles > 0 and res.cycles == res.compute_cycles + res.stall_cycles
+    assert res.fidelity == "cycle"
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "message"), [
+    ({"fidelity": "rtl"}, TpesimError, "fidelity must be one of 'cycle', 'tile', not 'rtl'"),
+    ({"memory": {"dram_bw": 1}}, WorkloadError, "memory must be a MemoryConfig, not dict"),
+])
+def test_run_options_validated(kwargs, exc, message):
+    with pytest.raises(exc) as info:
+        run_gemm(CFG, [[1]], [[1]], **kwargs)
+    assert str(info.value) == message
+
+
+def test_unsupported_cycle_dataflow(monkeypatch):
+    monkeypatch.delitem(gemm.CYCLE_BACKENDS, "os")
+    with pytest.raises(TpesimError, match=r"^dataflow 'os' is not supported at cycle level"):
+        run_gemm(CFG, [[1]], [[1]])
+
+
+def test_conv_both_fidelities(seed):
+    from kernels.conv import ConvLayer, conv2d_direct
+    from kernels.conv import random_operands as conv_operands
+
+    layer = ConvLayer(in_h=7, in_w=6, in_channels=3, out_channels=5, kernel_h=3, kernel_w=2,
+                      stride_h=2, pad_w=1, dilation_h=2, batch=2)
+    cfg = SystolicConfig(rows=4, cols=3)
+    x, w = conv_operands(layer, np.random.default_rng(seed), *cfg.in_range)
+    mem = MemoryConfig(dram_bw=3, sram_kib_a=1)
+    cyc = gemm.run_conv(cfg, layer, x, w, memory=mem)
+    assert cyc.matched is True and cyc.c.shape == layer.output_shape
+    np.testing.assert_array_equal(cyc.c, conv2d_direct(x, w, layer))
+    assert (cyc.m, cyc.n, cyc.k) == layer.gemm_shape()
+    til = gemm.run_conv(cfg, layer, x, w, fidelity="tile", memory=mem)
+    assert til.c is None and til.matched is None
+    assert (til.cycles, til.stall_cycles) == (cyc.cycles, cyc.stall_cycles)
+    ver = gemm.run_conv(cfg, layer, x, w, fidelity="tile", memory=mem, verify=True)
+    assert ver.matched is True
+    np.testing.assert_array_equal(ver.c, cyc.c)
+    assert gemm.time_conv(cfg, layer, memory=mem).cycles == cyc.cycles

@@ -1,0 +1,416 @@
+"""Memory model: per-operand double-buffered SRAMs and one DRAM link, as event-driven components.
+
+The engine streams a sequence of tiles (a `sim.timing.TileStream`). Each tile reads one *block* of
+every input operand (for the OS GEMM: the R x K row block of A and the K x C column block of B) and
+writes one block of the output C. The same components serve both fidelities: at tile level the
+engine's timing is a closed form per tile, at cycle level it is the register model, and both see
+the same per-tile operand-ready and output-free cycles from here, so they agree exactly.
+
+Components (all times are integer cycles; nothing here runs per cycle):
+
+* `DramLink` -- one link shared by operand fetches and result write-backs, served first come first
+  served in issue order. A request of `n` bytes issued at cycle `i` starts at `max(i, busy_until)`
+  and occupies the link for `ceil(n / bw)` cycles (0 with unlimited bandwidth). A read's data is in
+  SRAM `latency` cycles after its transfer ends; a write frees its SRAM space as soon as its
+  transfer ends (posted write: the latency is not waited for).
+* `InputBuffer` -- the SRAM of one input operand, split in two halves (double buffering). Fetch
+  number f (f = 0, 1, ... in tile order) goes to half f % 2. Consecutive tiles that use the same
+  block share one fetch: the block stays resident (the OS GEMM walks tiles row-block-major, so one A
+  row block serves a whole row of tiles). A half is refilled only once every tile reading its block
+  has finished streaming (the engine has taken the tile's last beat). With no size given (the
+  default) the SRAM is unbounded: fetches never wait for space (there is still one fetch per block
+  change).
+* `OutputBuffer` -- the SRAM of the output, two halves; output block k goes to half k % 2. A tile's
+  result rows may leave the engine only once its half is free, i.e. once block k-2 has been written
+  back. A block is written back when the last tile writing it has delivered its last row.
+* `Prefetcher` -- one DMA engine on the event kernel. It walks the fetches in tile order (for
+  each tile: the new block of A, then of B) and issues each as soon as its half is free; a fetch
+  that must wait for space blocks the ones behind it (in-order issue). It sleeps while blocked and
+  is woken by the event that frees the half.
+
+Byte counters per operand (units in the names): `sram_read_bytes_<op>` (engine reads of inputs;
+write-back reads of the output), `sram_write_bytes_<op>` (fills of inputs; result rows into the
+output buffer), `dram_read_bytes_<op>`, `dram_write_bytes_<op>`. Blocks are packed at the operand's
+width: ceil(elements * bits / 8) bytes (results at the accumulator width).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .config import ConfigMixin, check_int
+from .errors import ConfigError, ConfigTypeError, WorkloadError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .timing import TileStream
+
+__all__ = ["MemoryConfig", "DramLink", "InputBuffer", "OutputBuffer", "Prefetcher",
+           "MemorySystem", "static_traffic", "TRAFFIC_FIELDS", "KIB"]
+
+KIB = 1024
+OPERANDS = ("a", "b", "c")
+TRAFFIC_FIELDS = tuple(f"{kind}_{rw}_bytes_{op}" for op in OPERANDS
+                       for kind in ("sram", "dram") for rw in ("read", "write"))
+
+
+def _check_pos_number(name: str, value) -> float | int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigTypeError(f"{name} must be a number, not {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a positive number, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class MemoryConfig(ConfigMixin):
+    """On-chip buffers and the DRAM link. Every default means "ideal": no stall from memory.
+
+    Parameters
+    ----------
+    sram_kib_a, sram_kib_b, sram_kib_c : float or None
+        Size of each operand's SRAM in KiB, split into two halves (double buffering). None:
+        unbounded. A tile's block of an operand must fit in half of that operand's SRAM.
+    dram_bw : float or None
+        DRAM link bandwidth in bytes per cycle, shared by all operands. None: unbounded.
+    dram_latency : int
+        Cycles from the end of a read's transfer until its data is in SRAM.
+    """
+
+    sram_kib_a: float | None = None
+    sram_kib_b: float | None = None
+    sram_kib_c: float | None = None
+    dram_bw: float | None = None
+    dram_latency: int = 0
+
+    def __post_init__(self):
+        for op in OPERANDS:
+            _check_pos_number(f"sram_kib_{op}", getattr(self, f"sram_kib_{op}"))
+        _check_pos_number("dram_bw", self.dram_bw)
+        check_int("dram_latency", self.dram_latency, lo=0)
+
+    @property
+    def ideal(self) -> bool:
+        """No component can stall the engine."""
+        return (self.sram_kib_a is None and self.sram_kib_b is None and self.sram_kib_c is None
+                and self.dram_bw is None and self.dram_latency == 0)
+
+    def sram_kib(self, operand: str) -> float | None:
+        return getattr(self, f"sram_kib_{operand}")
+
+    def half_bytes(self, operand: str) -> float | None:
+        kib = self.sram_kib(operand)
+        return None if kib is None else kib * KIB / 2
+
+    def report_fields(self) -> dict:
+        """The configuration with units in the field names, for JSON/CSV reports."""
+        return {"sram_kib_a": self.sram_kib_a, "sram_kib_b": self.sram_kib_b,
+                "sram_kib_c": self.sram_kib_c, "dram_bw_bytes_per_cycle": self.dram_bw,
+                "dram_latency_cycles": self.dram_latency}
+
+
+# -------------------------------------------------------------------------------------------------
+# The static plan: which tiles share a fetch (vectorised; depends on the tile order only)
+# -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class _Plan:
+    """Fetches (inputs) or write-backs (output) of one operand: arrays over blocks, stream order."""
+
+    of_tile: np.ndarray      # int64[ntiles]: index of the fetch/write-back tile t belongs to
+    first: np.ndarray        # int64[nblocks]: first tile of each
+    last: np.ndarray         # int64[nblocks]: last tile of each
+    nbytes: np.ndarray       # int64[nblocks]
+
+
+def _plan(block: np.ndarray, block_bytes: np.ndarray) -> _Plan:
+    n = len(block)
+    new = np.ones(n, dtype=bool)
+    if n > 1:
+        new[1:] = block[1:] != block[:-1]
+    first = np.flatnonzero(new).astype(np.int64)
+    last = np.empty_like(first)
+    last[:-1] = first[1:] - 1
+    last[-1] = n - 1
+    return _Plan(of_tile=np.cumsum(new, dtype=np.int64) - 1, first=first, last=last,
+                 nbytes=np.asarray(block_bytes, dtype=np.int64)[first])
+
+
+def _check_fits(stream: TileStream, cfg: MemoryConfig) -> None:
+    for use in (*stream.inputs, stream.output):
+        half = cfg.half_bytes(use.name)
+        if half is None:
+            continue
+        i = int(np.argmax(use.block_bytes))
+        biggest = int(use.block_bytes[i])
+        if biggest > half:
+            raise WorkloadError(
+                f"a tile's block of operand {use.name} ({use.describe(i)}, {biggest} bytes) does "
+                f"not fit half of its {cfg.sram_kib(use.name):g} KiB SRAM ({half:g} bytes); "
+                f"give operand {use.name} at least {math.ceil(2 * biggest / KIB * 1000) / 1000:g} "
+                f"KiB")
+
+
+def static_traffic(stream: TileStream) -> dict[str, int]:
+    """Bytes moved per operand for a stream, computed without simulating (the fetch policy does not
+    depend on timing). The event-driven components count the same numbers as they run."""
+    out = dict.fromkeys(TRAFFIC_FIELDS, 0)
+    for use in stream.inputs:
+        p = _plan(use.block, use.block_bytes)
+        fetched = int(p.nbytes.sum())
+        out[f"sram_read_bytes_{use.name}"] = int(np.asarray(use.block_bytes).sum())
+        out[f"sram_write_bytes_{use.name}"] = fetched
+        out[f"dram_read_bytes_{use.name}"] = fetched
+    use = stream.output
+    p = _plan(use.block, use.block_bytes)
+    written = int(p.nbytes.sum())
+    out[f"sram_write_bytes_{use.name}"] = int(np.asarray(use.tile_bytes).sum())
+    out[f"sram_read_bytes_{use.name}"] = written
+    out[f"dram_write_bytes_{use.name}"] = written
+    return out
+
+
+# -------------------------------------------------------------------------------------------------
+# Components
+# -------------------------------------------------------------------------------------------------
+class DramLink:
+    """The DRAM link: FIFO in issue order, `bw` bytes per cycle, `latency` cycles on reads."""
+
+    def __init__(self, bw: float | None, latency: int):
+        # the decimal the user wrote (0.3 means 3/10, not the nearest binary double)
+        self.bw = None if bw is None else Fraction(repr(bw))
+        self.latency = int(latency)
+        self.busy_until = 0
+        self.busy_cycles = 0
+        self.last_issue = 0
+        self.done_cycle = 0       # when the last transfer (or read latency) completes
+        self.read_bytes: dict[str, int] = {}
+        self.write_bytes: dict[str, int] = {}
+        self._xfer: dict[int, int] = {}
+
+    def transfer_cycles(self, nbytes: int) -> int:
+        if self.bw is None:
+            return 0
+        x = self._xfer.get(nbytes)
+        if x is None:
+            x = self._xfer[nbytes] = math.ceil(Fraction(nbytes) / self.bw)
+        return x
+
+    def _start(self, nbytes: int, at: int) -> int:
+        if at < self.last_issue:
+            raise RuntimeError(f"DRAM request issued at cycle {at} after one issued at "
+                               f"{self.last_issue}: requests must arrive in time order")
+        self.last_issue = at
+        start = at if at > self.busy_until else self.busy_until
+        x = self.transfer_cycles(nbytes)
+        self.busy_until = start + x
+        self.busy_cycles += x
+        return start + x
+
+    def read(self, operand: str, nbytes: int, at: int) -> int:
+        """Issue a read at cycle `at`; returns the cycle from which the data can be used."""
+        done = self._start(nbytes, at) + self.latency
+        self.read_bytes[operand] = self.read_bytes.get(operand, 0) + nbytes
+        self.done_cycle = max(self.done_cycle, done)
+        return done
+
+    def write(self, operand: str, nbytes: int, at: int) -> int:
+        """Issue a write at cycle `at`; returns the cycle from which its SRAM space is free."""
+        done = self._start(nbytes, at)
+        self.write_bytes[operand] = self.write_bytes.get(operand, 0) + nbytes
+        self.done_cycle = max(self.done_cycle, done)
+        return done
+
+
+class InputBuffer:
+    """Double-buffered SRAM of one input operand: which fetch has arrived, which half is free."""
+
+    def __init__(self, use, half_bytes: float | None):
+        self.name = use.name
+        self.bounded = half_bytes is not None
+        p = _plan(use.block, use.block_bytes)
+        self.of_tile = p.of_tile.tolist()
+        self.last_tile = p.last.tolist()
+        self.first_tile = p.first.tolist()
+        self.nbytes = p.nbytes.tolist()
+        self.tile_bytes = np.asarray(use.block_bytes, dtype=np.int64).tolist()
+        n = len(self.nbytes)
+        self.arrival = [-1] * n    # cycle from which fetch f's data is usable
+        self.freed = [-1] * n      # cycle from which fetch f's half may be refilled
+        self.sram_read_bytes = 0
+        self.sram_write_bytes = 0
+
+    def can_fill(self, f: int) -> bool:
+        return not self.bounded or f < 2 or self.freed[f - 2] >= 0
+
+    def ready(self, t: int) -> int:
+        f = self.of_tile[t]
+        at = self.arrival[f]
+        if at < 0:
+            raise RuntimeError(f"tile {t} asked for operand {self.name} before its fetch {f} was "
+                               f"issued (memory model causality)")
+        return at
+
+    def streamed(self, t: int, at: int) -> bool:
+        """Tile t finished reading its block in cycle at-1. True if that frees a half."""
+        self.sram_read_bytes += self.tile_bytes[t]
+        f = self.of_tile[t]
+        if self.last_tile[f] == t:
+            self.freed[f] = at
+            return True
+        return False
+
+
+class OutputBuffer:
+    """Double-buffered SRAM of the output: where result rows wait for their write-back."""
+
+    def __init__(self, use, half_bytes: float | None):
+        self.name = use.name
+        self.bounded = half_bytes is not None
+        p = _plan(use.block, use.block_bytes)
+        self.of_tile = p.of_tile.tolist()
+        self.first_tile = p.first.tolist()
+        self.last_tile = p.last.tolist()
+        self.nbytes = p.nbytes.tolist()
+        self.tile_bytes = np.asarray(use.tile_bytes, dtype=np.int64).tolist()
+        self.written = [-1] * len(self.nbytes)  # cycle from which block k's half is free again
+        self.sram_read_bytes = 0
+        self.sram_write_bytes = 0
+
+    def free(self, t: int) -> int:
+        """Cycle from which tile t's result rows may leave the engine."""
+        if not self.bounded:
+            return 0
+        k = self.of_tile[t]
+        if k < 2 or self.first_tile[k] != t:
+            return 0  # a block's later tiles find its half already theirs
+        return self._written(k - 2, t)
+
+    def _written(self, k: int, t: int) -> int:
+        w = self.written[k]
+        if w < 0:
+            raise RuntimeError(f"tile {t} asked for output space before block {k}'s write-back "
+                               f"was issued (memory model causality)")
+        return w
+
+    def drained(self, t: int, link: DramLink, at: int) -> None:
+        """Tile t's last result row left the engine in cycle at-1."""
+        self.sram_write_bytes += self.tile_bytes[t]
+        k = self.of_tile[t]
+        if self.last_tile[k] == t:
+            nbytes = self.nbytes[k]
+            self.sram_read_bytes += nbytes
+            self.written[k] = link.write(self.name, nbytes, at)
+
+
+class Prefetcher:
+    """The DMA engine (an event-kernel component): issues fetches in tile order as halves free."""
+
+    def __init__(self, buffers: list[InputBuffer], link: DramLink):
+        self.link = link
+        self.buffers = buffers
+        order = sorted((b.first_tile[f], i, f) for i, b in enumerate(buffers)
+                       for f in range(len(b.nbytes)))
+        self._ops = [i for _, i, _ in order]
+        self._fetch = [f for _, _, f in order]
+        self._next = 0
+        self.blocked = False
+        self.scheduled = False
+
+    def wake(self, sim, now: int) -> int:
+        self.scheduled = False
+        ops, fetch, bufs, link = self._ops, self._fetch, self.buffers, self.link
+        i, n = self._next, len(ops)
+        while i < n:
+            buf = bufs[ops[i]]
+            f = fetch[i]
+            if not buf.can_fill(f):
+                self.blocked = True
+                break
+            nbytes = buf.nbytes[f]
+            buf.arrival[f] = link.read(buf.name, nbytes, now)
+            buf.sram_write_bytes += nbytes
+            i += 1
+        else:
+            self.blocked = False
+        self._next = i
+        return -1
+
+
+class _Event:
+    """A one-shot event-kernel component: calls fn(*args, now) when woken."""
+
+    __slots__ = ("fn", "args")
+
+    def __init__(self, fn, *args):
+        self.fn = fn
+        self.args = args
+
+    def wake(self, sim, now: int) -> int:
+        self.fn(*self.args, now)
+        return -1
+
+
+class MemorySystem:
+    """The buffers, the link and the prefetcher for one tile stream, wired to a Simulator.
+
+    The engine asks `operands_ready(t)` (per input operand, the cycle from which tile t's block is
+    in SRAM) and `output_free(t)` before streaming tile t, and reports
+    `streamed(t, last_beat_cycle)` and `drained(t, last_row_cycle)`; these become events at the
+    following cycle.
+    """
+
+    def __init__(self, cfg: MemoryConfig, stream: TileStream, sim):
+        _check_fits(stream, cfg)
+        self.cfg = cfg
+        self.sim = sim
+        self.link = DramLink(cfg.dram_bw, cfg.dram_latency)
+        self.inputs = [InputBuffer(u, cfg.half_bytes(u.name)) for u in stream.inputs]
+        self.output = OutputBuffer(stream.output, cfg.half_bytes(stream.output.name))
+        self.prefetcher = Prefetcher(self.inputs, self.link)
+
+    def start(self) -> None:
+        self.prefetcher.scheduled = True
+        self.sim.schedule(self.prefetcher, self.sim.now)
+
+    def operands_ready(self, t: int) -> tuple[int, ...]:
+        return tuple(b.ready(t) for b in self.inputs)
+
+    def output_free(self, t: int) -> int:
+        return self.output.free(t)
+
+    def streamed(self, t: int, last_cycle: int) -> None:
+        """Tile t's last beat was taken in `last_cycle`; its halves free from the next cycle."""
+        self.sim.schedule(_Event(self._on_streamed, t), last_cycle + 1)
+
+    def drained(self, t: int, last_cycle: int) -> None:
+        """Tile t's last result row left in `last_cycle`; its write-back may start next cycle."""
+        self.sim.schedule(_Event(self.output.drained, t, self.link), last_cycle + 1)
+
+    def _on_streamed(self, t: int, now: int) -> None:
+        freed = False
+        for b in self.inputs:
+            freed |= b.streamed(t, now)
+        p = self.prefetcher
+        if freed and p.blocked and not p.scheduled:
+            p.scheduled = True
+            self.sim.schedule(p, now)
+
+    def traffic(self) -> dict[str, int]:
+        out = dict.fromkeys(TRAFFIC_FIELDS, 0)
+        for b in self.inputs:
+            out[f"sram_read_bytes_{b.name}"] = b.sram_read_bytes
+            out[f"sram_write_bytes_{b.name}"] = b.sram_write_bytes
+        o = self.output
+        out[f"sram_read_bytes_{o.name}"] = o.sram_read_bytes
+        out[f"sram_write_bytes_{o.name}"] = o.sram_write_bytes
+        for op, n in self.link.read_bytes.items():
+            out[f"dram_read_bytes_{op}"] = n
+        for op, n in self.link.write_bytes.items():
+            out[f"dram_write_bytes_{op}"] = n
+        return out

@@ -1,0 +1,161 @@
+"""An independent, per-cycle reference for GEMM timing with memory: the OS cycle model driven one
+clock at a time in lockstep (as cosim drives it), with the memory rules of sim/memory.py's docstring
+re-implemented as per-cycle state (a FIFO link that moves one cycle of the head request per clock,
+halves freed by the beats the engine actually took, output space checked row by row).
+
+It shares no code with sim/timing.py or sim/memory.py: it is the specification the event-driven
+levels are tested against. Slow (Python per cycle): small cases only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from fractions import Fraction
+
+import numpy as np
+
+from sim.engines.systolic import SystolicConfig, SystolicModel
+
+
+def _nbytes(elements: int, bits: int) -> int:
+    return -(-elements * bits // 8)
+
+
+def lockstep_gemm(cfg: SystolicConfig, a: np.ndarray, b: np.ndarray, *, sram_kib_a=None,
+                  sram_kib_b=None, sram_kib_c=None, dram_bw=None, dram_latency=0,
+                  max_cycles=2_000_000) -> dict:
+    R, C = cfg.rows, cfg.cols
+    m, k = a.shape
+    n = b.shape[1]
+    gm, gn = -(-m // R), -(-n // C)
+    T = gm * gn
+    tiles = [(t // gn, t % gn) for t in range(T)]
+
+    # the fetch list, in tile order: for each tile, a new A row block, then a new B column block
+    fetches = []          # [operand, bytes, last tile using it]
+    fetch_of = {"a": [], "b": []}
+    for t, (mi, ni) in enumerate(tiles):
+        for op, blk, prev in (("a", mi, tiles[t - 1][0] if t else None),
+                              ("b", ni, tiles[t - 1][1] if t else None)):
+            if t == 0 or blk != prev:
+                rows = min(R, m - mi * R) if op == "a" else min(C, n - ni * C)
+                fetches.append([op, _nbytes(rows * k, cfg.in_bits), t])
+            else:
+                fetches[[i for i, f in enumerate(fetches) if f[0] == op][-1]][2] = t
+            fetch_of[op].append([i for i, f in enumerate(fetches) if f[0] == op][-1])
+    index_in_op = {}
+    count = {"a": 0, "b": 0}
+    for i, f in enumerate(fetches):
+        index_in_op[i] = count[f[0]]
+        count[f[0]] += 1
+    by_op = {op: [i for i, f in enumerate(fetches) if f[0] == op] for op in "ab"}
+    half = {op: None if kib is None else kib * 1024 / 2
+            for op, kib in (("a", sram_kib_a), ("b", sram_kib_b), ("c", sram_kib_c))}
+    c_bytes = [_nbytes(min(R, m - mi * R) * min(C, n - ni * C), cfg.acc_bits) for mi, ni in tiles]
+
+    xfer = (lambda nb: 0) if dram_bw is None else (lambda nb: math.ceil(Fraction(nb) /
+                                                                        Fraction(repr(dram_bw))))
+    queue: deque = deque()       # [kind, id, cycles left]
+    arrived = [None] * len(fetches)
+    freed = [None] * len(fetches)
+    wb_done = [None] * T
+    issued = 0
+    pending_wb: list[int] = []   # tiles whose last row left last cycle
+    pending_free: list[int] = []
+    traffic = {"dram_read_bytes_a": 0, "dram_read_bytes_b": 0, "dram_write_bytes_c": 0}
+    last_done = 0
+
+    model = SystolicModel(cfg)
+    core = model.core
+    at = np.zeros((k, gm * R), np.int64)
+    at[:, :m] = a.T
+    bp = np.zeros((k, gn * C), np.int64)
+    bp[:, :n] = b
+    out = np.zeros((gm * R, gn * C), np.int64)
+    out_cycles = []
+    bi = 0
+    ri = 0
+    nbeats = T * k
+    x = 0
+    while x < max_cycles:
+        # (1) requests issued this cycle: write-backs of tiles drained last cycle, then fetches
+        for u in pending_wb:
+            queue.append(["w", u, xfer(c_bytes[u])])
+            traffic["dram_write_bytes_c"] += c_bytes[u]
+        pending_wb = []
+        for t in pending_free:
+            for op in "ab":
+                f = fetch_of[op][t]
+                if fetches[f][2] == t:
+                    freed[f] = x
+        pending_free = []
+        while issued < len(fetches):
+            op, nb, _ = fetches[issued]
+            j = index_in_op[issued]
+            if half[op] is not None and j >= 2 and freed[by_op[op][j - 2]] is None:
+                break
+            queue.append(["r", issued, xfer(nb)])
+            traffic[f"dram_read_bytes_{op}"] += nb
+            issued += 1
+        # (2) the link: finished requests complete at the start of the cycle
+        while queue and queue[0][2] == 0:
+            kind, i, _ = queue.popleft()
+            if kind == "r":
+                arrived[i] = x + dram_latency
+            else:
+                wb_done[i] = x
+            last_done = max(last_done, x + (dram_latency if kind == "r" else 0))
+        # (3) the engine's ports this cycle
+        t = bi // k if bi < nbeats else None
+        valid = 0
+        if t is not None:
+            fa, fb = fetch_of["a"][t], fetch_of["b"][t]
+            valid = int(arrived[fa] is not None and arrived[fa] <= x and
+                        arrived[fb] is not None and arrived[fb] <= x)
+        last = int(t is not None and bi % k == k - 1)
+        u = ri // R
+        out_ready = 1
+        if half["c"] is not None and u >= 2 and ri < T * R:
+            out_ready = int(wb_done[u - 2] is not None and wb_done[u - 2] <= x)
+        if t is not None:
+            mi, ni = tiles[t]
+            lanes_a = at[bi % k, mi * R:(mi + 1) * R].tolist()
+            lanes_b = bp[bi % k, ni * C:(ni + 1) * C].tolist()
+        else:
+            lanes_a, lanes_b = [0] * R, [0] * C
+        rdy, ov, _, oc = core.step(valid, lanes_a, lanes_b, last, out_ready)
+        if valid and rdy:
+            bi += 1
+            if last:
+                pending_free.append(t)
+        if ov and out_ready:
+            mi, ni = tiles[u]
+            out[mi * R + ri % R, ni * C:(ni + 1) * C] = oc
+            out_cycles.append(x)
+            ri += 1
+            if ri % R == 0:
+                pending_wb.append(u)
+        # (4) one cycle of transfer for the request at the head of the link
+        if queue:
+            queue[0][2] -= 1
+        x += 1
+        if bi == nbeats and ri == T * R:
+            break
+    else:
+        raise RuntimeError(f"no end after {max_cycles} cycles")
+    cycles = x
+    # drain the link: the write-back(s) issued after the engine went idle
+    while pending_wb or queue:
+        for u in pending_wb:
+            queue.append(["w", u, xfer(c_bytes[u])])
+            traffic["dram_write_bytes_c"] += c_bytes[u]
+        pending_wb = []
+        while queue and queue[0][2] == 0:
+            kind, i, _ = queue.popleft()
+            last_done = max(last_done, x)
+        if queue:
+            queue[0][2] -= 1
+        x += 1
+    return {"c": out[:m, :n], "cycles": cycles, "out_cycles": np.array(out_cycles, np.int64),
+            "writeback_done_cycle": max(cycles, last_done), **traffic}

@@ -1,0 +1,405 @@
+"""Tile-level timing is the cycle model, cycle for cycle: one behavioural suite, run at both levels.
+
+Each level says how to run a case and returns an `Outcome` (tensor or None, cycles, stall cycles,
+per-row output cycles, the report's fields); the suite says what must hold, independently of the
+level: the tensor equals numpy, the stall-free cycles equal the closed form of
+tests/closed_form.py, cycles with memory equal tests/lockstep_reference.py (the cycle model clocked
+one cycle at a time with per-cycle memory state). On top, the two levels must agree with each other
+exactly on many random cases: shapes (1 and non-multiples), arrays (1xN, Nx1, non-square), widths,
+memory settings.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from closed_form import row_cycles, total_cycles
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lockstep_reference import lockstep_gemm
+
+import sim.timing as timing
+from kernels.gemm import random_operands, run_gemm, time_gemm
+from sim.engines.systolic import SystolicConfig, reference
+from sim.errors import ConfigError, TpesimError, WorkloadError
+from sim.memory import MemoryConfig
+from sim.timing import (TIMINGS, OsTiming, TimingReport, bench_tile_targets, tile_gemm,
+                        tile_gemm_cycles)
+
+
+# -------------------------------------------------------------------------------------------------
+# Cases, outcomes and the two levels
+# -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Case:
+    rows: int
+    cols: int
+    m: int
+    n: int
+    k: int
+    in_bits: int = 8
+    signed: bool = True
+    acc_bits: int | None = None
+    memory: dict = field(default_factory=dict)
+    seed: int = 0
+
+    @property
+    def cfg(self) -> SystolicConfig:
+        return SystolicConfig(rows=self.rows, cols=self.cols, in_bits=self.in_bits,
+                              signed=self.signed, acc_bits=self.acc_bits)
+
+    @property
+    def tiles(self) -> int:
+        return -(-self.m // self.rows) * -(-self.n // self.cols)
+
+    def operands(self):
+        return random_operands(self.cfg, self.m, self.n, self.k, self.seed)
+
+
+@dataclass
+class Outcome:
+    c: np.ndarray | None
+    cycles: int
+    stall_cycles: int
+    out_cycles: np.ndarray
+    report: dict
+
+
+def _outcome(res) -> Outcome:
+    rep = res.to_dict()
+    for volatile in ("fidelity", "wall_s"):
+        rep.pop(volatile)
+    return Outcome(res.c, res.cycles, res.stall_cycles, res.out_cycles, rep)
+
+
+class CycleLevel:
+    """The register-level model: always computes the tensor."""
+
+    name = "cycle"
+
+    def run(self, case: Case, values: bool = True) -> Outcome:
+        a, b = case.operands()
+        res = run_gemm(case.cfg, a, b, memory=MemoryConfig(**case.memory))
+        assert res.fidelity == "cycle" and res.matched is True
+        return _outcome(res)
+
+
+class TileLevel:
+    """Tile-level timing: the tensor from numpy only when asked."""
+
+    name = "tile"
+
+    def run(self, case: Case, values: bool = True) -> Outcome:
+        mem = MemoryConfig(**case.memory)
+        if values:
+            a, b = case.operands()
+            res = run_gemm(case.cfg, a, b, memory=mem, fidelity="tile", verify=True)
+            assert res.matched is True
+        else:
+            res = time_gemm(case.cfg, case.m, case.n, case.k, memory=mem, record_rows=True)
+            assert res.c is None and res.matched is None
+        assert res.fidelity == "tile"
+        return _outcome(res)
+
+
+LEVELS = {"cycle": CycleLevel(), "tile": TileLevel()}
+
+
+# The suite below is written once; this decorator runs each of its tests at every level.
+per_level = pytest.mark.parametrize("level", list(LEVELS.values()), ids=list(LEVELS))
+
+
+def run_case(level, case: Case, values: bool = True) -> Outcome | None:
+    """Run a case; None if a tile does not fit the given SRAM (the same at every level)."""
+    try:
+        return level.run(case, values)
+    except WorkloadError as e:
+        assert "does not fit" in str(e)
+        return None
+
+
+# -------------------------------------------------------------------------------------------------
+# Strategies
+# -------------------------------------------------------------------------------------------------
+ARRAYS = st.one_of(
+    st.tuples(st.integers(1, 8), st.integers(1, 8)),
+    st.tuples(st.just(1), st.integers(1, 16)),     # 1 x N
+    st.tuples(st.integers(1, 16), st.just(1)),     # N x 1
+)
+WIDTHS = st.sampled_from([(4, True, None), (4, False, 9), (8, True, None), (8, False, 16),
+                          (16, True, None), (16, False, 63), (8, True, 64)])
+MEMORY = st.fixed_dictionaries({
+    "sram_kib_a": st.sampled_from([None, 2, 0.5, 0.125]),
+    "sram_kib_b": st.sampled_from([None, 2, 0.5, 0.125]),
+    "sram_kib_c": st.sampled_from([None, 2, 0.25, 0.0625]),
+    "dram_bw": st.sampled_from([None, 0.25, 0.7, 1, 3, 32]),
+    "dram_latency": st.sampled_from([0, 1, 5, 40]),
+})
+
+
+@st.composite
+def cases(draw, memory=MEMORY, max_mn=24, max_k=30):
+    rows, cols = draw(ARRAYS)
+    in_bits, signed, acc_bits = draw(WIDTHS)
+    return Case(rows=rows, cols=cols, m=draw(st.integers(1, max_mn)),
+                n=draw(st.integers(1, max_mn)), k=draw(st.integers(1, max_k)), in_bits=in_bits,
+                signed=signed, acc_bits=acc_bits, memory=draw(memory),
+                seed=draw(st.integers(0, 2**32 - 1)))
+
+
+IDEAL = st.just({})
+
+# -------------------------------------------------------------------------------------------------
+# The behavioural suite: written once, run at each level
+# -------------------------------------------------------------------------------------------------
+EDGE_CASES = [
+    Case(1, 1, 1, 1, 1),
+    Case(1, 1, 3, 4, 2),
+    Case(1, 12, 5, 40, 7),        # 1 x N
+    Case(12, 1, 40, 5, 7),        # N x 1
+    Case(3, 7, 10, 15, 1),        # non-square, K = 1
+    Case(7, 3, 29, 31, 100),      # K > 2R + C
+    Case(4, 4, 4, 4, 11),         # K = 2R + C - 1
+    Case(4, 4, 9, 9, 12),         # K = 2R + C
+    Case(5, 2, 11, 3, 4, in_bits=16, signed=False, acc_bits=40),
+]
+
+
+def _check_accounting(case: Case, out: Outcome) -> None:
+    rep = out.report
+    assert out.stall_cycles == out.cycles - rep["compute_cycles"] >= 0
+    assert rep["tiles"] == case.tiles and rep["macs"] == case.m * case.n * case.k
+    assert rep["utilization"] == pytest.approx(rep["macs"] / (out.cycles * case.rows * case.cols))
+    assert len(out.out_cycles) == case.tiles * case.rows
+    assert (np.diff(out.out_cycles) > 0).all()
+    assert out.cycles == out.out_cycles[-1] + 1
+    assert rep["writeback_done_cycle"] >= out.cycles
+
+
+def _check_values(case: Case, out: Outcome) -> None:
+    if out.c is not None:
+        a, b = case.operands()
+        np.testing.assert_array_equal(out.c, reference(case.cfg, a, b))
+
+
+@per_level
+@pytest.mark.parametrize("case", EDGE_CASES, ids=lambda c: f"{c.rows}x{c.cols}-{c.m}x{c.n}x{c.k}")
+def test_ideal_memory_edge_cases(level, case):
+    out = level.run(case)
+    ks = [case.k] * case.tiles
+    assert out.cycles == total_cycles(case.rows, case.cols, ks)
+    assert out.out_cycles.tolist() == row_cycles(case.rows, case.cols, ks)
+    assert out.stall_cycles == 0
+    _check_values(case, out)
+    _check_accounting(case, out)
+
+
+@per_level
+@settings(max_examples=40, deadline=None)
+@given(case=cases(memory=IDEAL))
+def test_ideal_memory_closed_form(level, case):
+    out = level.run(case)
+    ks = [case.k] * case.tiles
+    assert out.cycles == total_cycles(case.rows, case.cols, ks)
+    assert out.out_cycles.tolist() == row_cycles(case.rows, case.cols, ks)
+    assert out.stall_cycles == 0
+    _check_values(case, out)
+    _check_accounting(case, out)
+
+
+@per_level
+@settings(max_examples=100, deadline=None)
+@given(case=cases(max_mn=20, max_k=30))
+def test_memory_stalls_match_lockstep_reference(level, case):
+    out = run_case(level, case)
+    if out is None:
+        return
+    a, b = case.operands()
+    ref = lockstep_gemm(case.cfg, a, b, **case.memory)
+    assert out.cycles == ref["cycles"]
+    assert out.out_cycles.tolist() == ref["out_cycles"].tolist()
+    assert out.report["writeback_done_cycle"] == ref["writeback_done_cycle"]
+    for f in ("dram_read_bytes_a", "dram_read_bytes_b", "dram_write_bytes_c"):
+        assert out.report[f] == ref[f], f
+    _check_values(case, out)
+    _check_accounting(case, out)
+    ideal = total_cycles(case.rows, case.cols, [case.k] * case.tiles)
+    assert out.report["compute_cycles"] == ideal
+
+
+@per_level
+@pytest.mark.parametrize("latency", [1, 33])
+def test_latency_only_costs_the_latency(level, latency):
+    case = Case(3, 5, 13, 17, 9, memory={"dram_latency": latency})
+    out = level.run(case)
+    assert out.stall_cycles == latency
+    _check_values(case, out)
+
+
+@per_level
+def test_bandwidth_bound_run(level):
+    # 1 byte/cycle: the link, not the array, sets the pace
+    case = Case(4, 4, 16, 16, 16, memory={"dram_bw": 1, "sram_kib_a": 0.25, "sram_kib_b": 0.25,
+                                          "sram_kib_c": 0.25})
+    out = level.run(case)
+    rep = out.report
+    moved = rep["dram_read_bytes_a"] + rep["dram_read_bytes_b"] + rep["dram_write_bytes_c"]
+    assert rep["dram_busy_cycles"] == moved
+    assert out.cycles > rep["dram_read_bytes_a"] + rep["dram_read_bytes_b"]
+    assert out.stall_cycles > 0
+    _check_accounting(case, out)
+
+
+# -------------------------------------------------------------------------------------------------
+# The two levels agree with each other
+# -------------------------------------------------------------------------------------------------
+def _assert_same(x: Outcome, y: Outcome) -> None:
+    assert x.cycles == y.cycles
+    assert x.stall_cycles == y.stall_cycles
+    assert x.out_cycles.tolist() == y.out_cycles.tolist()
+    assert x.report == y.report
+    if x.c is not None and y.c is not None:
+        np.testing.assert_array_equal(x.c, y.c)
+
+
+@settings(max_examples=500, deadline=None)
+@given(case=cases(max_mn=32, max_k=40))
+def test_tile_equals_cycle(case):
+    cyc = run_case(LEVELS["cycle"], case)
+    til = run_case(LEVELS["tile"], case)
+    assert (cyc is None) == (til is None)
+    if cyc is not None:
+        _assert_same(cyc, til)
+        assert til.c is not None
+
+
+@settings(max_examples=100, deadline=None)
+@given(case=cases())
+def test_tile_without_values_equals_cycle(case):
+    cyc = run_case(LEVELS["cycle"], case)
+    til = run_case(LEVELS["tile"], case, values=False)
+    assert (cyc is None) == (til is None)
+    if cyc is not None:
+        assert til.c is None
+        til.report.pop("matched")
+        cyc.report.pop("matched")
+        _assert_same(cyc, til)
+
+
+@pytest.mark.regress
+@settings(max_examples=400, deadline=None)
+@given(case=cases(max_mn=80, max_k=120))
+def test_tile_equals_cycle_sweep(case):
+    cyc = run_case(LEVELS["cycle"], case)
+    til = run_case(LEVELS["tile"], case)
+    assert (cyc is None) == (til is None)
+    if cyc is not None:
+        _assert_same(cyc, til)
+
+
+# -------------------------------------------------------------------------------------------------
+# Tile-level API
+# -------------------------------------------------------------------------------------------------
+def test_big_gemm_closed_form():
+    r = tile_gemm(4096, 4096, 4096, 128, 128)
+    assert r.tiles == 1024
+    assert r.cycles == r.compute_cycles == 1024 * 4096 - 1 + 3 * 128
+    assert r.utilization == pytest.approx(4096**3 / (r.cycles * 128 * 128))
+    assert r.dram_read_bytes_a == 4096 * 4096 and r.dram_read_bytes_b == 32 * 4096 * 4096
+    assert r.dram_write_bytes_c == 4096 * 4096 * 4
+
+
+@pytest.mark.parametrize(("m", "n", "k", "rows", "cols"), [
+    (1000, 700, 50, 32, 16), (300, 300, 3, 16, 16), (129, 1, 300, 128, 128), (64, 64, 64, 1, 1)])
+def test_vectorised_ideal_equals_event_run(m, n, k, rows, cols):
+    fast = tile_gemm(m, n, k, rows, cols, record_rows=True)
+    ev = tile_gemm(m, n, k, rows, cols, record_rows=True, events=True)
+    assert fast.cycles == ev.cycles and fast.stall_cycles == ev.stall_cycles == 0
+    assert fast.out_cycles.tolist() == ev.out_cycles.tolist()
+    assert fast.to_dict() | {"wall_s": 0} == ev.to_dict() | {"wall_s": 0}
+
+
+def test_tile_gemm_cycles_signature():
+    assert tile_gemm_cycles(64, 64, 64, 32, 16) == tile_gemm(64, 64, 64, 32, 16).cycles
+    assert tile_gemm_cycles(64, 64, 64, 32, 16, "os") == 64 - 1 + 7 * (2 * 32 + 16) + 80
+    assert isinstance(tile_gemm_cycles(5, 5, 5, 2, 2, "os", in_bits=16), int)
+    slow = tile_gemm_cycles(64, 64, 64, 8, 8, "os", memory=MemoryConfig(dram_bw=1))
+    assert slow > tile_gemm_cycles(64, 64, 64, 8, 8)
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "is"])
+def test_unsupported_dataflow_is_a_clear_error(dataflow):
+    with pytest.raises(TpesimError, match=rf"^dataflow '{dataflow}' is not supported by "
+                                          r"tile-level timing in this version"):
+        tile_gemm_cycles(8, 8, 8, 4, 4, dataflow)
+
+
+def test_unknown_dataflow():
+    with pytest.raises(ConfigError, match=r"^dataflow must be one of 'os', 'ws', 'is', not 'xs'$"):
+        tile_gemm(8, 8, 8, 4, 4, dataflow="xs")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((0, 4, 4, 2, 2), "m must be a positive integer, not 0"),
+    ((4, 4, 2.5, 2, 2), "k must be an integer, not 2.5"),
+    ((4, 4, 4, 0, 2), "rows must be a positive integer, not 0"),
+])
+def test_tile_gemm_validation(args, message):
+    with pytest.raises(TpesimError) as info:
+        tile_gemm(*args)
+    assert str(info.value) == message
+
+
+def test_a_dataflow_plugs_in_by_registration(monkeypatch):
+    """A new dataflow = a registered EngineTiming (here OS timing under another name)."""
+
+    class Renamed(OsTiming):
+        dataflow = "ws"
+
+    monkeypatch.setitem(TIMINGS, "ws", Renamed)
+    r = tile_gemm(20, 20, 20, 4, 4, dataflow="ws", memory=MemoryConfig(dram_bw=2))
+    assert r.dataflow == "ws"
+    assert r.cycles == tile_gemm(20, 20, 20, 4, 4, memory=MemoryConfig(dram_bw=2)).cycles
+
+
+def test_report_fields_have_units():
+    d = tile_gemm(10, 10, 10, 4, 4, memory=MemoryConfig(dram_bw=2, sram_kib_a=1)).to_dict()
+    for key in d:
+        if key in ("dataflow", "fidelity", "rows", "cols", "m", "n", "k", "tiles", "macs",
+                   "utilization"):
+            continue
+        assert key.endswith(("_cycles", "cycles", "_bytes_a", "_bytes_b", "_bytes_c", "_s",
+                             "_kib_a", "_kib_b", "_kib_c", "_cycle")), key
+    assert isinstance(tile_gemm(3, 3, 3, 2, 2), TimingReport)
+
+
+def test_progress_callback_per_tile():
+    seen = []
+    tile_gemm(10, 10, 3, 4, 4, memory=MemoryConfig(dram_bw=8),
+              on_tile=lambda done, total: seen.append((done, total)))
+    assert seen == [(i, 9) for i in range(1, 10)]
+
+
+def test_bench_tile_targets(monkeypatch):
+    monkeypatch.setattr(timing, "BENCH_TARGETS", (
+        ("small", (64, 64, 64), (8, 8), None),
+        ("small_mem", (64, 64, 64), (8, 8), MemoryConfig(dram_bw=4, sram_kib_a=1))))
+    rows = bench_tile_targets(repeat=1)
+    assert [r["name"] for r in rows] == ["small", "small_mem"]
+    for r in rows:
+        assert r["wall_s"] > 0 and r["peak_traced_bytes"] > 0 and r["max_rss_bytes"] > 0
+        assert r["cycles"] == tile_gemm_cycles(64, 64, 64, 8, 8) + r["stall_cycles"]
+    assert [t[0] for t in timing.BENCH_TARGETS] == ["small", "small_mem"]
+
+
+def test_timing_does_not_import_kernels():
+    import subprocess
+
+    code = ("import sys, sim.timing, sim.memory\n"
+            "faces = ('kernels', 'rtl', 'cosim')\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in faces)\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
