@@ -36,7 +36,7 @@ regress: setup
 	$(PYBIN) -m pytest -q -n $(JOBS) --regress
 
 bench: setup
-	$(PYBIN) -m sim.bench --out bench/results.md
+	$(PYBIN) -m cosim.bench
 
 clean:
 	rm -rf build sim_build cosim_build .pytest_cache
