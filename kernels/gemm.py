@@ -25,7 +25,7 @@ import numpy as np
 
 from sim.engines.systolic import SystolicConfig, SystolicModel, reference
 from sim.errors import TpesimError, WorkloadError
-from sim.memory import MemoryConfig
+from sim.memory import MemoryConfig, check_fits
 from sim.timing import (FIDELITIES, TileStream, TimingReport, make_report, make_timing,
                         run_stream, timing_class)
 
@@ -285,9 +285,7 @@ def _run(cfg: SystolicConfig, m: int, n: int, k: int, a, b, *, fidelity: str,
         if fidelity == "tile":
             compute_cycles, ideal_rows = timing.ideal(stream, record_rows)
             if memory.ideal:
-                from sim.memory import _check_fits
-
-                _check_fits(stream, memory)
+                check_fits(stream, memory)
                 run, out_cycles = None, ideal_rows
             else:
                 backend = timing.backend(stream, record_rows)

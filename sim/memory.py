@@ -49,7 +49,7 @@ from .errors import ConfigError, ConfigTypeError, WorkloadError
 if TYPE_CHECKING:  # pragma: no cover
     from .timing import TileStream
 
-__all__ = ["MemoryConfig", "DramLink", "InputBuffer", "OutputBuffer", "Prefetcher",
+__all__ = ["MemoryConfig", "DramLink", "InputBuffer", "OutputBuffer", "Prefetcher", "check_fits",
            "MemorySystem", "static_traffic", "TRAFFIC_FIELDS", "KIB"]
 
 KIB = 1024
@@ -141,7 +141,9 @@ def _plan(block: np.ndarray, block_bytes: np.ndarray) -> _Plan:
                  nbytes=np.asarray(block_bytes, dtype=np.int64)[first])
 
 
-def _check_fits(stream: TileStream, cfg: MemoryConfig) -> None:
+def check_fits(stream: TileStream, cfg: MemoryConfig) -> None:
+    """WorkloadError (one line: operand, block shape and size, SRAM size) if a block of some
+    operand does not fit half of that operand's SRAM."""
     for use in (*stream.inputs, stream.output):
         half = cfg.half_bytes(use.name)
         if half is None:
@@ -366,7 +368,7 @@ class MemorySystem:
     """
 
     def __init__(self, cfg: MemoryConfig, stream: TileStream, sim):
-        _check_fits(stream, cfg)
+        check_fits(stream, cfg)
         self.cfg = cfg
         self.sim = sim
         self.link = DramLink(cfg.dram_bw, cfg.dram_latency)
@@ -384,17 +386,23 @@ class MemorySystem:
     def output_free(self, t: int) -> int:
         return self.output.free(t)
 
-    def streamed(self, t: int, last_cycle: int) -> None:
-        """Tile t's last beat was taken in `last_cycle`; its halves free from the next cycle."""
-        self.sim.schedule(_Event(self._on_streamed, t), last_cycle + 1)
+    def streamed(self, t: int, last_cycle) -> None:
+        """Tile t's last beat was taken in `last_cycle`; its halves free from the next cycle.
+        `last_cycle` may be a tuple, one cycle per input operand (e.g. a stationary operand that
+        is released once loaded, before the streamed one)."""
+        if isinstance(last_cycle, tuple):
+            for i, c in enumerate(last_cycle):
+                self.sim.schedule(_Event(self._on_streamed, t, i), c + 1)
+        else:
+            self.sim.schedule(_Event(self._on_streamed, t, None), last_cycle + 1)
 
     def drained(self, t: int, last_cycle: int) -> None:
         """Tile t's last result row left in `last_cycle`; its write-back may start next cycle."""
         self.sim.schedule(_Event(self.output.drained, t, self.link), last_cycle + 1)
 
-    def _on_streamed(self, t: int, now: int) -> None:
+    def _on_streamed(self, t: int, which: int | None, now: int) -> None:
         freed = False
-        for b in self.inputs:
+        for b in self.inputs if which is None else (self.inputs[which],):
             freed |= b.streamed(t, now)
         p = self.prefetcher
         if freed and p.blocked and not p.scheduled:

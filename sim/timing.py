@@ -45,7 +45,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from .errors import ConfigError, TpesimError, WorkloadError
-from .memory import MemoryConfig, MemorySystem, static_traffic
+from .memory import MemoryConfig, MemorySystem, check_fits, static_traffic
 
 __all__ = ["TileStream", "OperandBlocks", "EngineTiming", "OsTiming", "TileBackend",
            "OsTileBackend", "TileEngine", "StreamRun", "run_stream", "TimingReport", "tile_gemm",
@@ -116,8 +116,9 @@ class TileBackend(Protocol):
     `stream(t, now, ready, out_free)`: the engine is free to take tile t's first beat in cycle
     `now`; `ready[i]` is the cycle from which input operand i's block is in SRAM; tile t-1's result
     rows may leave from cycle `out_free`. Returns (release, prev_done, next_wake): the cycle of the
-    tile's last operand read (its SRAM halves are free from release + 1), the cycle in which tile
-    t-1's last result row left (-1 for t = 0), and the cycle to wake the engine for tile t+1.
+    tile's last operand read (its SRAM halves are free from release + 1; a tuple gives one cycle
+    per input operand), the cycle in which tile t-1's last result row left (-1 for t = 0), and the
+    cycle to wake the engine for tile t+1.
     `drain(now, out_free)`: after the last tile, returns the cycle its last result row left.
     """
 
@@ -268,7 +269,8 @@ class TileEngine:
     halves freed by tile t-2, and the output half of tile t-1 for the write-back of tile t-3, all
     issued in earlier cycles; the DRAM link serves in issue order, so a request's completion never
     depends on later requests. What the backend reports (last beat, last result row) is scheduled
-    as events at the cycles it happened, so the memory sees them in time order.
+    as events at the cycles it happened, so the memory sees them in time order. Within a cycle the
+    memory acts first: the engine yields while the prefetcher is due in the same cycle.
     """
 
     def __init__(self, stream: TileStream, backend: TileBackend, memory: MemorySystem | None,
@@ -283,6 +285,8 @@ class TileEngine:
 
     def wake(self, sim, now: int) -> int:
         t, mem = self.t, self.memory
+        if mem is not None and mem.prefetcher.scheduled:
+            return now  # let the memory act on this cycle's events first (it is queued before us)
         if t < self.ntiles:
             if mem is None:
                 ready, out_free = self.no_wait, 0
@@ -319,18 +323,30 @@ class StreamRun:
 
 def run_stream(stream: TileStream, backend: TileBackend, memory: MemoryConfig | None = None,
                on_tile: Callable[[int, int], None] | None = None) -> StreamRun:
-    """Run a tile stream through `backend` with the memory model on the event kernel."""
+    """Run a tile stream through `backend` with the memory model on the event kernel.
+
+    An ideal memory can never gate the engine, so it is left out of the run (its traffic is the
+    static count, the same numbers its components would count).
+    """
     from .kernel import Simulator
 
     memory = MemoryConfig() if memory is None else memory
     sim = Simulator()
-    mem = MemorySystem(memory, stream, sim)
-    mem.start()
+    mem = None
+    if memory.ideal:
+        check_fits(stream, memory)
+    else:
+        mem = MemorySystem(memory, stream, sim)
+        mem.start()
     engine = TileEngine(stream, backend, mem, on_tile)
     sim.schedule(engine, 0)
     sim.run()
     if engine.cycles < 0:
         raise RuntimeError("the engine stopped before its last tile (memory model deadlock)")
+    if mem is None:
+        return StreamRun(cycles=engine.cycles, traffic=static_traffic(stream),
+                         writeback_done_cycle=engine.cycles, dram_busy_cycles=0,
+                         events=int(sim.events))
     return StreamRun(cycles=engine.cycles, traffic=mem.traffic(),
                      writeback_done_cycle=max(engine.cycles, mem.link.done_cycle),
                      dram_busy_cycles=mem.link.busy_cycles, events=int(sim.events))
@@ -459,9 +475,7 @@ def tile_gemm(m: int, n: int, k: int, rows: int, cols: int, *, dataflow: str = "
         if record_rows:
             out_cycles = backend.row_cycles()
     else:
-        from .memory import _check_fits
-
-        _check_fits(stream, memory)
+        check_fits(stream, memory)
     return make_report(timing=timing, fidelity="tile", m=int(m), n=int(n), k=int(k),
                        stream=stream, run=run, compute_cycles=compute_cycles, memory=memory,
                        wall_s=time.perf_counter() - t0, out_cycles=out_cycles)
