@@ -70,3 +70,22 @@ class ConfigMixin:
     @classmethod
     def from_json(cls, s: str):
         return cls.from_dict(json.loads(s))
+
+    def to_toml(self) -> str:
+        """Flat `key = value` TOML (None fields are left out: they take their defaults)."""
+        lines = []
+        for k, v in self.to_dict().items():
+            if v is None:
+                continue
+            lines.append(f"{k} = {json.dumps(v)}")
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_toml(cls, text: str):
+        import tomllib
+
+        try:
+            d = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{cls.__name__} TOML is malformed: {e}") from None
+        return cls.from_dict(d)

@@ -147,3 +147,17 @@ def test_in_range(in_bits, signed, lo, hi):
 def test_name():
     assert SystolicConfig(rows=4, cols=2).name == "systolic_os_4x2_s8_acc32"
     assert SystolicConfig(in_bits=16, signed=False, acc_bits=40).name == "systolic_os_8x8_u16_acc40"
+
+
+@pytest.mark.parametrize("cfg", [SystolicConfig(), SystolicConfig(rows=3, cols=5, dataflow="ws",
+                                                                  double_buffer=True, in_bits=4,
+                                                                  signed=False, acc_bits=20)])
+def test_toml_round_trip(cfg):
+    assert SystolicConfig.from_toml(cfg.to_toml()) == cfg
+
+
+def test_toml_errors_are_one_line():
+    with pytest.raises(ConfigError, match=r"^rows must be a positive integer, not 0$"):
+        SystolicConfig.from_toml("rows = 0\n")
+    with pytest.raises(ConfigError, match=r"^SystolicConfig TOML is malformed: "):
+        SystolicConfig.from_toml("rows = \n")
