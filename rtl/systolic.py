@@ -24,6 +24,19 @@ def signature(cfg: SystolicConfig) -> wiring.Signature:
     return wiring.Signature({p.name: (In if p.direction == "in" else Out)(p.width) for p in cfg.ports()})
 
 
+def _shapes(cfg: SystolicConfig):
+    """(lane shape, accumulator shape) of the config's operands and results."""
+    if cfg.signed:
+        return signed(cfg.in_bits), signed(cfg.acc_bits)
+    return unsigned(cfg.in_bits), unsigned(cfg.acc_bits)
+
+
+def _lane(cfg: SystolicConfig, bus, idx: int):
+    """Lane `idx` of a packed operand bus (lane 0 in the low bits, as sim.numerics.pack)."""
+    raw = bus[idx * cfg.in_bits:(idx + 1) * cfg.in_bits]
+    return raw.as_signed() if cfg.signed else raw
+
+
 class SystolicArray(wiring.Component):
     """Output-stationary R x C systolic array with valid/ready operand and result streams.
 
@@ -52,9 +65,8 @@ class SystolicArray(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self.cfg
-        R, C, w, accw = cfg.rows, cfg.cols, cfg.in_bits, cfg.acc_bits
-        lane_shape = signed(w) if cfg.signed else unsigned(w)
-        acc_shape = signed(accw) if cfg.signed else unsigned(accw)
+        R, C = cfg.rows, cfg.cols
+        lane_shape, acc_shape = _shapes(cfg)
         m = Module()
 
         pending = Signal()
@@ -69,21 +81,17 @@ class SystolicArray(wiring.Component):
             fire_out.eq(full & self.out_ready),
         ]
 
-        def lane(bus, idx):
-            raw = bus[idx * w:(idx + 1) * w]
-            return raw.as_signed() if cfg.signed else raw
-
         # Skew lines: row i of A is delayed i+1 cycles, column j of B j+1 cycles. No beat -> zeros.
         ask = [[Signal(lane_shape, name=f"a_skew_{i}_{d}") for d in range(i + 1)] for i in range(R)]
         lsk = [[Signal(name=f"last_skew_{i}_{d}") for d in range(i + 1)] for i in range(R)]
         bsk = [[Signal(lane_shape, name=f"b_skew_{j}_{d}") for d in range(j + 1)] for j in range(C)]
         for i in range(R):
-            m.d.sync += [ask[i][0].eq(Mux(fire_in, lane(self.in_a, i), 0)),
+            m.d.sync += [ask[i][0].eq(Mux(fire_in, _lane(cfg, self.in_a, i), 0)),
                          lsk[i][0].eq(fire_in & self.in_last)]
             for d in range(1, i + 1):
                 m.d.sync += [ask[i][d].eq(ask[i][d - 1]), lsk[i][d].eq(lsk[i][d - 1])]
         for j in range(C):
-            m.d.sync += bsk[j][0].eq(Mux(fire_in, lane(self.in_b, j), 0))
+            m.d.sync += bsk[j][0].eq(Mux(fire_in, _lane(cfg, self.in_b, j), 0))
             for d in range(1, j + 1):
                 m.d.sync += bsk[j][d].eq(bsk[j][d - 1])
 
@@ -163,15 +171,10 @@ class StationaryArray(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self.cfg
-        R, C, w, accw = cfg.rows, cfg.cols, cfg.in_bits, cfg.acc_bits
+        R, C = cfg.rows, cfg.cols
         L = R + C
-        lane_shape = signed(w) if cfg.signed else unsigned(w)
-        acc_shape = signed(accw) if cfg.signed else unsigned(accw)
+        lane_shape, acc_shape = _shapes(cfg)
         m = Module()
-
-        def lane(bus, idx):
-            raw = bus[idx * w:(idx + 1) * w]
-            return raw.as_signed() if cfg.signed else raw
 
         wcnt = Signal(range(R + 1))
         act_valid = Signal()
@@ -205,7 +208,7 @@ class StationaryArray(wiring.Component):
         # the load chain: row 0 takes the beat, every row takes the one above
         with m.If(fire_w):
             for j in range(C):
-                m.d.sync += wsh[0][j].eq(lane(self.load_data, j))
+                m.d.sync += wsh[0][j].eq(_lane(cfg, self.load_data, j))
             for i in range(1, R):
                 for j in range(C):
                     m.d.sync += wsh[i][j].eq(wsh[i - 1][j])
@@ -237,7 +240,7 @@ class StationaryArray(wiring.Component):
                     if i == R - 1 and j == C - 1:
                         l_end = lin
             for i in range(R):
-                m.d.sync += [ask[i][0].eq(Mux(fire_in, lane(self.in_data, i), 0)),
+                m.d.sync += [ask[i][0].eq(Mux(fire_in, _lane(cfg, self.in_data, i), 0)),
                              lsk[i][0].eq(launch)]
                 for d in range(1, i + 1):
                     m.d.sync += [ask[i][d].eq(ask[i][d - 1]), lsk[i][d].eq(lsk[i][d - 1])]
