@@ -6,6 +6,9 @@ PYBIN   := $(abspath $(VENV))/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export OBJCACHE ?= $(shell command -v ccache 2>/dev/null)
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+# SCALE-Sim v3.0.0 for `make bench` only (not a dependency): its own git-ignored venv, created by the
+# bench when missing (python3 -m venv + pip install scalesim==3.0.0 "numpy<2.4").
+SCALESIM_VENV ?= .venv-scalesim
 
 .PHONY: setup demo test regress bench lint clean distclean ext
 
@@ -35,8 +38,10 @@ test: setup
 regress: setup
 	$(PYBIN) -m pytest -q -n $(JOBS) --regress
 
+# Cycle model vs Verilator/cocotb (cycles/s), tile-level 4096^3 targets, SCALE-Sim v3 side by side
+# -> docs/bench.md, docs/bench.json. About 5 minutes (plus the SCALE-Sim venv's first install).
 bench: setup
-	$(PYBIN) -m cosim.bench
+	$(PYBIN) -m cosim.bench --scalesim-venv $(SCALESIM_VENV)
 
 clean:
 	rm -rf build sim_build cosim_build .pytest_cache
@@ -44,4 +49,4 @@ clean:
 	find sim -name '*.so' -delete; find sim -name '*.c' -delete
 
 distclean: clean
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) $(SCALESIM_VENV) *.egg-info

@@ -1,15 +1,22 @@
-"""`make bench`: simulated cycles per second of the cycle model against Verilator, side by side.
+"""`make bench`: three suites, measured side by side in one run -> docs/bench.md, docs/bench.json.
 
-    python -m cosim.bench                       # all default cases -> docs/bench.md, docs/bench.json
-    python -m cosim.bench --case systolic-os-8x8 --path model --path verilator_cpp
+    python -m cosim.bench                       # all suites
+    python -m cosim.bench --suite tile --suite scalesim
+    python -m cosim.bench --case systolic-os-8x8 --path model --path verilator_cpp   # cycle suite only
 
-Every case (cases.CASES) runs its paths (paths.PATHS) in order; rows get cycles/s, the ratios against
-the case's Verilator C++ and interpreted rows, and the TARGETS verdicts. The Verilator C++ path is also
-a correctness check: its cycle count, result-row count and checksum must equal the compiled model's
-on the same stream, or the run fails.
+* cycle: simulated cycles/s of the cycle model against Verilator C++ and cocotb. Every case
+  (cases.CASES) runs its paths (paths.PATHS) in order; rows get cycles/s, the ratios against the case's
+  Verilator C++ and interpreted rows, and the TARGETS verdicts. The Verilator C++ path is also a
+  correctness check: its cycle count, result-row count and checksum must equal the compiled model's
+  on the same stream, or the run fails.
+* tile (tile.py): issue 3's tile-level targets, 4096^3 GEMMs on 128x128 (and 32x32) for each
+  dataflow, ideal and finite memory, each in a fresh process: wall time and peak memory.
+* scalesim (scalesim.py): the same 512^3 GEMM by the real SCALE-Sim v3 (its own venv) and by tpesim:
+  the speed ratio, and SCALE-Sim's Total Cycles = tpesim's compat closed form (else the run fails)
+  beside tpesim's RTL-proven cycles. `python -m cosim.bench.scalesim` is the full 80-layer check.
 
-Hooks for later steps: add engines (cases.ENGINES), cases (cases.CASES), paths (paths.register_path,
-e.g. tile-level GEMM timing or a SCALE-Sim comparison) and targets (cases.TARGETS).
+Hooks: engines (cases.ENGINES), cases (cases.CASES, TILE_CASES, SCALESIM_CASES), paths
+(paths.register_path) and targets (cases.TARGETS, TILE_TARGETS, SCALESIM_TARGETS).
 """
 
 from __future__ import annotations

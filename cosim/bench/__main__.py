@@ -1,4 +1,12 @@
-"""python -m cosim.bench [--quick] [--case NAME ...] [--path NAME ...] [--md docs/bench.md] [--json docs/bench.json]"""
+"""python -m cosim.bench [--suite cycle|tile|scalesim ...] [--quick] [--case NAME ...] [--path NAME ...]
+[--md docs/bench.md] [--json docs/bench.json]
+
+Suites (all by default; --case/--path alone mean the cycle suite only):
+  cycle     simulated cycles/s of the cycle model vs Verilator C++, cocotb (cases.CASES)
+  tile      tile-level timing: 4096^3 GEMMs, wall time and peak memory (cases.TILE_CASES)
+  scalesim  the same GEMM by SCALE-Sim v3 (own venv, created when missing) and by tpesim
+            (cases.SCALESIM_CASES): speed ratio and cycle counts side by side
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,10 @@ import time
 from pathlib import Path
 
 from . import CASES, PATHS, Context, run_bench
-from .report import machine_info, table, write_reports
+from .cases import SCALESIM_TARGETS, SUITES, TILE_TARGETS, scalesim_cases, tile_cases
+from .report import machine_info, scalesim_table, table, tile_table, write_reports
+from .scalesim import DEFAULT_VENV, run_scalesim_suite
+from .tile import REQUIRED_DATAFLOWS, run_tile_suite
 from .vcpp import VERILATOR_FLAGS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +35,10 @@ def _prefer_venv_tools() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m cosim.bench", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m cosim.bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", action="append", choices=SUITES,
+                    help="run only these suites (repeatable); default: all")
     ap.add_argument("--case", action="append", help="case name (repeatable); default: all of "
                     + ", ".join(c.name for c in CASES))
     ap.add_argument("--path", action="append", choices=sorted(PATHS), help="only these paths (repeatable)")
@@ -43,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-paired", action="store_true",
                     help="skip the model re-runs paired with each Verilator C++ run")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a speed target is not met")
+    ap.add_argument("--tile-reps", type=int, default=5, help="tile-level calls after the first (median)")
+    ap.add_argument("--scalesim-venv", type=Path, default=DEFAULT_VENV,
+                    help="SCALE-Sim venv, created when missing (default .venv-scalesim)")
     args = ap.parse_args(argv)
+    suites = args.suite or (["cycle"] if (args.case or args.path) else list(SUITES))
 
     _prefer_venv_tools()
     cases = CASES
@@ -60,20 +78,63 @@ def main(argv: list[str] | None = None) -> int:
                   log=lambda s: print(s, file=sys.stderr, flush=True))
     load0 = " ".join(f"{x:.2f}" for x in os.getloadavg())
     t0 = time.perf_counter()
-    rows = run_bench(cases, ctx, paths=args.path)
+    suite_s: dict[str, float] = {}
+    rows, trows, srows, sinfo = [], [], [], None
+    if "cycle" in suites:
+        t1 = time.perf_counter()
+        rows = run_bench(cases, ctx, paths=args.path)
+        suite_s["cycle"] = time.perf_counter() - t1
+    if "tile" in suites:
+        t1 = time.perf_counter()
+        trows = run_tile_suite(tile_cases(args.quick), reps=args.tile_reps, log=ctx.log,
+                               targets=TILE_TARGETS)
+        suite_s["tile"] = time.perf_counter() - t1
+    if "scalesim" in suites:
+        t1 = time.perf_counter()
+        srows, sinfo = run_scalesim_suite(scalesim_cases(args.quick), venv=args.scalesim_venv,
+                                          log=ctx.log, targets=SCALESIM_TARGETS, reps=args.tile_reps)
+        suite_s["scalesim"] = time.perf_counter() - t1
     total = time.perf_counter() - t0
     info = machine_info()
     info["load_avg"] = f"{load0} at start, {info['load_avg']} at end (1/5/15 min)"
-    meta = {"total_s": total, "reps": args.reps, "seed": args.seed, "quick": args.quick,
-            "model_seconds": args.seconds, "verilator_flags": " ".join(VERILATOR_FLAGS),
-            "cases": [c.name for c in cases]}
-    write_reports(rows, info, meta, args.md, args.json)
-    print(table(rows))
-    print(f"\n{info['cpu']}, {info['cores']} cores; {info['date']}; whole run {total:.0f} s. "
-          f"Wrote {args.md} and {args.json}.")
-    missed = [(r, t) for r in rows for t in r.targets if t["met"] is False]
-    for r, t in missed:
-        print(f"target not met: {r.size} {r.path}: {t['text']} (measured {t['value']:.2f})")
+    meta = {"total_s": total, "suites": suites, "suite_s": suite_s, "reps": args.reps, "seed": args.seed,
+            "quick": args.quick, "model_seconds": args.seconds,
+            "verilator_flags": " ".join(VERILATOR_FLAGS), "tile_reps": args.tile_reps,
+            "cases": [c.name for c in cases] if rows else []}
+    write_reports(rows, info, meta, args.md, args.json, trows=trows, srows=srows, sinfo=sinfo)
+    for tab, present in ((table(rows), rows), (tile_table(trows), trows), (scalesim_table(srows), srows)):
+        if present:
+            print(tab + "\n")
+    print(f"{info['cpu']}, {info['cores']} cores; {info['date']}; whole run {total:.0f} s "
+          f"({', '.join(f'{k} {v:.0f} s' for k, v in suite_s.items())}). Wrote {args.md} and {args.json}.")
+    missed = [(f"{r.size} {r.path}", t) for r in rows for t in r.targets if t["met"] is False]
+    missed += [(r.name, t) for r in list(trows) + list(srows) for t in r.targets if t["met"] is False]
+    for who, t in missed:
+        print(f"target not met: {who}: {t['text']} (measured {t['value']:,.4g})")
+    # Hard failures, whatever --strict says: the compat closed form must equal SCALE-Sim, SCALE-Sim
+    # must have run, and the dataflows whose tile timing must work must have worked.
+    failed = []
+    for r in srows:
+        if r.status != "ok":
+            failed.append(f"SCALE-Sim {r.name}: {r.error}")
+        elif not r.compat_match:
+            failed.append(f"SCALE-Sim {r.name}: compat closed form {r.compat_cycles:,} != SCALE-Sim "
+                          f"Total Cycles {r.scalesim_total_cycles:,} - Stall Cycles {r.scalesim_stall_cycles:,}")
+        if r.tile_status == "error":
+            if r.dataflow in REQUIRED_DATAFLOWS:
+                failed.append(f"tile timing {r.name}: {r.tile_error}")
+            else:
+                print(f"warning: tile timing {r.name}: {r.tile_error}", file=sys.stderr)
+    for r in trows:
+        if r.status == "error":
+            if r.dataflow in REQUIRED_DATAFLOWS:
+                failed.append(f"tile {r.name}: {r.error}")
+            else:
+                print(f"warning: tile {r.name}: {r.error}", file=sys.stderr)
+    for f in failed:
+        print(f"BENCH FAILED: {f}", file=sys.stderr)
+    if failed:
+        return 1
     return 1 if (args.strict and missed) else 0
 
 

@@ -3,6 +3,10 @@
 To bench another engine, write an adapter with the same methods as `SystolicAdapter` and register it in
 ENGINES; to add a case, append a BenchCase to CASES (or build your own list and pass it to run_bench).
 Paths are named in cosim.bench.paths.PATHS; targets (pass/fail speed goals) in TARGETS below.
+
+The other two suites: TILE_CASES (tile-level timing, wall time and peak memory, cosim.bench.tile) and
+SCALESIM_CASES (the same GEMM by SCALE-Sim v3 and by tpesim, cosim.bench.scalesim), with their
+targets in TILE_TARGETS and SCALESIM_TARGETS.
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ import numpy as np
 
 from .stimulus import Stream, checksum_rows, make_stream
 
-__all__ = ["BenchCase", "Target", "SystolicAdapter", "ENGINES", "CASES", "TARGETS", "ModelRun",
-           "default_cases"]
+__all__ = ["BenchCase", "Target", "TileCase", "ScaleSimCase", "SystolicAdapter", "ENGINES", "CASES", "TARGETS", "ModelRun",
+           "default_cases", "TILE_CASES", "TILE_TARGETS", "SCALESIM_CASES", "SCALESIM_TARGETS",
+           "tile_cases", "scalesim_cases", "SUITES"]
+
+SUITES = ("cycle", "tile", "scalesim")
 
 
 @dataclass(frozen=True)
@@ -163,4 +170,94 @@ TARGETS = [
            "cycle model >= 3x Verilator C++ (DESIGN.md), medians of the two paths"),
     Target("model", "ratio_vs_verilator_cpp_paired", ">=", 3.0,
            "cycle model >= 3x Verilator C++ (DESIGN.md), median of back-to-back pairs"),
+]
+
+
+@dataclass(frozen=True)
+class TileCase:
+    """One tile-level measurement: an M x N x K GEMM on a rows x cols array.
+
+    memory: MemoryConfig keyword arguments (None: ideal memory, no stalls). events: tile_gemm's
+    `events` (None: its default, the event-driven run only when the memory can stall; True: force
+    the event-driven run with an ideal memory too). options: further tile_gemm keyword arguments
+    (e.g. double_buffer=True). target: the issue-3 targets (< 1 s, < 1 GB) apply to this row.
+    """
+
+    name: str
+    m: int
+    n: int
+    k: int
+    rows: int
+    cols: int
+    dataflow: str = "os"
+    memory: dict | None = None
+    events: bool | None = None
+    target: bool = False
+    options: dict | None = None
+
+    def spec(self, reps: int, seconds: float) -> dict:
+        return {"m": self.m, "n": self.n, "k": self.k, "rows": self.rows, "cols": self.cols,
+                "dataflow": self.dataflow, "memory": self.memory, "events": self.events,
+                "options": self.options or {}, "reps": reps, "seconds": seconds}
+
+
+@dataclass(frozen=True)
+class ScaleSimCase:
+    """An M x N x K GEMM on a rows x cols array, timed by SCALE-Sim and by tpesim in the same run."""
+
+    name: str
+    m: int
+    n: int
+    k: int
+    rows: int
+    cols: int
+    dataflow: str
+    target: bool = False   # the issue-3 speed target applies
+
+
+# -- issue 3: tile-level timing targets -------------------------------------------------------------------
+# Finite memories that stall the engine: DRAM bandwidth below what the array consumes, SRAM halves
+# large enough for every dataflow's blocks (OS: R x K / K x C inputs; WS/IS: a fold's M x R or N x R
+# stream and its M x C / C x N partial outputs at 32 bits).
+MEM_128 = {"sram_kib_a": 4096, "sram_kib_b": 4096, "sram_kib_c": 4096, "dram_bw": 64, "dram_latency": 100}
+MEM_32 = {"sram_kib_a": 512, "sram_kib_b": 512, "sram_kib_c": 1024, "dram_bw": 32, "dram_latency": 100}
+
+
+def tile_cases(quick: bool = False) -> list[TileCase]:
+    g = 4096 if not quick else 512
+    out = [TileCase(f"{g}^3-128x128-{df}", g, g, g, 128, 128, df, target=not quick)
+           for df in ("os", "ws", "is")]
+    out.append(TileCase(f"{g}^3-128x128-os-events", g, g, g, 128, 128, "os", events=True,
+                        target=not quick))
+    out += [TileCase(f"{g}^3-128x128-{df}-mem", g, g, g, 128, 128, df, memory=MEM_128,
+                     target=not quick) for df in ("os", "ws", "is")]
+    out += [TileCase(f"{g}^3-128x128-{df}-db-mem", g, g, g, 128, 128, df, memory=MEM_128,
+                     target=not quick, options={"double_buffer": True}) for df in ("ws", "is")]
+    out += [TileCase(f"{g}^3-32x32-{df}-mem", g, g, g, 32, 32, df, memory=MEM_32)
+            for df in ("os", "ws", "is")]
+    return out
+
+
+TILE_CASES: list[TileCase] = tile_cases()
+
+# Issue 3: "a 4096x4096x4096 GEMM on a 128x128 array in under 1 s and under 1 GB".
+TILE_TARGETS = [
+    Target("tile", "wall_first_s", "<", 1.0, "under 1 s (first call in a fresh process)"),
+    Target("tile", "rss_peak_bytes", "<", 1e9, "under 1 GB (peak RSS of the whole process)"),
+]
+
+
+# -- issue 3: the same GEMM by SCALE-Sim v3 and by tpesim ------------------------------------------------
+def scalesim_cases(quick: bool = False) -> list[ScaleSimCase]:
+    if quick:
+        return [ScaleSimCase(f"64^3-8x8-{df}", 64, 64, 64, 8, 8, df) for df in ("os", "ws", "is")]
+    return [ScaleSimCase(f"512^3-32x32-{df}", 512, 512, 512, 32, 32, df, target=True)
+            for df in ("os", "ws", "is")]
+
+
+SCALESIM_CASES: list[ScaleSimCase] = scalesim_cases()
+
+SCALESIM_TARGETS = [
+    Target("scalesim", "speedup", ">=", 10_000,
+           "512^3 on 32x32 at least 10,000x faster than SCALE-Sim v3 (same machine, same run)"),
 ]
