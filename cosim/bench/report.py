@@ -229,8 +229,11 @@ def markdown(rows, info: dict, meta: dict, trows=(), srows=(), sinfo: dict | Non
                   "- Every row runs in a **fresh Python process** (`python -m cosim.bench.tile`). "
                   "*wall, first call*: the first `tile_gemm` call for that GEMM in the process, after the "
                   "imports (what a user waits for); *wall, median*: the calls after it.",
-                  "- *peak RSS (process)*: `resource.getrusage(RUSAGE_SELF).ru_maxrss` of that process after "
-                  "the timed calls: the whole process (interpreter, numpy, tpesim imports), an upper bound; "
+                  "- *peak RSS (process)*: that process's peak resident set after the timed calls, `VmHWM` "
+                  "from /proc/self/status (the same quantity as `getrusage(RUSAGE_SELF).ru_maxrss`, which "
+                  "Linux, however, carries over from the parent across fork + exec, so a fresh child of the "
+                  "bench would report the bench's own peak; its value is in the JSON as `ru_maxrss_bytes`): "
+                  "the whole process (interpreter, numpy, tpesim imports), an upper bound; "
                   "its value right after the imports is in the JSON (`rss_base_bytes`). *tracemalloc peak*: "
                   "Python and numpy allocations of one call (an extra, untimed call). The targets use the "
                   "first-call time and the whole-process peak RSS; 1 GB = 10⁹ bytes.",
@@ -269,7 +272,7 @@ def markdown(rows, info: dict, meta: dict, trows=(), srows=(), sinfo: dict | Non
                   "without traces (`cosim/bench/scalesim_worker.py`), one GEMM per process and nothing "
                   "else running in the bench meanwhile. *SCALE-Sim wall*: `scalesim(...)` + `run_scale` "
                   "after `import scalesim` (the JSON also has the import time and the whole process); "
-                  "*peak RSS*: ru_maxrss of that process.",
+                  "*peak RSS*: VmHWM of that process.",
                   "- *compat closed form*: `kernels.scalesim.scalesim_compute_cycles` (what `tpesim scalesim "
                   "--compat scalesim` reports); the bench fails unless it equals SCALE-Sim's `Total Cycles` "
                   "− `Stall Cycles`.",

@@ -7,8 +7,8 @@ the config, topology and layout files with kernels.scalesim's writers and compar
 JOBS.json is a list of {"slug", "dir", "cfg", "topo", "layout", "gemm"}; RESULTS.json gets, per job
 in order: COMPUTE_REPORT and DETAILED_ACCESS_REPORT rows, SCALE-Sim's own parse of the topology, the
 wall time of constructing `scalesim(...)` and `run_scale` (after `import scalesim`; no traces written),
-the import time, and the worker process's peak RSS (ru_maxrss; one job per process gives that job's
-own peak).
+the import time, and the worker process's peak RSS (VmHWM; one job per process gives that job's own
+peak).
 """
 
 from __future__ import annotations
@@ -36,6 +36,19 @@ def _read_report(path: Path) -> list[list[str]]:
     return [[v.strip() for v in row if v.strip() != ""] for row in rows[1:] if any(row)]
 
 
+def _peak_rss_bytes() -> int:
+    """VmHWM of this process image (ru_maxrss would include the parent's peak: Linux keeps it across
+    fork + exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def run_job(job: dict) -> dict:
     t0 = time.perf_counter()
     from scalesim.scale_sim import scalesim
@@ -54,7 +67,7 @@ def run_job(job: dict) -> dict:
     return {"slug": job["slug"], "compute": _read_report(out / "COMPUTE_REPORT.csv"),
             "detail": _read_report(out / "DETAILED_ACCESS_REPORT.csv"), "parse": parse,
             "wall_s": wall, "import_s": import_s,
-            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+            "peak_rss_bytes": _peak_rss_bytes()}
 
 
 def main() -> int:

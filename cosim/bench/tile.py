@@ -4,11 +4,11 @@
     python -m cosim.bench.tile '{"m": 4096, "n": 4096, "k": 4096, "rows": 128, "cols": 128}'
 
 The second form is what the bench runs for every row: one measurement in this (fresh) process,
-printed as one JSON line. A fresh process per row makes `resource.getrusage(RUSAGE_SELF).ru_maxrss`
-the peak resident set of that row alone (interpreter, numpy and tpesim imports included, so an upper
-bound of what the timing itself needs); the Python/numpy allocations of the call itself are measured
-separately with tracemalloc, in an extra call after the timed ones (tracemalloc slows the call, so no
-timing is taken from it).
+printed as one JSON line. A fresh process per row makes its peak resident set (VmHWM, see
+`peak_rss_bytes`) the peak of that row alone (interpreter, numpy and tpesim imports included, so an
+upper bound of what the timing itself needs); the Python/numpy allocations of the call itself are
+measured separately with tracemalloc, in an extra call after the timed ones (tracemalloc slows the
+call, so no timing is taken from it).
 
 Wall time: `first` is the first call of `tile_gemm` for the row's GEMM in the process (imports done,
 nothing warmed up: the honest single-shot time); `median` is the median of the repeated calls after it.
@@ -64,8 +64,9 @@ class TileRow:
     wall_median_s: float | None = None  # median of the calls after it
     wall_min_s: float | None = None
     reps: int = 0
-    rss_base_bytes: int | None = None   # ru_maxrss after the imports, before the first call
-    rss_peak_bytes: int | None = None   # ru_maxrss after the timed calls (whole process)
+    rss_base_bytes: int | None = None   # peak RSS (VmHWM) after the imports, before the first call
+    rss_peak_bytes: int | None = None   # peak RSS (VmHWM) after the timed calls (whole process)
+    ru_maxrss_bytes: int | None = None  # getrusage's ru_maxrss then (includes the parent's, see above)
     traced_peak_bytes: int | None = None  # tracemalloc peak of one call
     process_s: float | None = None      # the whole child process (start-up and imports included)
     targets: list[dict] = field(default_factory=list)
@@ -93,6 +94,25 @@ def memory_text(memory: dict | None) -> str:
 
 
 # -- the child: one measurement in a fresh process -----------------------------------------------------
+def peak_rss_bytes() -> int:
+    """Peak resident set of this process image: VmHWM from /proc/self/status (Linux).
+
+    Not getrusage's ru_maxrss: Linux carries the parent's high-water mark over fork + exec into it,
+    so a fresh child of a big bench process would report the parent's peak. Falls back to ru_maxrss
+    where /proc is missing.
+    """
+    import resource
+
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _child(spec: dict) -> dict:
     import resource
     import tracemalloc
@@ -101,7 +121,7 @@ def _child(spec: dict) -> dict:
     from sim.timing import tile_gemm
 
     def maxrss() -> int:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+        return peak_rss_bytes()
 
     base = maxrss()
     mem = MemoryConfig(**spec["memory"]) if spec.get("memory") else None
@@ -130,6 +150,7 @@ def _child(spec: dict) -> dict:
         if again.cycles != rep.cycles:
             return {"status": "error", "error": f"not deterministic: {rep.cycles} then {again.cycles} cycles"}
     peak = maxrss()
+    ru_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     tracemalloc.start()
     tile_gemm(*args, **kw)
     _, traced = tracemalloc.get_traced_memory()
@@ -138,7 +159,7 @@ def _child(spec: dict) -> dict:
             "stall_cycles": rep.stall_cycles, "utilization": rep.utilization,
             "event_run": bool(spec.get("events")) or (mem is not None and not mem.ideal),
             "wall_first_s": first, "wall_all_s": walls, "rss_base_bytes": base, "rss_peak_bytes": peak,
-            "traced_peak_bytes": traced}
+            "traced_peak_bytes": traced, "ru_maxrss_bytes": ru_peak}
 
 
 # -- the parent -----------------------------------------------------------------------------------------
