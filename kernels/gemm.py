@@ -12,7 +12,10 @@
   tile in stream order, and are checked against the whole-matrix reference.
 
 Adding a dataflow means registering its tile timing (`sim.timing.register_timing`) and its
-cycle-level backend here (`register_cycle_backend`).
+cycle-level backend here (`register_cycle_backend`). OS: `OsCycleBackend` (one tile per call); WS
+and IS: `kernels.stationary.StationaryCycleBackend` (one fold per call; the fold mapping and memory
+policy are in sim.timing.WsTiming's docstring). `run_conv`/`time_conv` lower conv2d to the same
+GEMM, so every dataflow runs convolutions too.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kernels.stationary import StationaryCycleBackend, fold_numpy, plan
 from sim.engines.systolic import SystolicConfig, SystolicModel, reference
 from sim.errors import TpesimError, WorkloadError
 from sim.memory import MemoryConfig, check_fits
@@ -55,7 +59,8 @@ class GemmResult(TimingReport):
         Wall-clock seconds of the simulation alone (operand checks and the reference excluded).
     out_cycles : np.ndarray
         Cycle in which each result row left the engine, in stream order (R rows per tile, padded
-        rows included), for latency studies and cycle-exactness tests.
+        rows included, for OS; M or N partial-sum rows per fold for WS/IS), for latency studies
+        and cycle-exactness tests.
     """
 
     c: np.ndarray | None = None
@@ -200,6 +205,10 @@ def register_cycle_backend(dataflow: str, cls: type) -> type:
     return cls
 
 
+register_cycle_backend("ws", StationaryCycleBackend)
+register_cycle_backend("is", StationaryCycleBackend)
+
+
 def _cycle_backend_class(dataflow: str) -> type:
     try:
         return CYCLE_BACKENDS[dataflow]
@@ -258,7 +267,13 @@ def _check_memory(memory) -> MemoryConfig:
 def _tiled_numpy(cfg: SystolicConfig, stream: TileStream, a: np.ndarray,
                  b: np.ndarray) -> np.ndarray:
     """C assembled from per-tile numpy products, following the tile stream's blocks (tile-level
-    values: checks that the stream the timing used covers C exactly)."""
+    values: checks that the stream the timing used covers C exactly). WS/IS: fold by fold, the
+    K-fold partial sums accumulated as the accumulator buffer does (kernels.stationary)."""
+    if cfg.dataflow != "os":
+        c = fold_numpy(cfg, a.shape[0], b.shape[1], a.shape[1], a, b)
+        if stream.ntiles != plan(cfg, a.shape[0], b.shape[1], a.shape[1]).folds:
+            raise RuntimeError("the tile stream and the fold plan disagree")
+        return c
     R, C = cfg.rows, cfg.cols
     m, n = a.shape[0], b.shape[1]
     c = np.full((m, n), np.iinfo(np.int64).min, np.int64)
@@ -276,7 +291,8 @@ def _run(cfg: SystolicConfig, m: int, n: int, k: int, a, b, *, fidelity: str,
     """The shared driver of run_gemm and time_gemm (a, b may be None for timing only)."""
     if fidelity == "cycle":
         backend_cls = _cycle_backend_class(cfg.dataflow)
-    timing = make_timing(cfg.rows, cfg.cols, cfg.dataflow, cfg.in_bits, cfg.acc_bits)
+    timing = make_timing(cfg.rows, cfg.cols, cfg.dataflow, cfg.in_bits, cfg.acc_bits,
+                         cfg.double_buffer)
     stream = timing.gemm_stream(m, n, k)
     bar = _Progress(label, progress)
     c = None
@@ -408,7 +424,8 @@ def run_conv(cfg: SystolicConfig, layer, x, w, *, fidelity: str = "cycle",
     c, matched = res.c, None
     if verify:
         if c is None:  # tile fidelity: numpy values along the tile stream
-            timing = make_timing(cfg.rows, cfg.cols, cfg.dataflow, cfg.in_bits, cfg.acc_bits)
+            timing = make_timing(cfg.rows, cfg.cols, cfg.dataflow, cfg.in_bits, cfg.acc_bits,
+                                 cfg.double_buffer)
             c = _tiled_numpy(cfg, timing.gemm_stream(*layer.gemm_shape()), _check_operand(
                 "a", a, cfg), _check_operand("b", b, cfg))
         c = fold_output(c, layer)

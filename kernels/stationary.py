@@ -17,10 +17,11 @@ import numpy as np
 
 from sim.engines.systolic import SystolicConfig, SystolicModel, reference
 from sim.kernel import Simulator
-from sim.numerics import wrap_array
+from sim.numerics import matmul_wrapped, wrap_array
 from sim.tile_stationary import stationary_fold_times
 
-__all__ = ["FoldPlan", "plan", "fold_operands", "run_stationary_gemm", "stationary_tile_cycles"]
+__all__ = ["FoldPlan", "plan", "fold_operands", "run_stationary_gemm", "stationary_tile_cycles",
+           "StationaryCycleBackend", "fold_numpy"]
 
 
 @dataclass(frozen=True)
@@ -156,3 +157,160 @@ def stationary_tile_cycles(cfg: SystolicConfig, m: int, n: int, k: int, *, load_
 def check(cfg, a, b) -> bool:
     c, *_ = run_stationary_gemm(cfg, a, b)
     return bool(np.array_equal(c, reference(cfg, a, b)))
+
+
+class StationaryCycleBackend:
+    """Cycle-level backend of `sim.timing.TileEngine` for the WS/IS array: one `run_folds` per fold.
+
+    `stream(t, now, ready, out_free)` offers fold t's stream beats from max(ready of its streamed
+    block, out_free = its output space) and the stationary loads not yet taken: fold t's (from its
+    block's ready cycle) and, with double buffering, fold t+1's (from `ready[2]`, looked ahead);
+    the run stops right after fold t's last beat (loads not taken carry over to the next call).
+    Releases come from what the model did: the streamed block at the fold's last beat, a stationary
+    block at the cycle its last row was loaded (`load_stamps`). `drain` empties the pipeline.
+    With a and b None the operands are zeros (timing only). Interface of `OsCycleBackend`.
+    """
+
+    out_tile = 0
+
+    def __init__(self, cfg: SystolicConfig, m: int, n: int, k: int, a: np.ndarray | None = None,
+                 b: np.ndarray | None = None, *, interpreted: bool | None = None):
+        if cfg.dataflow not in ("ws", "is"):
+            raise ValueError(f"dataflow must be 'ws' or 'is' here, not {cfg.dataflow!r}")
+        self.cfg = cfg
+        self.p = plan(cfg, m, n, k)
+        self.model = SystolicModel(cfg, interpreted=interpreted)
+        self.stat, self.strm = (1, 0) if cfg.dataflow == "ws" else (0, 1)
+        self.ahead = (self.stat,) if cfg.double_buffer else ()
+        self.values = a is not None
+        self.a, self.b = a, b
+        R, C = cfg.rows, cfg.cols
+        self.m, self.n = m, n
+        self.out = None
+        if self.values:
+            self._acc = np.zeros((m, n), np.int64)
+        else:
+            self._zw = np.zeros((R, C), np.int64)
+            self._zx = np.zeros((self.p.rows, R), np.int64)
+        self._lasts = np.zeros(self.p.rows, np.int64)
+        self._lasts[-1] = 1
+        self.pending = np.zeros((0, C), np.int64)
+        self.pending_av = np.zeros(0, np.int64)
+        self.offered = 0          # folds whose loads have been offered
+        self.loads_taken = 0      # load beats taken so far
+        self.rows_done = 0
+        self.fold_last_row: list[int] = []
+        self.cycle = 0
+        self._stamps: list[np.ndarray] = []
+
+    def _operands(self, f: int):
+        if not self.values:
+            return self._zw, self._zx
+        return fold_operands(self.cfg, self.a, self.b, f // self.p.kfolds, f % self.p.kfolds)
+
+    def _offer(self, f: int, avail: int) -> None:
+        w, _ = self._operands(f)
+        self.pending = np.concatenate([self.pending, w[::-1]])
+        self.pending_av = np.concatenate([self.pending_av,
+                                          np.full(self.cfg.rows, avail, np.int64)])
+        self.offered = f + 1
+
+    def stream(self, t, now, ready, out_free):
+        if now != self.cycle:
+            raise RuntimeError(f"engine woken at cycle {now} but its clock is at {self.cycle}")
+        F, R = self.p.folds, self.cfg.rows
+        if self.offered == t:
+            self._offer(t, ready[self.stat])
+        if self.ahead and t + 1 < F and self.offered == t + 1:
+            self._offer(t + 1, ready[2])
+        _, x = self._operands(t)
+        iav = np.full(self.p.rows, max(ready[self.strm], out_free), np.int64)
+        rows, stamps, ran, taken, lst = self.model.run_folds(
+            self.pending, x, self._lasts, load_avail=self.pending_av, in_avail=iav, drain=False,
+            load_stamps=True)
+        self.cycle += ran
+        rel = []
+        for j in range(taken):
+            beat = self.loads_taken + j
+            if beat % R == R - 1:
+                rel.append((beat // R, self.stat, int(lst[j])))
+        self.loads_taken += taken
+        self.pending = self.pending[taken:]
+        self.pending_av = self.pending_av[taken:]
+        rel.append((t, self.strm, self.cycle - 1))
+        self._collect(rows, stamps)
+        prev_done = -1
+        if t:
+            if len(self.fold_last_row) < t:
+                raise RuntimeError(f"fold {t - 1}'s last result row had not left when fold {t}'s "
+                                   f"last beat was taken")
+            prev_done = self.fold_last_row[t - 1]
+        return rel, prev_done, self.cycle
+
+    def drain(self, now, out_free):
+        if now != self.cycle:
+            raise RuntimeError(f"engine woken at cycle {now} but its clock is at {self.cycle}")
+        if len(self.pending):
+            raise RuntimeError(f"{len(self.pending)} load beats were never taken")
+        C, R = self.cfg.cols, self.cfg.rows
+        rows, stamps, ran = self.model.run_folds(np.zeros((0, C), np.int64),
+                                                 np.zeros((0, R), np.int64),
+                                                 np.zeros(0, np.int64), drain=True)
+        self.cycle += ran
+        self._collect(rows, stamps)
+        if len(self.fold_last_row) != self.p.folds:
+            raise RuntimeError(f"{len(self.fold_last_row)} of {self.p.folds} folds delivered")
+        if self.values:
+            self.out = wrap_array(self._acc, self.cfg.acc_bits, self.cfg.signed)
+        return self.fold_last_row[-1]
+
+    def _collect(self, rows: np.ndarray, stamps: np.ndarray) -> None:
+        if not len(rows):
+            return
+        self._stamps.append(stamps)
+        p, C = self.p, self.cfg.cols
+        first = self.rows_done
+        self.rows_done += len(rows)
+        for f in range(first // p.rows, (self.rows_done - 1) // p.rows + 1):
+            lo = max(first, f * p.rows)           # global row indices of fold f in this batch
+            hi = min(self.rows_done, (f + 1) * p.rows)
+            if hi == (f + 1) * p.rows:
+                self.fold_last_row.append(int(stamps[hi - 1 - first]))
+            if not self.values:
+                continue
+            o = f // p.kfolds
+            part = rows[lo - first:hi - first]
+            i0, i1 = lo - f * p.rows, hi - f * p.rows
+            if p.dataflow == "ws":
+                blk = self._acc[i0:i1, o * C:(o + 1) * C]
+                blk += part[:, :blk.shape[1]]
+            else:
+                blk = self._acc[o * C:(o + 1) * C, i0:i1]
+                blk += part[:, :blk.shape[0]].T
+
+    def row_cycles(self) -> np.ndarray:
+        return np.concatenate(self._stamps) if self._stamps else np.zeros(0, np.int64)
+
+
+def fold_numpy(cfg: SystolicConfig, m: int, n: int, k: int, a: np.ndarray,
+               b: np.ndarray) -> np.ndarray:
+    """C assembled fold by fold from numpy: each fold's partial product (wrapped like the PE
+    registers) added into its output block (wrapped like the accumulator buffer). Tile-level
+    values: checks that the fold plan covers the GEMM exactly."""
+    p = plan(cfg, m, n, k)
+    R, C = cfg.rows, cfg.cols
+    c = np.zeros((m, n), np.int64)
+    covered = np.zeros((m, n), np.int64)
+    for f in range(p.folds):
+        o, kf = divmod(f, p.kfolds)
+        ks = slice(kf * R, (kf + 1) * R)
+        if cfg.dataflow == "ws":
+            blk = (slice(None), slice(o * C, (o + 1) * C))
+        else:
+            blk = (slice(o * C, (o + 1) * C), slice(None))
+        part = matmul_wrapped(a[blk[0], ks], b[ks, blk[1]], cfg.acc_bits, cfg.signed)
+        c[blk] = wrap_array(c[blk] + part, cfg.acc_bits, cfg.signed)
+        covered[blk] += min(R, k - kf * R)
+    if not (covered == k).all():
+        raise RuntimeError("the fold plan does not cover the GEMM exactly once")
+    return c

@@ -54,21 +54,26 @@ def _systolic_config(args: argparse.Namespace, dataflow: str = "os"):
     check_int("rows", args.rows)
     check_int("cols", args.cols)
     return SystolicConfig(rows=args.rows, cols=args.cols, dataflow=dataflow,
-                          in_bits=args.in_bits, signed=not args.unsigned, acc_bits=args.acc_bits)
+                          in_bits=args.in_bits, signed=not args.unsigned, acc_bits=args.acc_bits,
+                          double_buffer=bool(getattr(args, "double_buffer", False)))
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
     """Options shared by every `run` kernel: dataflow, fidelity, memory, outputs."""
     p.add_argument("--dataflow", default="os", choices=("os", "ws", "is"),
-                   help="which operand stays in the PEs (default os)")
+                   help="which operand stays in the PEs: os the results, ws B (the weights), "
+                        "is A (the inputs) (default os)")
+    p.add_argument("--double-buffer", action="store_true",
+                   help="ws/is: a shadow copy of the stationary operand loads the next fold while "
+                        "the current one computes")
     p.add_argument("--fidelity", default="cycle", choices=("cycle", "tile"),
                    help="cycle: the register-level model computes and checks the result (default); "
                         "tile: tile-level timing only (identical cycle counts), fast")
     p.add_argument("--verify", action="store_true",
                    help="at tile fidelity, also compute the result with numpy and check it "
                         "(cycle fidelity always checks)")
-    for op, what in (("a", "A (the streamed rows)"), ("b", "B (the streamed columns)"),
-                     ("c", "the results")):
+    for op, what in (("a", "A (M x K)"), ("b", "B (K x N)"),
+                     ("c", "C, the results (ws/is: the accumulator buffer)")):
         p.add_argument(f"--sram-kib-{op}", type=float, default=None, metavar="KIB",
                        help=f"SRAM for {what} in KiB, two halves (default: unbounded)")
     p.add_argument("--dram-bw", type=float, default=None, metavar="BYTES_PER_CYCLE",
@@ -184,8 +189,10 @@ def _print_table(r: dict, title: str) -> None:
     rows = [
         ("engine", r["engine"]),
         (r["kernel"], title),
-        ("dataflow / fidelity", f"{r['dataflow']} / {r['fidelity']}"),
-        ("tiles", f"{r['tiles']:,}"),
+        ("dataflow / fidelity", f"{r['dataflow']}"
+                                f"{' (double buffer)' if r.get('double_buffer') else ''}"
+                                f" / {r['fidelity']}"),
+        ("tiles" if r["dataflow"] == "os" else "folds", f"{r['tiles']:,}"),
         ("cycles", f"{r['cycles']:,}"),
         ("compute cycles", f"{r['compute_cycles']:,}"),
         ("stall cycles", f"{r['stall_cycles']:,}"),

@@ -2,9 +2,12 @@
 
 The engine streams a sequence of tiles (a `sim.timing.TileStream`). Each tile reads one *block* of
 every input operand (for the OS GEMM: the R x K row block of A and the K x C column block of B) and
-writes one block of the output C. The same components serve both fidelities: at tile level the
-engine's timing is a closed form per tile, at cycle level it is the register model, and both see
-the same per-tile operand-ready and output-free cycles from here, so they agree exactly.
+writes one block of the output C. For WS/IS a tile is a fold: it reads its stationary block (B for
+WS, A for IS; one per fold) and its streamed block (one per K-slice), and writes partial sums into
+its output block, which the consecutive K-folds of one output block share (sim.timing.WsTiming).
+The same components serve both fidelities: at tile level the engine's timing is a closed form per
+tile, at cycle level it is the register model, and both see the same per-tile operand-ready and
+output-free cycles from here, so they agree exactly.
 
 Components (all times are integer cycles; nothing here runs per cycle):
 
@@ -17,12 +20,17 @@ Components (all times are integer cycles; nothing here runs per cycle):
   number f (f = 0, 1, ... in tile order) goes to half f % 2. Consecutive tiles that use the same
   block share one fetch: the block stays resident (the OS GEMM walks tiles row-block-major, so one A
   row block serves a whole row of tiles). A half is refilled only once every tile reading its block
-  has finished streaming (the engine has taken the tile's last beat). With no size given (the
+  has finished reading it: by default the engine has taken the tile's last beat; a backend may
+  release an operand earlier (a stationary WS/IS block once its last row is in the array's load
+  chain: `MemorySystem.release`). With no size given (the
   default) the SRAM is unbounded: fetches never wait for space (there is still one fetch per block
   change).
 * `OutputBuffer` -- the SRAM of the output, two halves; output block k goes to half k % 2. A tile's
   result rows may leave the engine only once its half is free, i.e. once block k-2 has been written
-  back. A block is written back when the last tile writing it has delivered its last row.
+  back (OS: the sink waits; WS/IS: the fold's stream waits, see sim.timing.WsTiming). A block is
+  written back when the last tile writing it has delivered its last row; for WS/IS the K-folds of
+  one output block accumulate in it (read-modify-write inside the accumulator buffer, counted as
+  writes of each fold's partial sums) and it is written back once.
 * `Prefetcher` -- one DMA engine on the event kernel. It walks the fetches in tile order (for
   each tile: the new block of A, then of B) and issues each as soon as its half is free; a fetch
   that must wait for space blocks the ones behind it (in-order issue). It sleeps while blocked and
@@ -152,7 +160,8 @@ def check_fits(stream: TileStream, cfg: MemoryConfig) -> None:
         biggest = int(use.block_bytes[i])
         if biggest > half:
             raise WorkloadError(
-                f"a tile's block of operand {use.name} ({use.describe(i)}, {biggest} bytes) does "
+                f"a {getattr(stream, 'unit', 'tile')}'s block of operand {use.name} "
+                f"({use.describe(i)}, {biggest} bytes) does "
                 f"not fit half of its {cfg.sram_kib(use.name):g} KiB SRAM ({half:g} bytes); "
                 f"give operand {use.name} at least {math.ceil(2 * biggest / KIB * 1000) / 1000:g} "
                 f"KiB")
@@ -362,9 +371,10 @@ class MemorySystem:
     """The buffers, the link and the prefetcher for one tile stream, wired to a Simulator.
 
     The engine asks `operands_ready(t)` (per input operand, the cycle from which tile t's block is
-    in SRAM) and `output_free(t)` before streaming tile t, and reports
-    `streamed(t, last_beat_cycle)` and `drained(t, last_row_cycle)`; these become events at the
-    following cycle.
+    in SRAM; `operand_ready(i, t)` for one operand, also of a later tile whose fetch is issued)
+    and `output_free(t)` before streaming tile t, and reports `streamed(t, last_beat_cycle)` (or
+    `release(t, i, cycle)` per operand) and `drained(t, last_row_cycle)`; these become events at
+    the following cycle.
     """
 
     def __init__(self, cfg: MemoryConfig, stream: TileStream, sim):
@@ -383,6 +393,11 @@ class MemorySystem:
     def operands_ready(self, t: int) -> tuple[int, ...]:
         return tuple(b.ready(t) for b in self.inputs)
 
+    def operand_ready(self, i: int, t: int) -> int:
+        """Cycle from which tile t's block of input operand i is in SRAM (RuntimeError if its
+        fetch has not been issued yet: the caller looked too far ahead)."""
+        return self.inputs[i].ready(t)
+
     def output_free(self, t: int) -> int:
         return self.output.free(t)
 
@@ -395,6 +410,11 @@ class MemorySystem:
                 self.sim.schedule(_Event(self._on_streamed, t, i), c + 1)
         else:
             self.sim.schedule(_Event(self._on_streamed, t, None), last_cycle + 1)
+
+    def release(self, t: int, i: int, last_cycle: int) -> None:
+        """Tile t's last read of input operand i was in `last_cycle`; its half (if tile t is the
+        block's last reader) is free from the next cycle. Each (t, i) is released exactly once."""
+        self.sim.schedule(_Event(self._on_streamed, t, i), last_cycle + 1)
 
     def drained(self, t: int, last_cycle: int) -> None:
         """Tile t's last result row left in `last_cycle`; its write-back may start next cycle."""

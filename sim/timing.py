@@ -46,11 +46,12 @@ import numpy as np
 
 from .errors import ConfigError, TpesimError, WorkloadError
 from .memory import MemoryConfig, MemorySystem, check_fits, static_traffic
+from .tile_stationary import FoldTimer, fold_row_cycles, ideal_fold_times
 
-__all__ = ["TileStream", "OperandBlocks", "EngineTiming", "OsTiming", "TileBackend",
-           "OsTileBackend", "TileEngine", "StreamRun", "run_stream", "TimingReport", "tile_gemm",
-           "tile_gemm_cycles", "register_timing", "timing_class", "TIMINGS", "FIDELITIES",
-           "default_acc_bits", "bench_tile_targets"]
+__all__ = ["TileStream", "OperandBlocks", "EngineTiming", "OsTiming", "WsTiming", "IsTiming",
+           "TileBackend", "OsTileBackend", "StationaryTileBackend", "TileEngine", "StreamRun",
+           "run_stream", "TimingReport", "tile_gemm", "tile_gemm_cycles", "register_timing",
+           "timing_class", "TIMINGS", "FIDELITIES", "default_acc_bits", "bench_tile_targets"]
 
 FIDELITIES = ("cycle", "tile")
 
@@ -92,6 +93,7 @@ class TileStream:
     inputs: tuple[OperandBlocks, ...]
     output: OperandBlocks
     out_rows: int
+    unit: str = "tile"        # what one entry is called in messages ("fold" for WS/IS)
 
     @property
     def ntiles(self) -> int:
@@ -114,13 +116,30 @@ class TileBackend(Protocol):
     """How one engine streams tiles (the tile-level closed form, or the cycle model).
 
     `stream(t, now, ready, out_free)`: the engine is free to take tile t's first beat in cycle
-    `now`; `ready[i]` is the cycle from which input operand i's block is in SRAM; tile t-1's result
-    rows may leave from cycle `out_free`. Returns (release, prev_done, next_wake): the cycle of the
-    tile's last operand read (its SRAM halves are free from release + 1; a tuple gives one cycle
-    per input operand), the cycle in which tile t-1's last result row left (-1 for t = 0), and the
-    cycle to wake the engine for tile t+1.
+    `now`; `ready[i]` is the cycle from which input operand i's block is in SRAM; the result rows
+    of tile t + `out_tile` may leave from cycle `out_free`. Returns (release, prev_done,
+    next_wake): the cycle of the tile's last operand read (its SRAM halves are free from
+    release + 1; a tuple gives one cycle per input operand; a list gives (tile, operand index,
+    cycle) triples, for blocks of any tile whose last read happened during this call, e.g. a
+    stationary operand loaded while the previous tile streams), the cycle in which tile t-1's last
+    result row left (-1 for t = 0), and the cycle to wake the engine for tile t+1. Every cycle
+    reported must be >= now.
     `drain(now, out_free)`: after the last tile, returns the cycle its last result row left.
+
+    Optional attributes (defaults: the OS engine's):
+
+    * `ahead` (tuple of input operand indices, default ()): operands whose block for tile t+1 the
+      backend needs while streaming tile t (a double-buffered stationary operand loads the next
+      tile's block meanwhile). Their ready cycles follow tile t's in `ready` (0 for the last
+      tile). Valid only if those fetches are issued by the time tile t starts; the memory checks
+      (a RuntimeError names the tile otherwise).
+    * `out_tile` (-1 or 0, default -1): -1 when tile t's call drains tile t-1's rows (OS: a
+      result leaves after its tile's last beat), 0 when the backend must know tile t's own
+      output space before streaming it (WS/IS: results leave while the tile streams).
     """
+
+    ahead: tuple[int, ...]
+    out_tile: int
 
     def stream(self, t: int, now: int, ready: tuple[int, ...], out_free: int
                ) -> tuple[int, int, int]: ...
@@ -133,12 +152,24 @@ class EngineTiming:
 
     dataflow = ""
 
-    def __init__(self, rows: int, cols: int, *, in_bits: int = 8, acc_bits: int | None = None):
+    def __init__(self, rows: int, cols: int, *, in_bits: int = 8, acc_bits: int | None = None,
+                 double_buffer: bool = False):
         for name, v in (("rows", rows), ("cols", cols), ("in_bits", in_bits)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ConfigError(f"{name} must be a positive integer, not {v!r}")
+        if not isinstance(double_buffer, bool):
+            raise ConfigError(f"double_buffer must be a bool, not {double_buffer!r}")
         self.rows, self.cols, self.in_bits = int(rows), int(cols), int(in_bits)
         self.acc_bits = default_acc_bits(self.in_bits) if acc_bits is None else int(acc_bits)
+        self.double_buffer = double_buffer
+
+    @staticmethod
+    def _check_shape(m, n, k) -> None:
+        for name, v in (("m", m), ("n", n), ("k", k)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise WorkloadError(f"{name} must be an integer, not {v!r}")
+            if v < 1:
+                raise WorkloadError(f"{name} must be a positive integer, not {v!r}")
 
     def gemm_stream(self, m: int, n: int, k: int) -> TileStream:
         raise NotImplementedError
@@ -196,12 +227,15 @@ class OsTiming(EngineTiming):
 
     dataflow = "os"
 
+    def __init__(self, rows: int, cols: int, **kw):
+        super().__init__(rows, cols, **kw)
+        if self.double_buffer:
+            raise ConfigError("double_buffer must be False for dataflow 'os' (it double-buffers "
+                              "the stationary operand of 'ws'/'is'; OS already has a shadow result "
+                              "bank), not True")
+
     def gemm_stream(self, m: int, n: int, k: int) -> TileStream:
-        for name, v in (("m", m), ("n", n), ("k", k)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise WorkloadError(f"{name} must be an integer, not {v!r}")
-            if v < 1:
-                raise WorkloadError(f"{name} must be a positive integer, not {v!r}")
+        self._check_shape(m, n, k)
         R, C = self.rows, self.cols
         gm, gn = -(-m // R), -(-n // C)
         t = np.arange(gm * gn, dtype=np.int64)
@@ -231,6 +265,153 @@ class OsTiming(EngineTiming):
         return OsTileBackend(self.rows, self.cols, stream.beats, record_rows)
 
 
+class StationaryTileBackend:
+    """The WS/IS engine's per-fold timing rule (sim/tile_stationary.py's recurrence), one call per
+    fold, fed by the memory: fold t's stream beats are offered from max(its streamed block's ready
+    cycle, its output space's free cycle) -- the output space gates the stream, not the sink (see
+    WsTiming) -- its loads from its stationary block's ready cycle; with double buffering, fold
+    t+1's loads overlap fold t's stream, so its stationary block's ready cycle is looked ahead.
+
+    Releases (as (tile, operand, cycle) triples): the streamed block at the fold's last beat L_t,
+    the stationary block at its last load beat W_t, reported in the call during which that beat
+    happens (W_t <= L_t for a single buffer; for a double buffer W_{t+1} may fall in fold t's call
+    or, if fold t+1's loads were late, in fold t+1's).
+    """
+
+    out_tile = 0
+
+    def __init__(self, rows: int, cols: int, beats: np.ndarray, double_buffer: bool,
+                 stationary: int, streamed: int, record_rows: bool = False):
+        self.R, self.C = rows, cols
+        self.beats = np.asarray(beats, dtype=np.int64).tolist()
+        self.F = len(self.beats)
+        self.db = double_buffer
+        self.stat, self.strm = stationary, streamed
+        self.ahead = (stationary,) if double_buffer else ()
+        self.timer = FoldTimer(rows, cols, double_buffer)
+        self.loaded = 0           # folds whose stationary release has been reported
+        self.L = -1
+        self.record = record_rows
+        self.S_list: list[int] = []
+        self.L_list: list[int] = []
+
+    def stream(self, t, now, ready, out_free):
+        ra = ready[self.strm]
+        if out_free > ra:
+            ra = out_free
+        nxt = ready[2] if self.db and t + 1 < self.F else None
+        w, wn, s, last = self.timer.step(self.beats[t], ra, ready[self.stat], nxt)
+        rel = []
+        if self.loaded == t:
+            rel.append((t, self.stat, w))
+            self.loaded = t + 1
+        if wn is not None and wn <= last:
+            rel.append((t + 1, self.stat, wn))
+            self.loaded = t + 2
+        rel.append((t, self.strm, last))
+        prev_done = self.L + self.R + self.C if t else -1
+        self.L = last
+        if self.record:
+            self.S_list.append(s)
+            self.L_list.append(last)
+        return rel, prev_done, last + 1
+
+    def drain(self, now, out_free):
+        return self.L + self.R + self.C
+
+    def row_cycles(self) -> np.ndarray:
+        return fold_row_cycles(self.R, self.C, np.asarray(self.beats, np.int64),
+                               np.asarray(self.S_list, np.int64), np.asarray(self.L_list, np.int64))
+
+
+class WsTiming(EngineTiming):
+    """Weight-stationary on the stationary-operand array (sim/engines/_stationary_core.py).
+
+    Fold f = (o, kf), o-major (output block by output block, K-folds consecutive): the PEs hold
+    B[kf*R:(kf+1)*R, o*C:(o+1)*C] (loaded row by row, R load beats), the stream carries the M rows
+    of A[:, kf*R:(kf+1)*R] (M beats), and the M result rows are partial sums of C[:, o*C:(o+1)*C],
+    accumulated outside the array over the K-folds. Operands keep the GEMM's names: a = A (the
+    streamed operand: one block per K-slice, resident across folds when K <= R), b = B (the
+    stationary one: one block per fold), c = C (one block per output column block, written back
+    once, after its last K-fold). A fold is a "tile" in reports.
+
+    Memory policy (both fidelities; see sim/memory.py for the components):
+
+    * Fetches are issued in fold order (for each fold: its new A block, then its new B block), each
+      as soon as its SRAM half is free; the streamed block's half is freed after the last fold
+      reading it has taken its last beat, the stationary block's once its last row is loaded into
+      the array (the shift chain holds it from then on).
+    * With double buffering, fold f+1's B block loads into the shadow chain while fold f streams;
+      its fetch is always issued by the time fold f starts (it needs only fold f-1's B half, freed
+      when fold f-1 finished loading, and the A half of fold f-1, freed as fold f starts), so the
+      fold-level recurrence looks its ready cycle up exactly.
+    * Output space gates the stream, not the sink: a fold's first beat is not offered before the
+      accumulator half of its output block is free (block k-2 written back), so the array's
+      global stall never fires. Hardware: the sequencer checks a "bank free" flag before starting
+      the first fold of an output block; results then flow out one row per cycle with no
+      back-pressure. (Gating the sink instead would freeze the whole array, loads included, mid
+      fold; it is not what the fold-level timing models.)
+    * The accumulator holds a whole output block (M x C results for WS, C x N for IS) across its
+      K-folds, so `sram_kib_c` must hold two such blocks; the block is written back in one piece.
+    """
+
+    dataflow = "ws"
+    stationary, streamed = 1, 0
+
+    def _dims(self, m, n, k):
+        """(streamed beats per fold T, outer dim split over columns)."""
+        return m, n
+
+    def gemm_stream(self, m: int, n: int, k: int) -> TileStream:
+        self._check_shape(m, n, k)
+        m, n, k = int(m), int(n), int(k)
+        R, C = self.rows, self.cols
+        T, outer_dim = self._dims(m, n, k)
+        gk, go = -(-k // R), -(-outer_dim // C)
+        f = np.arange(go * gk, dtype=np.int64)
+        o, kf = f // gk, f % gk
+        kr = np.minimum(R, k - kf * R)
+        oc = np.minimum(C, outer_dim - o * C)
+        tt = np.full_like(f, T)
+        w, acc = self.in_bits, self.acc_bits
+        if self.dataflow == "ws":
+            a = OperandBlocks("a", kf, _packed_bytes(tt * kr, w), w, tt, kr)
+            b = OperandBlocks("b", f, _packed_bytes(kr * oc, w), w, kr, oc)
+            c = OperandBlocks("c", o, _packed_bytes(tt * oc, acc), acc, tt, oc)
+        else:
+            a = OperandBlocks("a", f, _packed_bytes(oc * kr, w), w, oc, kr)
+            b = OperandBlocks("b", kf, _packed_bytes(kr * tt, w), w, kr, tt)
+            c = OperandBlocks("c", o, _packed_bytes(oc * tt, acc), acc, oc, tt)
+        return TileStream(beats=tt, inputs=(a, b), output=c, out_rows=T, unit="fold")
+
+    def ideal(self, stream, record_rows=False):
+        R, C = self.rows, self.cols
+        S, L = ideal_fold_times(R, C, stream.beats, self.double_buffer)
+        cycles = int(L[-1]) + R + C + 1
+        rows = fold_row_cycles(R, C, stream.beats, S, L) if record_rows else None
+        return cycles, rows
+
+    def backend(self, stream, record_rows=False):
+        return StationaryTileBackend(self.rows, self.cols, stream.beats, self.double_buffer,
+                                     self.stationary, self.streamed, record_rows)
+
+
+class IsTiming(WsTiming):
+    """Input-stationary: the same array and memory policy as WsTiming with A and B swapped.
+
+    Fold f = (o, kf), o-major: the PEs hold A[o*C:(o+1)*C, kf*R:(kf+1)*R]^T, the stream carries
+    the N columns of B[kf*R:(kf+1)*R, :] (N beats), and result beat j is the partial column
+    C[o*C:(o+1)*C, j]. a = A is the stationary operand (one block per fold), b = B the streamed
+    one (one block per K-slice), c = C (one block per output row block).
+    """
+
+    dataflow = "is"
+    stationary, streamed = 0, 1
+
+    def _dims(self, m, n, k):
+        return n, m
+
+
 TIMINGS: dict[str, type[EngineTiming]] = {}
 
 
@@ -241,6 +422,8 @@ def register_timing(cls: type[EngineTiming]) -> type[EngineTiming]:
 
 
 register_timing(OsTiming)
+register_timing(WsTiming)
+register_timing(IsTiming)
 
 
 def timing_class(dataflow: str) -> type[EngineTiming]:
@@ -271,6 +454,15 @@ class TileEngine:
     depends on later requests. What the backend reports (last beat, last result row) is scheduled
     as events at the cycles it happened, so the memory sees them in time order. Within a cycle the
     memory acts first: the engine yields while the prefetcher is due in the same cycle.
+
+    WS/IS (StationaryTileBackend, kernels.stationary.StationaryCycleBackend) need more, and get it:
+    fold t's own output space (its block k's half, free once block k-2, last written by fold
+    t-2 or earlier, is written back: issued by the time fold t-1's last beat was taken) and, when
+    double-buffered, fold t+1's stationary block (its fetch needs only the halves of fold t-1's
+    stationary block, freed once that block was loaded, and of fold t-1's streamed block, freed the
+    cycle fold t starts). Every event a call reports is at a cycle after the call's start, so
+    events due in one cycle were all queued, in call order, before that cycle began: both
+    fidelities queue the same events in the same order.
     """
 
     def __init__(self, stream: TileStream, backend: TileBackend, memory: MemorySystem | None,
@@ -278,7 +470,11 @@ class TileEngine:
         self.backend = backend
         self.memory = memory
         self.ntiles = stream.ntiles
-        self.no_wait = (0,) * len(stream.inputs)
+        self.ahead = tuple(getattr(backend, "ahead", ()))
+        self.out_tile = int(getattr(backend, "out_tile", -1))
+        if self.out_tile not in (-1, 0):
+            raise ValueError(f"backend.out_tile must be -1 or 0, not {self.out_tile}")
+        self.no_wait = (0,) * (len(stream.inputs) + len(self.ahead))
         self.t = 0
         self.cycles = -1
         self.on_tile = on_tile
@@ -292,12 +488,22 @@ class TileEngine:
                 ready, out_free = self.no_wait, 0
             else:
                 ready = mem.operands_ready(t)
-                out_free = mem.output_free(t - 1) if t else 0
+                if self.ahead:
+                    if t + 1 < self.ntiles:
+                        ready += tuple(mem.operand_ready(i, t + 1) for i in self.ahead)
+                    else:
+                        ready += (0,) * len(self.ahead)
+                u = t + self.out_tile
+                out_free = mem.output_free(u) if u >= 0 else 0
             release, prev_done, nxt = self.backend.stream(t, now, ready, out_free)
             if mem is not None:
                 if t:
                     mem.drained(t - 1, prev_done)
-                mem.streamed(t, release)
+                if isinstance(release, list):
+                    for tile, i, c in release:
+                        mem.release(tile, i, c)
+                else:
+                    mem.streamed(t, release)
             self.t = t + 1
             if self.on_tile is not None:
                 self.on_tile(self.t, self.ntiles)
@@ -362,8 +568,9 @@ class TimingReport:
     cycles: from reset until the engine is idle after its last result row (stalls included).
     compute_cycles: the same with an ideal memory. stall_cycles = cycles - compute_cycles.
     utilization = macs / (cycles * rows * cols). writeback_done_cycle: when the last result byte
-    has been sent to DRAM. out_cycles: the cycle each result row left the engine, R per tile in
-    stream order (padded rows included), when asked for.
+    has been sent to DRAM. out_cycles: the cycle each result row left the engine, in stream order,
+    when asked for: R per tile for OS (padded rows included), the fold's stream beats for WS/IS
+    (M or N per fold; partial sums of a K-fold count as rows). tiles: tiles (OS) or folds (WS/IS).
     """
 
     dataflow: str
@@ -437,18 +644,26 @@ def make_report(*, timing: EngineTiming, fidelity: str, m: int, n: int, k: int,
 
 
 def make_timing(rows: int, cols: int, dataflow: str = "os", in_bits: int = 8,
-                acc_bits: int | None = None) -> EngineTiming:
-    return timing_class(dataflow)(rows, cols, in_bits=in_bits, acc_bits=acc_bits)
+                acc_bits: int | None = None, double_buffer: bool = False) -> EngineTiming:
+    cls = timing_class(dataflow)
+    if double_buffer:
+        return cls(rows, cols, in_bits=in_bits, acc_bits=acc_bits, double_buffer=True)
+    return cls(rows, cols, in_bits=in_bits, acc_bits=acc_bits)
 
 
 def tile_gemm(m: int, n: int, k: int, rows: int, cols: int, *, dataflow: str = "os",
-              in_bits: int = 8, acc_bits: int | None = None, memory: MemoryConfig | None = None,
-              record_rows: bool = False, events: bool | None = None,
+              in_bits: int = 8, acc_bits: int | None = None, double_buffer: bool = False,
+              memory: MemoryConfig | None = None, record_rows: bool = False,
+              events: bool | None = None,
               on_tile: Callable[[int, int], None] | None = None) -> TimingReport:
     """Tile-level timing of C (m x n) = A (m x k) @ B (k x n) on a rows x cols array.
 
     Parameters
     ----------
+    dataflow : {"os", "ws", "is"}
+        Which operand stays in the PEs. For WS/IS a "tile" is a fold (see WsTiming).
+    double_buffer : bool
+        WS/IS: the stationary operand's shadow chain loads the next fold during this one.
     memory : MemoryConfig or None
         SRAM sizes and DRAM link; None (or an ideal config) means no memory stalls.
     record_rows : bool
@@ -461,7 +676,7 @@ def tile_gemm(m: int, n: int, k: int, rows: int, cols: int, *, dataflow: str = "
     """
     t0 = time.perf_counter()
     memory = MemoryConfig() if memory is None else memory
-    timing = make_timing(rows, cols, dataflow, in_bits, acc_bits)
+    timing = make_timing(rows, cols, dataflow, in_bits, acc_bits, double_buffer)
     stream = timing.gemm_stream(m, n, k)
     compute_cycles, ideal_rows = timing.ideal(stream, record_rows)
     if events is None:
@@ -485,8 +700,8 @@ def tile_gemm_cycles(M: int, N: int, K: int, R: int, C: int, dataflow: str = "os
                      **kw) -> int:
     """Cycles of an M x N x K GEMM on an R x C array by tile-level timing (RTL-proven rules).
 
-    Keyword arguments go to `tile_gemm` (e.g. in_bits, acc_bits, memory). With the default ideal
-    memory this is the stall-free compute cycle count.
+    Keyword arguments go to `tile_gemm` (e.g. in_bits, acc_bits, double_buffer, memory). With the
+    default ideal memory this is the stall-free compute cycle count.
     """
     return tile_gemm(M, N, K, R, C, dataflow=dataflow, **kw).cycles
 

@@ -252,9 +252,10 @@ def test_csv_report(capsys, tmp_path):
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    (["--dataflow", "ws"], "dataflow 'ws' is not supported at cycle level in this version"),
-    (["--dataflow", "is", "--fidelity", "tile"],
-     "dataflow 'is' is not supported by tile-level timing in this version"),
+    (["--double-buffer"], "double_buffer must be False for dataflow 'os'"),
+    (["--dataflow", "ws", "--sram-kib-c", "0.25"],
+     "a fold's block of operand c (20 x 3 of 32 bits, 240 bytes) does not fit half of its "
+     "0.25 KiB SRAM (128 bytes); give operand c at least 0.469 KiB"),
     (["--dataflow", "xs"], "argument --dataflow: invalid choice: 'xs'"),
     (["--fidelity", "rtl"], "argument --fidelity: invalid choice: 'rtl'"),
     (["--sram-kib-a", "0.01"], "a tile's block of operand a (4 x 9 of 8 bits, 36 bytes) does not "
@@ -306,3 +307,52 @@ def test_conv_mismatch_exits_nonzero(capsys, monkeypatch):
     rc, out, err = run(capsys, [*CONV, "--json"])
     assert rc == 1 and json.loads(out)["matched"] is False
     assert err.startswith("tpesim: error: result differs")
+
+
+# -- WS / IS ---------------------------------------------------------------------------------------
+STAT_MEM = ["--sram-kib-a", "1", "--sram-kib-b", "0.125", "--sram-kib-c", "1", "--dram-bw", "1.5",
+            "--dram-latency", "12"]
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "is"])
+@pytest.mark.parametrize("db", [False, True])
+def test_run_gemm_stationary_both_fidelities(capsys, dataflow, db):
+    extra = ["--dataflow", dataflow, *(["--double-buffer"] if db else []), *STAT_MEM, "--json"]
+    rc, out, err = run(capsys, [*GEMM, *extra])
+    assert rc == 0, err
+    cyc = json.loads(out)
+    til = json.loads(run(capsys, [*GEMM, *extra, "--fidelity", "tile"])[1])
+    assert cyc["matched"] is True and til["matched"] is None
+    assert (cyc["dataflow"], cyc["double_buffer"]) == (dataflow, db)
+    assert cyc["stall_cycles"] > 0
+    # folds: ceil(9/4) K-slices times ceil(11/3) (WS) or ceil(20/3) (IS) output blocks
+    assert cyc["tiles"] == 3 * (4 if dataflow == "ws" else 7)
+    for key in cyc:
+        if key not in ("fidelity", "matched", "wall_s", "total_wall_s", "cycles_per_s"):
+            assert cyc[key] == til[key], key
+    ver = json.loads(run(capsys, [*GEMM, *extra, "--fidelity", "tile", "--verify"])[1])
+    assert ver["matched"] is True and ver["cycles"] == cyc["cycles"]
+
+
+def test_run_stationary_table_and_csv(capsys, tmp_path):
+    path = tmp_path / "ws.csv"
+    rc, out, err = run(capsys, [*GEMM, "--dataflow", "ws", "--double-buffer", "--csv", str(path)])
+    assert rc == 0, err
+    assert "ws (double buffer) / cycle" in out and "folds" in out and "yes" in out
+    import csv
+
+    (row,) = list(csv.DictReader(path.open()))
+    assert row["dataflow"] == "ws" and row["double_buffer"] == "True" and row["matched"] == "True"
+
+
+@pytest.mark.parametrize(("dataflow", "db"), [("ws", False), ("is", True)])
+def test_run_conv_stationary(capsys, dataflow, db):
+    extra = ["--dataflow", dataflow, *(["--double-buffer"] if db else []), "--dram-bw", "2",
+             "--json"]
+    rc, out, err = run(capsys, [*CONV, *extra])
+    assert rc == 0, err
+    rep = json.loads(out)
+    assert rep["matched"] is True and rep["dataflow"] == dataflow
+    til = json.loads(run(capsys, [*CONV, *extra, "--fidelity", "tile", "--verify"])[1])
+    assert til["matched"] is True and til["cycles"] == rep["cycles"]
+    assert til["stall_cycles"] == rep["stall_cycles"] > 0

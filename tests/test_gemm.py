@@ -1,10 +1,11 @@
-"""GEMM on the OS systolic engine through the event kernel: values, cycles, input validation."""
+"""GEMM on the systolic engine through the event kernel: values, cycles, input validation (OS in
+detail; WS/IS through the same driver, their timing in tests/test_timing.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from closed_form import row_cycles, total_cycles
+from closed_form import row_cycles, stationary_row_cycles, stationary_total_cycles, total_cycles
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -283,4 +284,110 @@ def test_conv_both_fidelities(seed):
     ver = gemm.run_conv(cfg, layer, x, w, fidelity="tile", memory=mem, verify=True)
     assert ver.matched is True
     np.testing.assert_array_equal(ver.c, cyc.c)
+    assert gemm.time_conv(cfg, layer, memory=mem).cycles == cyc.cycles
+
+
+# -- WS / IS through the same driver ---------------------------------------------------------------
+STATIONARY = [("ws", False), ("ws", True), ("is", False), ("is", True)]
+
+
+def check_stationary(cfg, m, n, k, seed, **kw) -> GemmResult:
+    a, b = random_operands(cfg, m, n, k, seed)
+    res = run_gemm(cfg, a, b, **kw)
+    R, C = cfg.rows, cfg.cols
+    T, outer = (m, ceil_div(n, C)) if cfg.dataflow == "ws" else (n, ceil_div(m, C))
+    folds = ceil_div(k, R) * outer
+    assert res.matched is True and res.dataflow == cfg.dataflow
+    np.testing.assert_array_equal(res.c, reference(cfg, a, b))
+    assert res.tiles == folds and res.macs == m * n * k
+    ideal = stationary_total_cycles(R, C, T, folds, cfg.double_buffer)
+    if kw.get("memory") is None:
+        assert res.cycles == ideal
+        assert res.out_cycles.tolist() == stationary_row_cycles(R, C, T, folds, cfg.double_buffer)
+    assert res.compute_cycles == ideal
+    return res
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(1, 9), cols=st.integers(1, 9), m=st.integers(1, 30),
+       n=st.integers(1, 30), k=st.integers(1, 40), in_bits=st.sampled_from([4, 8, 16]),
+       signed=st.booleans(), df=st.sampled_from(STATIONARY), seed=st.integers(0, 2**32 - 1))
+def test_stationary_random_shapes(rows, cols, m, n, k, in_bits, signed, df, seed):
+    cfg = SystolicConfig(rows=rows, cols=cols, in_bits=in_bits, signed=signed, dataflow=df[0],
+                         double_buffer=df[1])
+    check_stationary(cfg, m, n, k, seed)
+
+
+@pytest.mark.regress
+@settings(max_examples=400, deadline=None)
+@given(rows=st.integers(1, 24), cols=st.integers(1, 24), m=st.integers(1, 120),
+       n=st.integers(1, 120), k=st.integers(1, 120), in_bits=st.sampled_from([4, 8, 16]),
+       signed=st.booleans(), df=st.sampled_from(STATIONARY), seed=st.integers(0, 2**32 - 1))
+def test_stationary_sweep_shapes(rows, cols, m, n, k, in_bits, signed, df, seed):
+    cfg = SystolicConfig(rows=rows, cols=cols, in_bits=in_bits, signed=signed, dataflow=df[0],
+                         double_buffer=df[1])
+    check_stationary(cfg, m, n, k, seed)
+
+
+@pytest.mark.parametrize(("dataflow", "db"), STATIONARY)
+def test_stationary_python_touched_once_per_fold(monkeypatch, dataflow, db):
+    from sim.engines.systolic import StationaryModel
+
+    calls = []
+    real = StationaryModel.run_folds
+
+    def spy(self, loads, rows, lasts, **kw):
+        calls.append((len(loads), len(rows), kw.get("drain")))
+        return real(self, loads, rows, lasts, **kw)
+
+    monkeypatch.setattr(StationaryModel, "run_folds", spy)
+    cfg = SystolicConfig(rows=4, cols=3, dataflow=dataflow, double_buffer=db)
+    check_stationary(cfg, 9, 7, 11, seed=3)
+    T = 9 if dataflow == "ws" else 7
+    folds = 3 * 3  # ceil(K/R) K-slices times 3 output blocks (WS: ceil(7/3), IS: ceil(9/3))
+    # one call per fold (its stream beats, the loads not yet taken), then one to drain
+    assert [c[1:] for c in calls] == [(T, False)] * folds + [(0, True)]
+    assert sum(c[0] for c in calls) >= folds * 4
+    assert calls[-1][0] == 0
+
+
+@pytest.mark.parametrize(("dataflow", "db"), STATIONARY)
+def test_stationary_memory_at_both_fidelities(dataflow, db, seed):
+    cfg = SystolicConfig(rows=4, cols=3, dataflow=dataflow, double_buffer=db, in_bits=4)
+    mem = MemoryConfig(dram_bw=2, dram_latency=7, sram_kib_c=1)
+    res = check_stationary(cfg, 13, 11, 10, seed, memory=mem)
+    assert res.stall_cycles > 0 and res.fidelity == "cycle"
+    a, b = random_operands(cfg, 13, 11, 10, seed)
+    til = run_gemm(cfg, a, b, memory=mem, fidelity="tile", verify=True)
+    assert til.matched is True and til.cycles == res.cycles
+    assert til.out_cycles.tolist() == res.out_cycles.tolist()
+    assert gemm.time_gemm(cfg, 13, 11, 10, memory=mem).cycles == res.cycles
+
+
+@pytest.mark.parametrize("interpreted", [False, True])
+def test_stationary_interpreted_matches(interpreted):
+    cfg = SystolicConfig(rows=3, cols=2, dataflow="is", double_buffer=True, in_bits=16,
+                         acc_bits=64)
+    res = check_stationary(cfg, 5, 7, 8, seed=2, interpreted=interpreted,
+                           memory=MemoryConfig(dram_bw=3))
+    assert res.stall_cycles > 0
+
+
+@pytest.mark.parametrize(("dataflow", "db"), [("os", False), *STATIONARY])
+def test_conv_on_every_dataflow(dataflow, db, seed):
+    from kernels.conv import ConvLayer, conv2d_direct
+    from kernels.conv import random_operands as conv_operands
+
+    layer = ConvLayer(in_h=6, in_w=7, in_channels=3, out_channels=4, kernel_h=3, kernel_w=2,
+                      stride_h=1, stride_w=2, pad_h=1, pad_w=1, dilation_w=2, batch=2)
+    cfg = SystolicConfig(rows=4, cols=3, dataflow=dataflow, double_buffer=db)
+    x, w = conv_operands(layer, np.random.default_rng(seed), *cfg.in_range)
+    mem = MemoryConfig(dram_bw=3, dram_latency=5)
+    cyc = gemm.run_conv(cfg, layer, x, w, memory=mem)
+    assert cyc.matched is True and cyc.dataflow == dataflow
+    np.testing.assert_array_equal(cyc.c, conv2d_direct(x, w, layer))
+    ver = gemm.run_conv(cfg, layer, x, w, fidelity="tile", memory=mem, verify=True)
+    assert ver.matched is True
+    np.testing.assert_array_equal(ver.c, cyc.c)
+    assert (ver.cycles, ver.stall_cycles) == (cyc.cycles, cyc.stall_cycles)
     assert gemm.time_conv(cfg, layer, memory=mem).cycles == cyc.cycles

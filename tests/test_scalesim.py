@@ -610,3 +610,51 @@ def test_cli_file_errors(tmp_path, no_tile_timing):
     c, t = _files(tmp_path, topo=GEMM_HEADER)
     with pytest.raises(FileFormatError, match=r"^t\.csv: no layers after the header line$"):
         cli_main(["-c", c, "-t", t, "-i", "gemm"])
+
+
+# ------------------------------------------------------------------------------------------------
+# tpesim's own timing for WS / IS (the real sim.timing) beside SCALE-Sim's
+# ------------------------------------------------------------------------------------------------
+WORKLOADS = Path(__file__).resolve().parent.parent / "kernels" / "workloads"
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "is"])
+@pytest.mark.parametrize(("topology", "kind"), [("resnet50.csv", "conv"),
+                                                 ("bert_base_encoder.csv", "gemm"),
+                                                 ("llama2_7b_decoder.csv", "gemm")])
+def test_stationary_delta_is_folds_plus_two(dataflow, topology, kind):
+    """Both closed forms serialize the same folds: tpesim F(2R+C+T-1)+1, SCALE-Sim F(2R+C+T-2)-1,
+    so every layer differs by exactly F + 2 and the reason says so."""
+    cfg = dataclasses.replace(read_config(WORKLOADS / "scalesim_32x32_os.cfg"), dataflow=dataflow)
+    rows, note = report(cfg, read_topology(WORKLOADS / topology, kind))
+    assert note == "" and rows
+    for r in rows:
+        assert r["timing"] == "tpesim" and r["stall_cycles"] == 0
+        assert r["delta_cycles"] == r["folds"] + 2, r["layer"]
+        assert r["reason"].startswith(f"+{r['folds'] + 2} = {r['folds']} folds x 1 + 1 + 1: an "
+                                      f"input register on our stream lanes")
+
+
+def test_stationary_delta_fallbacks():
+    # N:M sparsity: SCALE-Sim compresses K, tpesim times the dense GEMM
+    sc = scalesim_compute(100, 30, 70, 8, 8, "ws", sparsity=(2, 4))
+    from sim.timing import tile_gemm_cycles
+
+    text = explain_delta(sc, tile_gemm_cycles(100, 30, 70, 8, 8, "ws"))
+    assert "N:M-compressed reduction (36 of 70 rows, 20 folds)" in text
+    # a double-buffered figure is not the serialized closed form
+    sc = scalesim_compute(100, 30, 70, 8, 8, "is")
+    text = explain_delta(sc, tile_gemm_cycles(100, 30, 70, 8, 8, "is", double_buffer=True))
+    assert text.startswith("-") and "double-buffered one overlaps" in text
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "is"])
+def test_cli_stationary_json(tmp_path, capsys, dataflow):
+    c, t = _files(tmp_path, cfg_subs={"Dataflow : ws": f"Dataflow : {dataflow}"})
+    assert cli_main(["-c", c, "-t", t, "-i", "gemm", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["layer"] for r in rows] == ["g0", "g1"]
+    for r in rows:
+        assert r["compute_cycles"] == r["tpesim_compute_cycles"] == \
+            r["scalesim_compute_cycles"] + r["folds"] + 2
+        assert r["dataflow"] == dataflow

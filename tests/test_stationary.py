@@ -138,3 +138,57 @@ def test_plan_matches_scalesim_fold_counts():
     assert (ws.folds, ws.rows) == (3 * 3, 30)
     is_ = plan(SystolicConfig(rows=8, cols=4, dataflow="is"), m=30, n=9, k=17)
     assert (is_.folds, is_.rows) == (3 * 8, 9)
+
+
+# -- the fold-level recurrence in its incremental and stall-free forms -----------------------------
+@settings(max_examples=150, deadline=None)
+@given(R=st.integers(1, 9), C=st.integers(1, 9), db=st.booleans(), F=st.integers(1, 30),
+       M=st.integers(1, 40), uneven=st.booleans(), seed=st.integers(0, 2**31))
+def test_ideal_fold_times_equals_recurrence(R, C, db, F, M, uneven, seed):
+    """The periodic shortcut of the stall-free form gives the recurrence's every fold."""
+    from sim.tile_stationary import ideal_fold_times
+
+    ms = np.random.default_rng(seed).integers(1, 40, F) if uneven else np.full(F, M)
+    ft = stationary_fold_times(R, C, ms, double_buffer=db)
+    S, L = ideal_fold_times(R, C, ms, db)
+    assert L.tolist() == ft.last.tolist()
+    assert np.where(ms > 1, S, L).tolist() == ft.first.tolist()
+
+
+@pytest.mark.parametrize("db", [False, True])
+@pytest.mark.parametrize("T", [1, 2, 3, 4, 5, 9, 10, 11, 12, 30])
+def test_closed_forms_all_regimes(db, T):
+    """tests/closed_form.py's derivation (single buffer; double buffer with M <= R, R < M < 2R+C
+    where swaps and global copies alternate, M >= 2R+C) against the register model, R=4, C=2."""
+    from closed_form import stationary_row_cycles, stationary_total_cycles
+
+    R, C, F = 4, 2, 5
+    cfg = SystolicConfig(rows=R, cols=C, dataflow="ws", double_buffer=db)
+    lasts = np.zeros(F * T, np.int64)
+    lasts[T - 1::T] = 1
+    _, stamps, cycles = SystolicModel(cfg).run_folds(np.zeros((F * R, C)), np.zeros((F * T, R)),
+                                                     lasts)
+    assert cycles == stationary_total_cycles(R, C, T, F, db)
+    assert stamps.tolist() == stationary_row_cycles(R, C, T, F, db)
+
+
+@pytest.mark.parametrize("db", [False, True])
+def test_load_stamps(db):
+    """run_folds(load_stamps=True) reports the cycle of every load beat taken: single buffer,
+    fold f loads right after fold f-1's token has left; double buffer, fold 1 loads right after
+    fold 0's global copy."""
+    R, C, M = 3, 2, 4
+    cfg = SystolicConfig(rows=R, cols=C, dataflow="is", double_buffer=db)
+    lasts = np.array([0, 0, 0, 1] * 2)
+    res = SystolicModel(cfg).run_folds(np.ones((2 * R, C)), np.ones((2 * M, R)), lasts,
+                                       load_stamps=True)
+    loads = res[3].tolist()
+    if db:
+        assert loads == [0, 1, 2, 4, 5, 6]          # copy at 3
+    else:
+        L0 = R + M - 1
+        assert loads == [0, 1, 2] + [L0 + R + C + i for i in range(R)]
+    # chunked: only the beats taken in this call
+    res = SystolicModel(cfg).run_folds(np.ones((2 * R, C)), np.ones((M, R)), lasts[:M],
+                                       drain=False, load_stamps=True)
+    assert len(res[4]) == res[3] and res[4].tolist() == loads[:res[3]]

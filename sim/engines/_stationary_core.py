@@ -244,18 +244,22 @@ class StationaryCore:
     @cython.wraparound(False)
     def run(self, loads: i64[:, ::1], ins: i64[:, ::1], lasts: i64[::1], out_c: i64[:, ::1],
             out_stamp: i64[::1], lavail: i64[::1], iavail: i64[::1],
-            ready: cython.uchar[::1], max_cycles: i64, drain: cython.int):
+            ready: cython.uchar[::1], max_cycles: i64, drain: cython.int,
+            load_stamp: i64[::1]):
         """Free-running: stream the load beats and stream beats (a source is valid once its next beat
         is available: from cycle `lavail[b]` / `iavail[b]`, absolute; empty = always), the sink
         ready unless `ready[t]` says 0 (t counted from this call; empty = always). With `drain`, run until every beat is in and every result row is out; without,
         stop right after the last stream beat is taken (loads not yet taken are the caller's to
         offer again in the next call, so chunked runs are cycle-exact). Stops at max_cycles too.
+        `load_stamp[b]` receives the cycle in which load beat b was taken (for as many beats as
+        it has room for; empty = not recorded).
         Returns (load beats taken, stream beats taken, rows written, cycles run)."""
         nl: i64 = loads.shape[0]
         ni: i64 = ins.shape[0]
         nlv: i64 = lavail.shape[0]
         niv: i64 = iavail.shape[0]
         nr: i64 = ready.shape[0]
+        nls: i64 = load_stamp.shape[0]
         li: i64 = 0
         bi: i64 = 0
         no: i64 = 0
@@ -310,6 +314,8 @@ class StationaryCore:
                     out_c[no, j] = self.out_lane(j)
                 out_stamp[no] = self.cycle
                 no += 1
+            if fw and li < nls:
+                load_stamp[li] = self.cycle
             self._edge(fw, li if fw else 0, fi, bi if fi else 0, last if fi else 0, adv)
             if fw:
                 li += 1
