@@ -128,6 +128,8 @@ def _build_parser() -> argparse.ArgumentParser:
     vs = v_sub.add_parser("systolic", help="the systolic array")
     _engine_args(vs)
     vs.add_argument("--dataflow", default="os", help="os, ws or is (default os)")
+    vs.add_argument("--double-buffer", action="store_true",
+                    help="ws/is: a shadow register per PE for the next stationary tile")
     vs.add_argument("-o", "--output", required=True, metavar="FILE.v", help="Verilog file to write")
     vs.set_defaults(func=_cmd_verilog_systolic)
 
@@ -155,11 +157,17 @@ def _check_supported(args: argparse.Namespace) -> None:
     timing_class(args.dataflow)
 
 
+def _interpreted_env() -> bool:
+    from sim.engines import interpreted_default
+
+    return interpreted_default()
+
+
 def _run_report(kernel: str, args: argparse.Namespace, cfg, res, shape: dict,
                 total_s: float) -> dict:
     cycles_per_s = res.cycles / res.wall_s if res.wall_s > 0 else None
     report = {"kernel": kernel, "engine": cfg.name, **shape, "seed": args.seed, **cfg.to_dict(),
-              "interpreted": bool(args.interpreted)}
+              "interpreted": bool(args.interpreted) or _interpreted_env()}
     report.update(res.to_dict())
     report.update({"total_wall_s": total_s, "cycles_per_s": cycles_per_s})
     return report
