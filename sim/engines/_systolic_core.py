@@ -16,18 +16,37 @@ Micro-architecture (identical to rtl/systolic.py, signal for signal):
   * back-pressure: a beat carrying `last` is accepted only when no earlier wavefront is pending and
     the shadow bank is empty: in_ready = !in_last | !(pending | full).
 
-Representation (why it is fast and still register-exact): every a/b/last register of the array is a
-pure delay, so PE(i,j)'s input during cycle t is the beat accepted in cycle t-1-(i+j). The model keeps
-the last R+C beats in a ring (ha, hbr, hl, hv) instead of shifting R*C registers, and stores the
-accumulators by anti-diagonal s=i+j (accs[s, i] is PE(i, s-i)), so the PEs that see the same beat are
-contiguous and the MAC loop vectorises. A diagonal holding a bubble is skipped (its PEs add 0*0).
-`register(name, i, j)` reads any RTL register back from this representation.
+Representation (why it is fast and still register-exact). Every a/b/last register of the array is a
+pure delay, so PE(i,j)'s input during cycle t is the beat accepted in cycle t-1-(i+j), and the MACs
+of a PE are exactly the products of the beats of one tile, added mod 2**acc_bits. Addition mod 2**n
+does not care about order, so the model does not move the MACs through the array cycle by cycle:
+  * the control (in_ready, pending, full, rptr, out_valid, out_last) is stepped every cycle, exactly
+    as in the RTL; the wavefront of the tile whose `last` beat was accepted in cycle tl reaches
+    PE(i,j) in cycle tl+1+i+j, so `full` rises at the edge of cycle tl+R+C-1 (no ring lookup);
+  * the open tile's beats are summed per PE in T (T[i,j] = sum a_i*b_j over the beats accepted since
+    the last `last`; compiled, kept mod 2**64, or mod 2**32 when acc_bits <= 32, a multiple of
+    2**acc_bits either way; exact Python ints when interpreted; wrapped to acc_bits only when read). `run` sums them in C straight from the caller's
+    beat arrays, one tile (or the rest of one call) at a time, with a vectorised 16-bit kernel when
+    the operands allow it (see `_sum16`), else 64-bit scalar MACs; when a `last` beat is accepted the
+    tile's wrapped result becomes res[cur] and the one before it res[cur^1] (a last waits for an
+    empty shadow bank, so at most two results are ever visible and at most one wavefront, the one
+    of cycle tl, is in the array);
+  * the beats of the last H=R+C cycles stay in a ring (ha, hb; zeros for cycles without a beat),
+    slot = cycle mod H, for reading the skew registers back.
+Every RTL register is a function of this state (see `register`): shadow(i,j) during cycle t is
+res[cur] once t >= tl+2+i+j, else res[cur^1]; acc(i,j) is T (or, while the last wavefront has not
+reached the PE, res[cur]) minus the products of the beats still on their way to PE(i,j), i.e. those
+accepted in cycles t-1-(i+j)..t-1. out_c is read through the same rule every cycle, so the port is
+exact whether or not out_valid is set.
 """
 
 import cython
 import numpy as np
 
 i64 = cython.typedef(cython.longlong)
+
+NEVER = -(1 << 40)  # "no last accepted yet" (older than any ring slot or wavefront)
+CHUNK = cython.declare(cython.int, 64)  # beats per block of the compiled 16-bit kernel (fits L1 at 16x16)
 
 
 def wrap_consts(acc_bits: int, signed: bool):
@@ -39,15 +58,114 @@ def wrap_consts(acc_bits: int, signed: bool):
     return 1 << (acc_bits - 1), (1 << acc_bits) - 1
 
 
+def _wrap_int(x, bits, signed):
+    """Python-int wrap to `bits` (cold paths: register reads, shadow rows)."""
+    x &= (1 << bits) - 1
+    if signed and x >> (bits - 1):
+        x -= 1 << bits
+    return x
+
+
 @cython.cfunc
-@cython.inline
 @cython.exceptval(check=False)
-def _mac_diag(acc: cython.pointer(i64), a: cython.pointer(i64), b: cython.pointer(i64),
-              n: cython.int, half: i64, mask: i64) -> cython.void:
-    """acc[k] = wrap(acc[k] + a[k]*b[k]) for the n PEs of one diagonal (compiled path only)."""
+def _sum64(T: cython.pointer(i64), A: cython.pointer(i64), B: cython.pointer(i64), lo: i64, hi: i64,
+           R: cython.int, C: cython.int) -> cython.void:
+    """T[i,j] += sum_k A[k,i]*B[k,j] for k in [lo, hi), mod 2**64 (compiled path only)."""
+    k: i64
+    i: cython.int
+    j: cython.int
+    x: i64
+    a: cython.pointer(i64)
+    b: cython.pointer(i64)
+    t: cython.pointer(i64)
+    for k in range(lo, hi):
+        a = A + k * R
+        b = B + k * C
+        for i in range(R):
+            x = a[i]
+            t = T + i * C
+            for j in range(C):
+                t[j] += x * b[j]
+
+
+@cython.cfunc
+@cython.exceptval(check=False)
+def _sum16(T: cython.pointer(i64), A: cython.pointer(i64), B: cython.pointer(i64), lo: i64, hi: i64,
+           R: cython.int, C: cython.int, narrow: cython.int, at: cython.pointer(cython.short),
+           bt: cython.pointer(cython.short)) -> i64:
+    """T[i,j] += sum_k A[k,i]*B[k,j] for k in [lo, hi) through 16-bit operands and 32-bit sums, which
+    vectorise (pmaddwd): exact mod 2**32 when every operand fits int16 (enough if `narrow`, i.e.
+    acc_bits <= 32), exact outright when every operand is in [-2048, 2047] (|sum of CHUNK products|
+    < 2**31). Each block of up to CHUNK beats is transposed to at[i][k], bt[j][k] and reduced per PE
+    as a dot product over k, two rows by two columns at a time.
+    Stops before the first block with an operand that does not qualify; returns where it stopped
+    (hi when done). Scratch: at, bt of (R, C) * CHUNK shorts."""
+    k0: i64 = lo
+    n: cython.int
     k: cython.int
-    for k in range(n):
-        acc[k] = (((acc[k] + a[k] * b[k]) + half) & mask) - half
+    i: cython.int
+    j: cython.int
+    x: i64
+    s00: cython.int
+    s01: cython.int
+    s10: cython.int
+    s11: cython.int
+    orr: cython.ulonglong
+    off: i64 = 32768 if narrow else 2048
+    lim: cython.ulonglong = 65535 if narrow else 4095
+    p0: cython.pointer(cython.short)
+    p1: cython.pointer(cython.short)
+    q0: cython.pointer(cython.short)
+    q1: cython.pointer(cython.short)
+    src: cython.pointer(i64)
+    t0: cython.pointer(i64)
+    t1: cython.pointer(i64)
+    while k0 < hi:
+        n = CHUNK if hi - k0 > CHUNK else cython.cast(cython.int, hi - k0)
+        orr = 0
+        for k in range(n):
+            src = A + (k0 + k) * R
+            for i in range(R):
+                x = src[i]
+                orr |= cython.cast(cython.ulonglong, x + off)
+                at[i * CHUNK + k] = cython.cast(cython.short, x)
+            src = B + (k0 + k) * C
+            for j in range(C):
+                x = src[j]
+                orr |= cython.cast(cython.ulonglong, x + off)
+                bt[j * CHUNK + k] = cython.cast(cython.short, x)
+        if orr > lim:
+            return k0
+        i = 0
+        while i < R:
+            p0 = at + i * CHUNK
+            p1 = at + (i + 1) * CHUNK if i + 1 < R else p0
+            t0 = T + i * C
+            t1 = T + (i + 1) * C
+            j = 0
+            while j < C:
+                q0 = bt + j * CHUNK
+                q1 = bt + (j + 1) * CHUNK if j + 1 < C else q0
+                s00 = 0
+                s01 = 0
+                s10 = 0
+                s11 = 0
+                for k in range(n):
+                    s00 += p0[k] * q0[k]
+                    s01 += p0[k] * q1[k]
+                    s10 += p1[k] * q0[k]
+                    s11 += p1[k] * q1[k]
+                t0[j] += s00
+                if j + 1 < C:
+                    t0[j + 1] += s01
+                if i + 1 < R:
+                    t1[j] += s10
+                    if j + 1 < C:
+                        t1[j + 1] += s11
+                j += 2
+            i += 2
+        k0 += n
+    return hi
 
 
 @cython.cclass
@@ -55,27 +173,36 @@ class OsCore:
     R: cython.int
     C: cython.int
     H: cython.int
+    acc_bits: cython.int
+    sgn: cython.int
+    narrow: cython.int
     half: i64
     mask: i64
     ha: i64[:, ::1]
-    hbr: i64[:, ::1]
-    hl: i64[::1]
-    hv: i64[::1]
-    accs: i64[:, ::1]
-    shs: i64[:, ::1]
+    hb: i64[:, ::1]
+    hidx: i64[::1]
+    T: i64[:, ::1]
+    res: i64[:, :, ::1]
+    at: cython.short[::1]
+    bt: cython.short[::1]
+    cur: cython.int
+    tl: i64
     head: cython.int
     pending = cython.declare(cython.int, visibility="readonly")
     full = cython.declare(cython.int, visibility="readonly")
     rptr = cython.declare(cython.int, visibility="readonly")
     cycle = cython.declare(i64, visibility="readonly")
-    src_a: i64[:, ::1]
-    src_b: i64[:, ::1]
 
     def __init__(self, rows: int, cols: int, acc_bits: int, signed: bool):
         self.R = rows
         self.C = cols
         self.H = rows + cols
+        self.acc_bits = acc_bits
+        self.sgn = 1 if signed else 0
+        self.narrow = 1 if acc_bits <= 32 else 0
         self.half, self.mask = wrap_consts(acc_bits, signed)
+        self.at = np.zeros(rows * CHUNK, dtype=np.int16)
+        self.bt = np.zeros(cols * CHUNK, dtype=np.int16)
         self.reset()
 
     def reset(self):
@@ -83,11 +210,12 @@ class OsCore:
         # interpreted, the arrays hold Python ints so a 64-bit wrap cannot overflow numpy's int64
         dt = np.int64 if cython.compiled else object
         self.ha = np.zeros((H, R), dtype=dt)
-        self.hbr = np.zeros((H, C), dtype=dt)
-        self.hl = np.zeros(H, dtype=np.int64)
-        self.hv = np.zeros(H, dtype=np.int64)
-        self.accs = np.zeros((R + C - 1, R), dtype=dt)
-        self.shs = np.zeros((R + C - 1, R), dtype=dt)
+        self.hb = np.zeros((H, C), dtype=dt)
+        self.hidx = np.zeros(H, dtype=np.int64)
+        self.T = np.zeros((R, C), dtype=dt)
+        self.res = np.zeros((2, R, C), dtype=dt)
+        self.cur = 0
+        self.tl = NEVER
         self.head = 0
         self.pending = 0
         self.full = 0
@@ -95,126 +223,142 @@ class OsCore:
         self.cycle = 0
 
     # -- views of RTL registers (for VCD dumps and white-box tests) ----------------------------
-    def _slot(self, s: int, now: int = 0) -> int:
-        return (self.head - 1 - s - now) % self.H
+    def _beat_prod(self, e, i: int, j: int):
+        """a_i*b_j of the beat accepted in cycle e (0 for a cycle without one), e in the ring."""
+        if e < 0:
+            return 0
+        d = e % self.H
+        return int(self.ha[d, i]) * int(self.hb[d, j])
+
+    def _shadow(self, i: int, j: int):
+        c = self.cur if self.cycle >= self.tl + 2 + i + j else self.cur ^ 1
+        return int(self.res[c, i, j])
 
     def register(self, name: str, i: int, j: int = 0) -> int:
         """Value of an RTL register during the current cycle: 'acc', 'shadow' of PE(i,j);
         'a', 'b', 'last' registers of PE(i,j) (its outputs to the right/down neighbour)."""
+        t = int(self.cycle)
+        s = i + j
         if name == "acc":
-            return int(self.accs[i + j, i])
+            lo = t - 1 - s          # beats accepted in cycles lo..t-1 have not reached PE(i,j) yet
+            tl = int(self.tl)
+            if tl >= lo:            # nor has the last beat of the tile that closed in cycle tl
+                x = int(self.res[self.cur, i, j])
+                hi = tl
+            else:
+                x = int(self.T[i, j])
+                hi = t - 1
+            for e in range(lo, hi + 1):
+                x -= self._beat_prod(e, i, j)
+            return _wrap_int(x, self.acc_bits, self.sgn)
         if name == "shadow":
-            return int(self.shs[i + j, i])
-        # PE(i,j)'s output registers hold what its inputs held one cycle earlier: diagonal s+1
-        d = self._slot(i + j + 1)
-        if name == "a":
-            return int(self.ha[d, i])
-        if name == "b":
-            return int(self.hbr[d, self.C - 1 - j])
+            return self._shadow(i, j)
+        # PE(i,j)'s output registers hold what its inputs held one cycle earlier: the beat of t-2-s
+        e = t - 2 - s
         if name == "last":
-            return int(self.hl[d])
+            return 1 if e == self.tl else 0
+        if name == "a":
+            return int(self.ha[e % self.H, i]) if e >= 0 else 0
+        if name == "b":
+            return int(self.hb[e % self.H, j]) if e >= 0 else 0
         raise KeyError(name)
 
-    def shadow_row(self, r: int):
-        return [int(self.shs[r + j, r]) for j in range(self.C)]
+    @cython.ccall
+    def shadow_row(self, r: cython.int) -> list:
+        row: list = []
+        j: cython.int
+        c: cython.int
+        for j in range(self.C):
+            c = self.cur if self.cycle >= self.tl + 2 + r + j else self.cur ^ 1
+            row.append(int(self.res[c, r, j]))
+        return row
 
     @cython.ccall
     def in_ready(self, in_last: cython.int) -> cython.int:
         return 1 if (in_last == 0 or (self.pending == 0 and self.full == 0)) else 0
 
     @cython.cfunc
-    @cython.boundscheck(False)
-    @cython.wraparound(False)
-    def _edge(self, fire_in: cython.int, row: i64, last: cython.int,
-              fire_out: cython.int) -> cython.void:
-        # Memoryviews are used through `self.` only: a local copy would cost an atomic refcount.
-        R: cython.int = self.R
-        C: cython.int = self.C
-        H: cython.int = self.H
+    def _close_tile(self, tl: i64) -> cython.void:
+        """The `last` beat of the open tile (already summed into T) was accepted in cycle tl."""
         half: i64 = self.half
         mask: i64 = self.mask
-        head: cython.int = self.head
+        c: cython.int = self.cur ^ 1
         i: cython.int
         j: cython.int
-        s: cython.int
-        d: cython.int
-        i0: cython.int
-        i1: cython.int
-        off: cython.int
-        v: i64
-        # the wavefront at PE(R-1, C-1) this cycle (diagonal R+C-2)
-        d = head - 1 - (R + C - 2)
-        if d < 0:
-            d += H
-        l_end: i64 = self.hl[d]
-        for s in range(R + C - 1):
-            d = head - 1 - s
-            if d < 0:
-                d += H
-            if self.hv[d] == 0:
-                continue  # a bubble: every PE on this diagonal adds 0*0
-            i0 = s - C + 1 if s - C + 1 > 0 else 0
-            i1 = s if s < R - 1 else R - 1
-            off = C - 1 - s
-            if self.hl[d]:
-                for i in range(i0, i1 + 1):
-                    v = (((self.accs[s, i] + self.ha[d, i] * self.hbr[d, off + i]) + half) & mask) - half
-                    self.shs[s, i] = v
-                    self.accs[s, i] = 0
-            elif cython.compiled:
-                _mac_diag(cython.address(self.accs[s, i0]), cython.address(self.ha[d, i0]),
-                          cython.address(self.hbr[d, off + i0]), i1 - i0 + 1, half, mask)
-            else:
-                for i in range(i0, i1 + 1):
-                    self.accs[s, i] = (((self.accs[s, i] + self.ha[d, i] * self.hbr[d, off + i]) + half) & mask) - half
-        # this cycle's beat enters the skew lines (the ring slot `head`)
-        if fire_in:
-            for i in range(R):
-                self.ha[head, i] = self.src_a[row, i]
-            for j in range(C):
-                self.hbr[head, C - 1 - j] = self.src_b[row, j]
-            self.hl[head] = last
-            self.hv[head] = 1
+        for i in range(self.R):
+            for j in range(self.C):
+                self.res[c, i, j] = ((self.T[i, j] + half) & mask) - half
+                self.T[i, j] = 0
+        self.cur = c
+        self.tl = tl
+
+    @cython.cfunc
+    def _sum_beats(self, A: i64[:, ::1], B: i64[:, ::1], lo: i64, hi: i64) -> cython.void:
+        """T += the products of beats lo..hi-1 of A, B."""
+        if hi <= lo:
+            return
+        k: i64
+        i: cython.int
+        j: cython.int
+        x: object
+        if cython.compiled:
+            lo = _sum16(cython.address(self.T[0, 0]), cython.address(A[0, 0]),
+                        cython.address(B[0, 0]), lo, hi, self.R, self.C, self.narrow,
+                        cython.address(self.at[0]), cython.address(self.bt[0]))
+            if lo < hi:
+                _sum64(cython.address(self.T[0, 0]), cython.address(A[0, 0]), cython.address(B[0, 0]),
+                       lo, hi, self.R, self.C)
         else:
-            for i in range(R):
-                self.ha[head, i] = 0
-            for j in range(C):
-                self.hbr[head, j] = 0
-            self.hl[head] = 0
-            self.hv[head] = 0
-        head += 1
-        if head == H:
-            head = 0
-        self.head = head
-        # control
-        if fire_out:
-            if self.rptr == R - 1:
-                self.rptr = 0
-                self.full = 0
-            else:
-                self.rptr += 1
-        if l_end:
-            self.full = 1
-            self.pending = 0
-        if fire_in and last:
-            self.pending = 1
-        self.cycle += 1
+            for k in range(lo, hi):
+                for i in range(self.R):
+                    x = int(A[k, i])
+                    for j in range(self.C):
+                        self.T[i, j] += x * int(B[k, j])
 
     def step(self, in_valid: int, in_a, in_b, in_last: int, out_ready: int):
         """One clock. Returns the outputs seen during this cycle (before the edge):
         (in_ready, out_valid, out_last, out_c row as a list)."""
+        R: cython.int = self.R
+        C: cython.int = self.C
+        i: cython.int
+        h: cython.int = self.head
         in_last = 1 if in_last else 0
         rdy = self.in_ready(in_last)
         ov = self.full
-        ol = 1 if (self.full and self.rptr == self.R - 1) else 0
+        ol = 1 if (self.full and self.rptr == R - 1) else 0
         oc = self.shadow_row(self.rptr)
         fire_in = 1 if (in_valid and rdy) else 0
         fire_out = 1 if (ov and out_ready) else 0
-        dt = np.int64 if cython.compiled else object
-        self.src_a = np.array([[int(v) for v in in_a]], dtype=dt).reshape(1, self.R)
-        self.src_b = np.array([[int(v) for v in in_b]], dtype=dt).reshape(1, self.C)
-        self._edge(fire_in, 0, in_last, fire_out)
+        # this cycle's beat (or zeros) enters the ring slot of this cycle
+        for i in range(R):
+            self.ha[h, i] = int(in_a[i]) if fire_in else 0
+        for i in range(C):
+            self.hb[h, i] = int(in_b[i]) if fire_in else 0
+        if fire_in:
+            self._sum_beats(self.ha, self.hb, h, h + 1)
+            if in_last:
+                self._close_tile(self.cycle)
+        self._control(fire_in, in_last, fire_out)
         return rdy, ov, ol, oc
+
+    @cython.cfunc
+    def _control(self, fire_in: cython.int, last: cython.int, fire_out: cython.int) -> cython.void:
+        """The clock edge of the control registers (the beat, if any, is already in T and the ring)."""
+        if fire_out:
+            if self.rptr == self.R - 1:
+                self.rptr = 0
+                self.full = 0
+            else:
+                self.rptr += 1
+        if self.pending and self.cycle == self.tl + self.R + self.C - 1:
+            self.full = 1  # the wavefront leaves PE(R-1, C-1) at this edge
+            self.pending = 0
+        if fire_in and last:
+            self.pending = 1
+        self.head += 1
+        if self.head == self.H:
+            self.head = 0
+        self.cycle += 1
 
     def idle(self) -> bool:
         return self.pending == 0 and self.full == 0
@@ -235,7 +379,9 @@ class OsCore:
         t: i64 = 0
         nv: i64 = valid.shape[0]
         nr: i64 = ready.shape[0]
+        R: cython.int = self.R
         C: cython.int = self.C
+        H: cython.int = self.H
         j: cython.int
         v: cython.int
         r: cython.int
@@ -243,14 +389,20 @@ class OsCore:
         rdy: cython.int
         fire_in: cython.int
         fire_out: cython.int
-        if cython.compiled:
-            self.src_a = beats_a
-            self.src_b = beats_b
-        else:
-            self.src_a = np.asarray(beats_a).astype(object)
-            self.src_b = np.asarray(beats_b).astype(object)
+        q: cython.int
+        d: cython.int
+        idx: i64
+        # the control registers live in locals for the loop, written back at the end
+        cyc: i64 = self.cycle
+        pending: cython.int = self.pending
+        full: cython.int = self.full
+        rptr: cython.int = self.rptr
+        cur: cython.int = self.cur
+        head: cython.int = self.head
+        lend: i64 = self.tl + R + C - 1   # the edge at which the pending wavefront fills the bank
+        from_: i64 = first                # beats[from_:bi] are accepted but not yet summed into T
         while t < max_cycles:
-            if bi >= nbeats and (not drain or (self.pending == 0 and self.full == 0)):
+            if bi >= nbeats and (not drain or (pending == 0 and full == 0)):
                 break
             v = 1 if bi < nbeats else 0
             if v and nv > 0 and t < nv and valid[t] == 0:
@@ -258,21 +410,60 @@ class OsCore:
             r = 1
             if nr > 0 and t < nr and ready[t] == 0:
                 r = 0
-            last = beats_last[bi] if bi < nbeats else 0
-            rdy = 1 if (last == 0 or (self.pending == 0 and self.full == 0)) else 0
+            last = 1 if (bi < nbeats and beats_last[bi] != 0) else 0
+            rdy = 1 if (last == 0 or (pending == 0 and full == 0)) else 0
             fire_in = 1 if (v and rdy) else 0
-            fire_out = 1 if (self.full and r) else 0
+            fire_out = 1 if (full and r) else 0
             if fire_out:
                 if no >= out_c.shape[0]:
+                    self.cycle, self.pending, self.full, self.rptr, self.head = cyc, pending, full, rptr, head
                     raise IndexError("out_c is too small for the rows leaving in this run")
                 for j in range(C):
-                    out_c[no, j] = self.shs[self.rptr + j, self.rptr]
-                out_stamp[no] = self.cycle
+                    out_c[no, j] = self.res[cur, rptr, j]
+                out_stamp[no] = cyc
                 no += 1
             if fire_in:
-                self._edge(1, bi, last, fire_out)
+                self.hidx[head] = bi
                 bi += 1
+                if last:
+                    self._sum_beats(beats_a, beats_b, from_, bi)
+                    from_ = bi
+                    self._close_tile(cyc)
+                    cur = self.cur
+                    lend = cyc + R + C - 1
             else:
-                self._edge(0, 0, 0, fire_out)
+                self.hidx[head] = -1
+            head += 1
+            if head == H:
+                head = 0
+            # control edge, in the RTL's order
+            if fire_out:
+                if rptr == R - 1:
+                    rptr = 0
+                    full = 0
+                else:
+                    rptr += 1
+            if pending and cyc == lend:
+                full = 1
+                pending = 0
+            if fire_in and last:
+                pending = 1
+            cyc += 1
             t += 1
+        self._sum_beats(beats_a, beats_b, from_, bi)
+        # the ring slots of this call's last cycles get the beats' values (or zeros)
+        for q in range(t if t < H else H):
+            d = head - 1 - q
+            if d < 0:
+                d += H
+            idx = self.hidx[d]
+            for j in range(R):
+                self.ha[d, j] = beats_a[idx, j] if idx >= 0 else 0
+            for j in range(C):
+                self.hb[d, j] = beats_b[idx, j] if idx >= 0 else 0
+        self.cycle = cyc
+        self.pending = pending
+        self.full = full
+        self.rptr = rptr
+        self.head = head
         return bi, no - nout, t
