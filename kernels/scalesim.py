@@ -2,7 +2,7 @@
 
 Architects bring their existing `.cfg` / topology CSVs; `tpesim scalesim` reports every layer
 with SCALE-Sim v3.0.0's stall-free `Total Cycles` (closed form, checked against the real tool in
-bench/scalesim_compare.py) beside tpesim's own tile-level timing, and says why they differ.
+cosim/bench/scalesim.py, docs/scalesim_compare.md) beside tpesim's own tile-level timing, and says why they differ.
 
 Where SCALE-Sim 3.0.0 silently misreads a file, we read what the author meant and warn
 (`ScaleSimCompatWarning`); where it would crash or print "ERROR" and go on, we raise

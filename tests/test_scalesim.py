@@ -1,7 +1,7 @@
 """SCALE-Sim compatibility: config/topology readers (quirks, one-line errors), the v3.0.0 closed
 forms against the numbers measured with the real tool (shared/scalesim.md), the report and the CLI.
 
-The real SCALE-Sim is not needed here; bench/scalesim_compare.py checks the closed forms against it.
+The real SCALE-Sim is not needed here; cosim/bench/scalesim.py (docs/scalesim_compare.md) checks the closed forms against it.
 """
 
 from __future__ import annotations
