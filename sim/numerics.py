@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["value_range", "wrap", "wrap_array", "to_bits", "from_bits", "pack", "unpack",
+__all__ = ["value_range", "wrap", "wrap_consts", "wrap_array", "to_bits", "from_bits", "pack", "unpack",
            "matmul_wrapped"]
 
 
@@ -25,6 +25,18 @@ def wrap(x: int, bits: int, signed: bool = True) -> int:
     if signed and x >> (bits - 1):
         x -= 1 << bits
     return x
+
+
+def wrap_consts(bits: int, signed: bool, c_int64: bool) -> tuple[int, int]:
+    """(half, mask) such that ((s + half) & mask) - half wraps s to `bits` bits (signed), or
+    s & mask (unsigned, half = 0). With `c_int64` the constants are for C int64 arithmetic compiled
+    with -fwrapv (a 64-bit signed wrap is then the identity: half = INT64_MIN, mask = -1); otherwise
+    for Python ints."""
+    if not signed:
+        return 0, (1 << bits) - 1
+    if bits == 64 and c_int64:
+        return -(1 << 63), -1
+    return 1 << (bits - 1), (1 << bits) - 1
 
 
 def wrap_array(x: np.ndarray, bits: int, signed: bool = True) -> np.ndarray:

@@ -228,7 +228,14 @@ EDGE_CASES = [Case(**{**c.__dict__, "dataflow": df, "double_buffer": db})
 
 def _check_accounting(case: Case, out: Outcome) -> None:
     rep = out.report
-    assert out.stall_cycles == out.cycles - rep["compute_cycles"] >= 0
+    assert out.stall_cycles == out.cycles - rep["compute_cycles"]
+    if not case.double_buffer:
+        # Single-buffered control is monotonic: a late operand can only delay the run. The
+        # double-buffered WS/IS control is not: a late next-fold load makes the token launch without
+        # a swap, which avoids freezing the load chain until the token leaves, so a memory-limited
+        # run can end a few cycles before the stall-free one (negative stall cycles; the RTL does
+        # the same, see test_double_buffer_timing_anomaly_is_real).
+        assert out.stall_cycles >= 0
     assert rep["tiles"] == case.tiles and rep["macs"] == case.m * case.n * case.k
     assert rep["dataflow"] == case.dataflow
     assert rep["utilization"] == pytest.approx(rep["macs"] / (out.cycles * case.rows * case.cols))
@@ -521,3 +528,28 @@ def test_lookahead_beyond_issued_fetches_is_caught():
     with pytest.raises(RuntimeError, match=r"tile 1 asked for operand b before its fetch 1 was "
                                            r"issued"):
         mem.operand_ready(1, 1)
+
+
+def test_double_buffer_timing_anomaly_is_real():
+    """The case hypothesis found: IS 1x4, double buffer, M=1 N=5 K=5, DRAM 1 byte/cycle ends 2 cycles
+    *before* the stall-free run, at both fidelities. Derivation (sim/tile_stationary.py notation),
+    stall-free: folds of 5 rows; fold 2's load waits for fold 1's swap token to leave (E_1 = 15), so
+    fold 2 and fold 4 are activated by a global copy after the previous token leaves: 42 cycles.
+    With the slow link every next-fold load is late, no token swaps, the chain never freezes, and
+    the copies land earlier (40 cycles here). The cycle model is proven equal to the RTL in cosim."""
+    from kernels.gemm import run_gemm
+    from sim.engines.systolic import SystolicConfig
+    from sim.memory import MemoryConfig
+
+    cfg = SystolicConfig(rows=1, cols=4, dataflow="is", double_buffer=True)
+    rng = np.random.default_rng(0)
+    a = rng.integers(-128, 128, (1, 5))
+    b = rng.integers(-128, 128, (5, 5))
+    slow_cycles = set()
+    for fidelity in ("cycle", "tile"):
+        ideal = run_gemm(cfg, a, b, fidelity=fidelity)
+        slow = run_gemm(cfg, a, b, fidelity=fidelity, memory=MemoryConfig(dram_bw=1))
+        assert ideal.cycles == 42  # traced by hand from the recurrence (see the docstring)
+        assert slow.cycles < ideal.cycles and slow.stall_cycles == slow.cycles - 42 < 0
+        slow_cycles.add(slow.cycles)
+    assert len(slow_cycles) == 1  # and both fidelities agree on the anomaly

@@ -27,15 +27,9 @@ Micro-architecture (identical to rtl/systolic.py's stationary array, register fo
 import cython
 import numpy as np
 
+from sim.numerics import wrap_consts
+
 i64 = cython.typedef(cython.longlong)
-
-
-def wrap_consts(acc_bits: int, signed: bool):
-    if not signed:
-        return 0, (1 << acc_bits) - 1
-    if acc_bits == 64 and cython.compiled:
-        return -(1 << 63), -1
-    return 1 << (acc_bits - 1), (1 << acc_bits) - 1
 
 
 @cython.cclass
@@ -69,7 +63,7 @@ class StationaryCore:
         self.C = cols
         self.L = rows + cols
         self.dbuf = 1 if double_buffer else 0
-        self.half, self.mask = wrap_consts(acc_bits, signed)
+        self.half, self.mask = wrap_consts(acc_bits, signed, cython.compiled)
         self.reset()
 
     def reset(self):

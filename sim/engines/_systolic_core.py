@@ -43,19 +43,12 @@ exact whether or not out_valid is set.
 import cython
 import numpy as np
 
+from sim.numerics import wrap_consts
+
 i64 = cython.typedef(cython.longlong)
 
 NEVER = -(1 << 40)  # "no last accepted yet" (older than any ring slot or wavefront)
 CHUNK = cython.declare(cython.int, 64)  # beats per block of the compiled 16-bit kernel (fits L1 at 16x16)
-
-
-def wrap_consts(acc_bits: int, signed: bool):
-    """(half, mask) for ((s + half) & mask) - half, valid both compiled (int64, -fwrapv) and interpreted."""
-    if not signed:
-        return 0, (1 << acc_bits) - 1
-    if acc_bits == 64 and cython.compiled:
-        return -(1 << 63), -1
-    return 1 << (acc_bits - 1), (1 << acc_bits) - 1
 
 
 def _wrap_int(x, bits, signed):
@@ -200,7 +193,7 @@ class OsCore:
         self.acc_bits = acc_bits
         self.sgn = 1 if signed else 0
         self.narrow = 1 if acc_bits <= 32 else 0
-        self.half, self.mask = wrap_consts(acc_bits, signed)
+        self.half, self.mask = wrap_consts(acc_bits, signed, cython.compiled)
         self.at = np.zeros(rows * CHUNK, dtype=np.int16)
         self.bt = np.zeros(cols * CHUNK, dtype=np.int16)
         self.reset()
