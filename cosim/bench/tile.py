@@ -95,22 +95,10 @@ def memory_text(memory: dict | None) -> str:
 
 # -- the child: one measurement in a fresh process -----------------------------------------------------
 def peak_rss_bytes() -> int:
-    """Peak resident set of this process image: VmHWM from /proc/self/status (Linux).
+    """Peak RSS of this process image (VmHWM); the SCALE-Sim worker measures itself the same way."""
+    from .scalesim_worker import _peak_rss_bytes
 
-    Not getrusage's ru_maxrss: Linux carries the parent's high-water mark over fork + exec into it,
-    so a fresh child of a big bench process would report the parent's peak. Falls back to ru_maxrss
-    where /proc is missing.
-    """
-    import resource
-
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return _peak_rss_bytes()
 
 
 def _child(spec: dict) -> dict:
