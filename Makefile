@@ -40,7 +40,7 @@ test: setup
 	$(PYBIN) -m pytest -q -n $(JOBS)
 
 regress: setup
-	$(PYBIN) -m pytest -q -n $(JOBS) --regress
+	HYPOTHESIS_PROFILE=explore $(PYBIN) -m pytest -q -n $(JOBS) --regress
 
 # Cycle model vs Verilator/cocotb (cycles/s), tile-level 4096^3 targets, SCALE-Sim v3 side by side
 # -> docs/bench.md, docs/bench.json. About 5 minutes (plus the SCALE-Sim venv's first install).

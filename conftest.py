@@ -7,6 +7,7 @@ report gets a section with the seed and the one-line command that reproduces the
 
 from __future__ import annotations
 
+import os
 import random
 import shlex
 import sys
@@ -15,6 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# `make test` is deterministic (derandomized hypothesis: the same examples every run, so CI cannot
+# flake on a newly drawn case); `make regress` explores fresh random examples. Either way a failure
+# prints the falsifying example and hypothesis's reproduce blob.
+settings.register_profile("fixed", derandomize=True, deadline=None)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fixed"))
 
 ROOT = Path(__file__).resolve().parent
 SEED_KEY = pytest.StashKey[int]()
