@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from .stimulus import Stream, checksum_rows, make_stream
+from .stimulus import FoldStream, Stream, checksum_rows, make_fold_stream, make_stream
 
-__all__ = ["BenchCase", "Target", "TileCase", "ScaleSimCase", "SystolicAdapter", "ENGINES", "CASES", "TARGETS", "ModelRun",
+__all__ = ["BenchCase", "Target", "TileCase", "ScaleSimCase", "SystolicAdapter", "StationaryAdapter", "ENGINES", "CASES", "TARGETS", "ModelRun",
            "default_cases", "TILE_CASES", "TILE_TARGETS", "SCALESIM_CASES", "SCALESIM_TARGETS",
            "tile_cases", "scalesim_cases", "SUITES"]
 
@@ -145,7 +145,83 @@ class SystolicAdapter:
                 "out_lanes": cfg.cols, "lane_bits": cfg.acc_bits}
 
 
-ENGINES = {"systolic": SystolicAdapter()}
+class StationaryAdapter(SystolicAdapter):
+    """The WS/IS systolic engine (one hardware, rtl.systolic.StationaryArray): StationaryModel.run_folds
+    over two input streams (load port, stream port), Verilator harness harness_stationary.cpp.
+
+    A bench "tile" is a fold: R load beats (a stationary tile) and k stream beats (k result rows)."""
+
+    name = "systolic_stationary"
+    run_call = "run_folds"
+
+    def size(self, cfg) -> str:
+        return f"{cfg.dataflow.upper()} {cfg.rows}x{cfg.cols}" + (" db" if cfg.double_buffer else "")
+
+    def describe(self, cfg) -> str:
+        return super().describe(cfg) + (" double-buffered" if cfg.double_buffer else "")
+
+    def make_stream(self, cfg, *, k: int, tiles_per_block: int, reps: int, seed: int) -> FoldStream:
+        lo, hi = cfg.in_range
+        return make_fold_stream(cfg.rows, cfg.cols, lo, hi, k=k, folds_per_block=tiles_per_block,
+                                reps=reps, seed=seed)
+
+    def run_model(self, cfg, stream: FoldStream, *, interpreted: bool = False,
+                  keep_rows: bool = False) -> ModelRun:
+        """Free-run `stream` through a fresh model: one run_folds call per block copy of the stream
+        port (drain only after the last). The load port runs ahead on its own: each call is offered the
+        next loads of the endless load sequence (up to two blocks), exactly as the harness offers them,
+        and the loads a call did not take are offered again by the next. Only the run calls are timed."""
+        m = self.model(cfg, interpreted=interpreted)
+        nl = stream.loads.shape[0]
+        total_loads = nl * stream.reps
+        loads3 = np.ascontiguousarray(np.concatenate([stream.loads] * min(3, stream.reps)))
+        cycles = rows = 0
+        h = 0
+        secs = 0.0
+        last_stamp = -1
+        kept = []
+        gl = 0     # load beats taken so far
+        for r in range(stream.reps):
+            final = r == stream.reps - 1
+            off = gl % nl if nl else 0
+            offer = loads3[off:off + min(total_loads - gl, 2 * nl)]
+            t0 = time.perf_counter()
+            res = m.run_folds(offer, stream.a, stream.last, drain=final)
+            secs += time.perf_counter() - t0
+            oc, st, cyc = res[:3]
+            gl += offer.shape[0] if final else res[3]
+            h = (h + checksum_rows(oc, cfg.acc_bits, rows)) & 0xFFFFFFFFFFFFFFFF
+            rows += len(oc)
+            cycles += cyc
+            if len(st):
+                last_stamp = int(st[-1])
+            if keep_rows:
+                kept.append(oc.copy())
+        if rows != stream.nbeats or gl != total_loads:
+            raise AssertionError(f"model gave {rows} result rows for {stream.nbeats} stream beats and took "
+                                 f"{gl} of {total_loads} load beats")
+        if cycles != last_stamp + 1:
+            raise AssertionError(f"model ran {cycles} cycles but its last row left in cycle {last_stamp}")
+        return ModelRun(cycles, rows, h, secs, np.concatenate(kept) if keep_rows else None)
+
+    def port_layout(self, cfg) -> dict:
+        return {"load_bits": cfg.in_bits, "in_bits": cfg.in_bits,
+                "out_words": (cfg.cols * cfg.acc_bits + 31) // 32,
+                "out_lanes": cfg.cols, "lane_bits": cfg.acc_bits}
+
+    def write_stimulus(self, cfg, stream: FoldStream, path: Path) -> Path:
+        from .stimulus import write_fold_stimulus_file
+
+        lay = self.port_layout(cfg)
+        return write_fold_stimulus_file(path, stream, lay["load_bits"], lay["in_bits"], lay["out_words"],
+                                        lay["out_lanes"], lay["lane_bits"])
+
+    @property
+    def harness(self) -> Path:
+        return Path(__file__).with_name("harness_stationary.cpp")
+
+
+ENGINES = {"systolic": SystolicAdapter(), "systolic_stationary": StationaryAdapter()}
 
 ALL_PATHS = ("model", "interpreted", "verilator_cpp", "cocotb_verilator", "cocotb_icarus")
 
@@ -159,6 +235,16 @@ def default_cases() -> list[BenchCase]:
         BenchCase("systolic-os-16x16", "systolic",
                   SystolicConfig(rows=16, cols=16, in_bits=8, acc_bits=32),
                   ALL_PATHS[:-1], {"k": 64}),
+    ] + [
+        # WS (IS is the same hardware and core, only the kernel mapping differs): model, interpreted and
+        # Verilator C++ on the same two streams; folds of k=64 rows. `seconds_scale` keeps the Verilator
+        # runs short (the model stream is sized to seconds_scale x --seconds of model time). No 16x16
+        # double-buffer case: its Verilator build alone takes ~75 s (the 16x16 one ~40 s).
+        BenchCase(f"systolic-ws-{n}x{n}{'-db' if db else ''}", "systolic_stationary",
+                  SystolicConfig(rows=n, cols=n, dataflow="ws", in_bits=8, acc_bits=32, double_buffer=db),
+                  ("model", "interpreted", "verilator_cpp"),
+                  {"k": 64, "tiles_per_block": 256, "seconds_scale": 0.25})
+        for n, db in ((8, False), (16, False), (8, True))
     ]
 
 

@@ -6,6 +6,7 @@ to the cycle of the last result row, inclusive.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import statistics
@@ -98,12 +99,14 @@ def stream_for(case: BenchCase, ctx: Context) -> Stream:
     ad = ENGINES[case.engine]
     k = case.param("k", 64)
     tpb = case.param("tiles_per_block", 1024 if not ctx.quick else 64)
+    if "tiles_per_block" in case.params and ctx.quick:
+        tpb = min(tpb, 64)
     probe = ad.make_stream(case.cfg, k=k, tiles_per_block=tpb, reps=1, seed=ctx.seed)
     ad.run_model(case.cfg, probe)                      # warm-up (imports, caches)
     r = ad.run_model(case.cfg, probe)
     rate = r.cycles / max(r.seconds, 1e-9)
-    reps = max(1, math.ceil(ctx.model_seconds * rate / probe.nbeats))
-    s = Stream(probe.a, probe.b, probe.last, reps, k, ctx.seed)
+    reps = max(1, math.ceil(ctx.model_seconds * case.param("seconds_scale", 1.0) * rate / probe.nbeats))
+    s = dataclasses.replace(probe, reps=reps)
     ctx.put(case, "stream", s)
     ctx.log(f"  [{case.name}] stream: {s.nblock} beats x {reps} = {s.nbeats} beats in tiles of K={k} "
             f"(probe: {rate / 1e6:.2f} M cycles/s)")
@@ -131,7 +134,8 @@ def path_model(case: BenchCase, ctx: Context) -> Row:
     walls = [r.seconds for r in runs]
     return _row(case, "model", cycles=first.cycles, wall_s=statistics.median(walls), reps=len(runs),
                 wall_all_s=walls, check="reference",
-                notes=f"{s.nbeats:,} beats, K={s.k}, one run_beats call per {s.nblock:,} beats",
+                notes=f"{s.nbeats:,} beats, K={s.k}, one {getattr(ad, 'run_call', 'run_beats')} call per "
+                      f"{s.nblock:,} beats",
                 extra={"rows": first.rows, "checksum": f"{first.checksum:#018x}", "k": s.k,
                        "beats": s.nbeats})
 
@@ -167,10 +171,14 @@ def path_verilator_cpp(case: BenchCase, ctx: Context) -> Row:
     top = ad.write_verilog(case.cfg, d / "top.v")
     gen_s = time.perf_counter() - t0
     extra_flags = case.param("verilator_extra_flags", [])
-    exe, build_s = build_harness(d / "top.v", top, d, extra_flags=extra_flags, ccache=ctx.ccache)
-    lay = ad.port_layout(case.cfg)
-    stim = write_stimulus_file(d / "stimulus.bin", s, lay["a_bits"], lay["b_bits"], lay["out_words"],
-                               lay["out_lanes"], lay["lane_bits"])
+    exe, build_s = build_harness(d / "top.v", top, d, extra_flags=extra_flags, ccache=ctx.ccache,
+                                 harness=getattr(ad, "harness", None))
+    if hasattr(ad, "write_stimulus"):
+        stim = ad.write_stimulus(case.cfg, s, d / "stimulus.bin")
+    else:
+        lay = ad.port_layout(case.cfg)
+        stim = write_stimulus_file(d / "stimulus.bin", s, lay["a_bits"], lay["b_bits"], lay["out_words"],
+                                   lay["out_lanes"], lay["lane_bits"])
     runs = []
     paired = []
     for _ in range(ctx.reps):

