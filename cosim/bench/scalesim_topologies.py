@@ -264,10 +264,50 @@ def render(runs: list[Run], state: dict, skipped: dict, header: dict) -> str:
                 f"{'yes' if _ok(r) else '**NO**'} | {r['tile']:,} | "
                 f"{_pct(r['tile'], r['total'])} | "
                 f"{r['wall_s']:.1f} |")
+    lines += ["", NOTES.format(SRAM_KB=SRAM_KB, **_delta_counts(runs, state))]
     lines += ["", "Re-run or extend with the command above. It resumes from "
               "`build/scalesim_topologies/state.json`, and `--deadline HH:MM` (UTC) skips the "
               "layers that would not finish in time.", ""]
     return "\n".join(lines)
+
+
+def _delta_counts(runs: list[Run], state: dict) -> dict:
+    """How many WS/IS layers have tile-level = SCALE-Sim + folds + 2, and OS layers with tile-level
+    below / above SCALE-Sim."""
+    st = st_ok = os_n = os_less = n = ok = stalls = 0
+    for run in runs:
+        for r in state.get(run.rid, {}).values():
+            n, ok, stalls = n + 1, ok + _ok(r), stalls + r["stall"]
+            if run.dataflow == "os":
+                os_n += 1
+                os_less += r["tile"] < r["total"]
+            else:
+                st += 1
+                st_ok += r["tile"] - r["total"] == r["folds"] + 2
+    return {"st": st, "st_ok": st_ok, "os_n": os_n, "os_less": os_less, "n": n, "ok": ok,
+            "stalls": stalls}
+
+
+NOTES = """## Notes
+
+* **The compat closed form equals SCALE-Sim's `Total Cycles − Stall Cycles` on {ok} / {n} layers
+  run.** CALC mode with {SRAM_KB} kB SRAMs stalled {stalls} cycles in all, so `Total Cycles` is the
+  closed form itself, including its `−1` (SCALE-Sim reports its last 0-based cycle).
+* **WS / IS, tile-level vs SCALE-Sim:** both models serialize the folds and pad partial folds to the
+  whole array. tpesim pays one more cycle per fold, because lane i enters through an input register
+  and is delayed i + 1 cycles, where SCALE-Sim's skew is i. It also pays 1 more at the end, plus
+  SCALE-Sim's −1. So tile-level = SCALE-Sim + folds + 2 on {st_ok} / {st} WS/IS layers.
+* **OS, tile-level vs SCALE-Sim:** SCALE-Sim runs each fold alone, taking `R + C + K − 2` cycles.
+  tpesim's output-stationary array streams the next tile while the previous one drains through the
+  shadow bank, so a tile costs `max(K, 2R + C)`. Long-K layers (projections, FFN, most convs, the
+  GEMVs) therefore take fewer cycles in tpesim. Layers with K < R + 2, where 2R + C > R + C + K − 2,
+  take more: BERT `qk_t` (K = 64) and the ResNet-50 1×1 convs with K = 64 or 128 on 128×128.
+  Tile-level is below SCALE-Sim on {os_less} / {os_n} OS layers. `kernels.scalesim.explain_delta`
+  gives the breakdown for each layer.
+* Not run: the Llama-2-7B prefill GEMMs (M = 2048). At 128×128 they take 26.6 M (OS), 27.0 M (IS)
+  and 30.0 M (WS) closed-form cycles per decoder layer, which is hours of SCALE-Sim at its
+  1–3 k cycles/s.
+"""
 
 
 def _ok(r: dict) -> bool:
