@@ -22,6 +22,31 @@ Micro-architecture (identical to rtl/systolic.py's stationary array, register fo
         and the shadow is full, all PEs copy wsh -> wact at once;
       single buffer: load_ready = !act_valid & !tok_flight & wcnt < R; the R-th load beat sets
         act_valid; a launched token clears it.
+
+Representation (why it is fast and still register-exact). Every a/last/skew/de-skew/valid register
+is a pure delay, and a psum wavefront carries exactly one stream beat: PE(i,j)'s registers after the
+n-th advancing edge (`adv`) belong to the beat fired at edge n-1-i-j (a bubble, i.e. an edge without
+a beat, shifts in zeros, so its psums are 0). The weights a valid beat multiplies by never change on
+its way through the array: in single-buffer mode the load chain only moves when no valid beat is in
+flight (!act_valid & !tok_flight); in double-buffer mode the token beat still uses the old weights and
+every beat behind it the shadow copy it swaps in (the shadow cannot load while that token flies), and
+the all-PE copy only happens with no beat in flight. So the model keeps:
+  * the control registers (wcnt, act_valid, tok_flight, tok_swap) and the load chain (wsh, or wact in
+    single-buffer mode), stepped every cycle exactly as in the RTL;
+  * a ring of the last H >= L+1 advancing edges (slot = edge mod H): fired, launch (fired & last),
+    the beat's R lanes, the weight version it sees, and its whole result row a . W wrapped to
+    acc_bits, computed once when the beat is fired (R*C MACs, the same count as the PE grid, but
+    in one tight loop instead of shifting every register);
+  * weight versions: a snapshot of the active weight tile each time it changes (single buffer: the
+    R-th load beat; double buffer: the all-PE copy, and the launch of a swapping token), NV = 4 slots
+    (at most two versions can have beats in the array at once).
+Every RTL register is a function of this state (see `register`): pa/pl(i,j) = lane i / launch of
+edge n-1-i-j; psum(i,j) = the sum over rows 0..i of that beat's products with its weight version;
+a_skew/last_skew(i,d) = edge n-d; de-skew(j,d) = the result row of edge n-1-R-j-d; valid/last pipe
+(d) = edge n-d; out_c = the result row of edge n-L+1; wact(i,j) in double-buffer mode = the new
+version once the swapping token (launched at edge ntok) has passed PE(i,j) (n >= ntok+1+i+j), else
+the old one. tests/test_ws_registers.py runs a literal register-transfer model beside the core and
+checks every register and port every cycle.
 """
 
 import cython
@@ -31,25 +56,38 @@ from sim.numerics import wrap_consts
 
 i64 = cython.typedef(cython.longlong)
 
+NV = cython.declare(cython.int, 4)   # weight-version snapshots kept
+
+
+def _wrap(x, half, mask):
+    """Wrap a Python int to acc_bits with the core's constants (cold paths and interpreted mode)."""
+    return ((x + half) & mask) - half
+
 
 @cython.cclass
 class StationaryCore:
     R: cython.int
     C: cython.int
     L: cython.int
+    H: cython.int
+    hm: i64
     dbuf: cython.int
+    bits: cython.int
+    sgn: cython.int
     half: i64
     mask: i64
-    ask: i64[:, ::1]
-    lsk: i64[:, ::1]
-    pa: i64[:, ::1]
-    pl: i64[:, ::1]
-    ps: i64[:, ::1]
     wsh: i64[:, ::1]
     wact: i64[:, ::1]
-    dsk: i64[:, ::1]
-    vp: i64[::1]
-    lp: i64[::1]
+    ra: i64[:, ::1]
+    ro: i64[:, ::1]
+    rf: i64[::1]
+    rl: i64[::1]
+    rv: i64[::1]
+    snap: i64[:, ::1]
+    vcur: cython.int
+    vold: cython.int
+    ntok: i64
+    nadv: i64
     src_a: i64[:, ::1]
     src_w: i64[:, ::1]
     wcnt = cython.declare(cython.int, visibility="readonly")
@@ -62,23 +100,32 @@ class StationaryCore:
         self.R = rows
         self.C = cols
         self.L = rows + cols
+        h = 1
+        while h < rows + cols + 1:
+            h *= 2
+        self.H = h
+        self.hm = h - 1
         self.dbuf = 1 if double_buffer else 0
+        self.bits = acc_bits
+        self.sgn = 1 if signed else 0
         self.half, self.mask = wrap_consts(acc_bits, signed, cython.compiled)
         self.reset()
 
     def reset(self):
-        R, C = self.R, self.C
+        R, C, H = self.R, self.C, self.H
         dt = np.int64 if cython.compiled else object
-        self.ask = np.zeros((R, R), dtype=dt)
-        self.lsk = np.zeros((R, R), dtype=np.int64)
-        self.pa = np.zeros((R, C), dtype=dt)
-        self.pl = np.zeros((R, C), dtype=np.int64)
-        self.ps = np.zeros((R, C), dtype=dt)
         self.wsh = np.zeros((R, C), dtype=dt)
         self.wact = np.zeros((R, C), dtype=dt)
-        self.dsk = np.zeros((C, C), dtype=dt)
-        self.vp = np.zeros(R + C, dtype=np.int64)
-        self.lp = np.zeros(R + C, dtype=np.int64)
+        self.ra = np.zeros((H, R), dtype=dt)
+        self.ro = np.zeros((H, C), dtype=dt)
+        self.rf = np.zeros(H, dtype=np.int64)
+        self.rl = np.zeros(H, dtype=np.int64)
+        self.rv = np.zeros(H, dtype=np.int64)
+        self.snap = np.zeros((NV, R * C), dtype=dt)
+        self.vcur = 0
+        self.vold = 0
+        self.ntok = -(1 << 40)
+        self.nadv = 0
         self.wcnt = 0
         self.act_valid = 0
         self.tok_flight = 0
@@ -88,7 +135,7 @@ class StationaryCore:
     # -- combinational outputs -------------------------------------------------------------------
     @cython.ccall
     def out_valid(self) -> cython.int:
-        return self.vp[self.L - 1]
+        return self.rf[(self.nadv - self.L + 1) & self.hm]
 
     @cython.ccall
     def load_ready(self) -> cython.int:
@@ -98,24 +145,69 @@ class StationaryCore:
 
     @cython.ccall
     def in_ready(self, in_last: cython.int, out_ready: cython.int) -> cython.int:
-        adv: cython.int = 1 if (self.vp[self.L - 1] == 0 or out_ready) else 0
+        adv: cython.int = 1 if (self.out_valid() == 0 or out_ready) else 0
         return 1 if (adv and self.act_valid and (in_last == 0 or self.tok_flight == 0)) else 0
 
     @cython.ccall
     def out_lane(self, j: cython.int) -> i64:
-        if j == self.C - 1:
-            return self.ps[self.R - 1, self.C - 1]
-        return self.dsk[j, self.C - 2 - j]
+        return self.ro[(self.nadv - self.L + 1) & self.hm, j]
 
     def out_row(self):
         return [int(self.out_lane(j)) for j in range(self.C)]
 
     def register(self, name: str, i: int, j: int = 0) -> int:
-        """Value of an RTL register this cycle: 'psum', 'a', 'last', 'w' (active), 'w_shadow' of PE(i,j)."""
-        table = {"psum": self.ps, "a": self.pa, "last": self.pl, "w": self.wact, "w_shadow": self.wsh}
-        return int(table[name][i, j])
+        """Value of an RTL register this cycle: 'psum', 'a', 'last', 'w' (active), 'w_shadow' of PE(i,j);
+        'a_skew' / 'last_skew' (lane i, stage j), 'deskew' (column i, stage j), 'valid_pipe' /
+        'last_pipe' (stage i)."""
+        n = int(self.nadv)
+        R, C, hm = self.R, self.C, int(self.hm)
+        if name in ("psum", "a", "last"):
+            s = (n - 1 - i - j) & hm
+            if name == "a":
+                return int(self.ra[s, i])
+            if name == "last":
+                return int(self.rl[s])
+            v = int(self.rv[s])
+            acc = 0
+            for k in range(i + 1):
+                acc += int(self.ra[s, k]) * int(self.snap[v, k * C + j])
+            h, m = wrap_consts(self.bits, bool(self.sgn), False)
+            return _wrap(acc, h, m)
+        if name == "w":
+            if not self.dbuf:
+                return int(self.wact[i, j])
+            if self.tok_flight and self.tok_swap and int(self.ntok) + 1 + i + j > n:
+                return int(self.snap[self.vold, i * C + j])
+            return int(self.snap[self.vcur, i * C + j])
+        if name == "w_shadow":
+            return int(self.wsh[i, j])
+        if name == "a_skew":
+            return int(self.ra[(n - j) & hm, i])
+        if name == "last_skew":
+            return int(self.rl[(n - j) & hm])
+        if name == "deskew":
+            return int(self.ro[(n - 1 - R - i - j) & hm, i])
+        if name == "valid_pipe":
+            return int(self.rf[(n - i) & hm])
+        if name == "last_pipe":
+            return int(self.rl[(n - i) & hm])
+        raise KeyError(f"no register {name!r}")
 
     # -- one clock edge --------------------------------------------------------------------------
+    @cython.cfunc
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def _snapshot(self, src: i64[:, ::1]) -> cython.void:
+        """A new weight version: a copy of `src` (the active tile from the next beat on)."""
+        v: cython.int = (self.vcur + 1) % NV
+        i: cython.int
+        j: cython.int
+        C: cython.int = self.C
+        for i in range(self.R):
+            for j in range(C):
+                self.snap[v, i * C + j] = src[i, j]
+        self.vcur = v
+
     @cython.cfunc
     @cython.boundscheck(False)
     @cython.wraparound(False)
@@ -123,78 +215,67 @@ class StationaryCore:
               last: cython.int, adv: cython.int) -> cython.void:
         R: cython.int = self.R
         C: cython.int = self.C
-        L: cython.int = self.L
         half: i64 = self.half
         mask: i64 = self.mask
         i: cython.int
         j: cython.int
-        d: cython.int
-        ain: i64
-        lin: i64
-        psin: i64
+        s: i64
+        x: i64
         l_end: i64 = 0
+        chain: i64[:, ::1]
         launch: cython.int = 1 if (fire_in and last) else 0
-        swap: cython.int = self.tok_swap
         if adv:
-            l_end = self.lsk[R - 1, R - 1] if C == 1 else self.pl[R - 1, C - 2]
-            # de-skew registers take the bottom row's current psums (before the PEs update)
-            for j in range(C - 1):
-                for d in range(C - 2 - j, 0, -1):
-                    self.dsk[j, d] = self.dsk[j, d - 1]
-                self.dsk[j, 0] = self.ps[R - 1, j]
-            # PEs in reverse order: each reads its neighbours' registers before they update
-            for i in range(R - 1, -1, -1):
-                for j in range(C - 1, -1, -1):
-                    if j == 0:
-                        ain = self.ask[i, i]
-                        lin = self.lsk[i, i]
-                    else:
-                        ain = self.pa[i, j - 1]
-                        lin = self.pl[i, j - 1]
-                    psin = self.ps[i - 1, j] if i > 0 else 0
-                    self.ps[i, j] = (((psin + ain * self.wact[i, j]) + half) & mask) - half
-                    if lin and self.dbuf and swap:
-                        self.wact[i, j] = self.wsh[i, j]
-                    self.pa[i, j] = ain
-                    self.pl[i, j] = lin
-            # skew lines and the valid/last pipeline
-            for i in range(R):
-                for d in range(i, 0, -1):
-                    self.ask[i, d] = self.ask[i, d - 1]
-                    self.lsk[i, d] = self.lsk[i, d - 1]
-                if fire_in:
-                    self.ask[i, 0] = self.src_a[arow, i]
-                    self.lsk[i, 0] = last
+            l_end = self.rl[(self.nadv - self.L + 2) & self.hm]
+            self.nadv += 1
+            s = self.nadv & self.hm
+            if fire_in:
+                if cython.compiled:
+                    o: cython.pointer(i64) = cython.address(self.ro[s, 0])
+                    a: cython.pointer(i64) = cython.address(self.ra[s, 0])
+                    sa: cython.pointer(i64) = cython.address(self.src_a[arow, 0])
+                    w: cython.pointer(i64) = cython.address(self.snap[self.vcur, 0])
+                    for j in range(C):
+                        o[j] = 0
+                    for i in range(R):
+                        x = sa[i]
+                        a[i] = x
+                        for j in range(C):
+                            o[j] += x * w[j]
+                        w += C
+                    for j in range(C):
+                        o[j] = ((o[j] + half) & mask) - half
                 else:
-                    self.ask[i, 0] = 0
-                    self.lsk[i, 0] = 0
-            for d in range(L - 1, 0, -1):
-                self.vp[d] = self.vp[d - 1]
-                self.lp[d] = self.lp[d - 1]
-            self.vp[0] = fire_in
-            self.lp[0] = launch
+                    v = self.vcur
+                    for i in range(R):
+                        self.ra[s, i] = int(self.src_a[arow, i])
+                    for j in range(C):
+                        acc = 0
+                        for i in range(R):
+                            acc += int(self.ra[s, i]) * int(self.snap[v, i * C + j])
+                        self.ro[s, j] = _wrap(acc, half, mask)
+                self.rf[s] = 1
+                self.rl[s] = launch
+                self.rv[s] = self.vcur
+            else:
+                for i in range(R):
+                    self.ra[s, i] = 0
+                for j in range(C):
+                    self.ro[s, j] = 0
+                self.rf[s] = 0
+                self.rl[s] = 0
+                self.rv[s] = self.vcur
         # load chain
         if fire_w:
-            if self.dbuf:
-                for i in range(R - 1, 0, -1):
-                    for j in range(C):
-                        self.wsh[i, j] = self.wsh[i - 1, j]
+            chain = self.wsh if self.dbuf else self.wact
+            for i in range(R - 1, 0, -1):
                 for j in range(C):
-                    self.wsh[0, j] = self.src_w[wrow, j]
-            else:
-                for i in range(R - 1, 0, -1):
-                    for j in range(C):
-                        self.wact[i, j] = self.wact[i - 1, j]
-                for j in range(C):
-                    self.wact[0, j] = self.src_w[wrow, j]
+                    chain[i, j] = chain[i - 1, j]
+            for j in range(C):
+                chain[0, j] = self.src_w[wrow, j]
         # control (decisions use this cycle's register values)
         wfull: cython.int = 1 if self.wcnt == R else 0
-        global_load: cython.int = 1 if (self.dbuf and not self.act_valid and wfull
-                                        and not self.tok_flight) else 0
-        if global_load:
-            for i in range(R):
-                for j in range(C):
-                    self.wact[i, j] = self.wsh[i, j]
+        if self.dbuf and not self.act_valid and wfull and not self.tok_flight:
+            self._snapshot(self.wsh)
             self.act_valid = 1
             self.wcnt = 0
         if fire_w:
@@ -202,6 +283,7 @@ class StationaryCore:
             if not self.dbuf and self.wcnt == R:
                 self.act_valid = 1
                 self.wcnt = 0
+                self._snapshot(self.wact)
         if l_end:
             self.tok_flight = 0
         if launch:
@@ -210,6 +292,9 @@ class StationaryCore:
                 self.tok_swap = wfull
                 if wfull:
                     self.wcnt = 0
+                    self.vold = self.vcur
+                    self.ntok = self.nadv
+                    self._snapshot(self.wsh)
                 else:
                     self.act_valid = 0
             else:
@@ -223,8 +308,9 @@ class StationaryCore:
         in_last = 1 if in_last else 0
         lr = self.load_ready()
         ir = self.in_ready(in_last, 1 if out_ready else 0)
-        ov = self.vp[self.L - 1]
-        ol = self.lp[self.L - 1]
+        so = (self.nadv - self.L + 1) & self.hm
+        ov = self.rf[so]
+        ol = self.rl[so]
         oc = self.out_row()
         adv = 1 if (ov == 0 or out_ready) else 0
         dt = np.int64 if cython.compiled else object
@@ -278,12 +364,12 @@ class StationaryCore:
         while t < max_cycles:
             if not drain and bi >= ni:
                 break
-            ov = self.vp[L - 1]
+            ov = self.rf[(self.nadv - L + 1) & self.hm]
             if li >= nl and bi >= ni and ov == 0:
                 # nothing left to send; done once the pipeline holds no valid row
                 empty: cython.int = 1
                 for j in range(L):
-                    if self.vp[j]:
+                    if self.rf[(self.nadv - j) & self.hm]:
                         empty = 0
                         break
                 if empty:
@@ -304,8 +390,9 @@ class StationaryCore:
             if ov and r:
                 if no >= out_c.shape[0]:
                     raise IndexError("out_c is too small for the rows leaving in this run")
+                so: i64 = (self.nadv - L + 1) & self.hm
                 for j in range(C):
-                    out_c[no, j] = self.out_lane(j)
+                    out_c[no, j] = self.ro[so, j]
                 out_stamp[no] = self.cycle
                 no += 1
             if fw and li < nls:
