@@ -238,12 +238,13 @@ def default_cases() -> list[BenchCase]:
     ] + [
         # WS (IS is the same hardware and core, only the kernel mapping differs): model, interpreted and
         # Verilator C++ on the same two streams; folds of k=64 rows. `seconds_scale` keeps the Verilator
-        # runs short (the model stream is sized to seconds_scale x --seconds of model time). No 16x16
-        # double-buffer case: its Verilator build alone takes ~75 s (the 16x16 one ~40 s).
+        # runs short (the model stream is sized to seconds_scale x --seconds of model time, ~0.1 s, so
+        # one Verilator run takes ~1-4 s at 5-15x slower). No 16x16 double-buffer case: its Verilator
+        # build alone takes ~75 s (the 16x16 one ~40 s).
         BenchCase(f"systolic-ws-{n}x{n}{'-db' if db else ''}", "systolic_stationary",
                   SystolicConfig(rows=n, cols=n, dataflow="ws", in_bits=8, acc_bits=32, double_buffer=db),
                   ("model", "interpreted", "verilator_cpp"),
-                  {"k": 64, "tiles_per_block": 256, "seconds_scale": 0.25})
+                  {"k": 64, "tiles_per_block": 256, "seconds_scale": 0.1})
         for n, db in ((8, False), (16, False), (8, True))
     ]
 
