@@ -98,18 +98,21 @@ class Runner:
         self.state: dict = json.loads(state_path.read_text()) if state_path.exists() else {}
         self.skipped: dict[str, dict[str, str]] = {}
 
-    def rate(self) -> float:
-        """Simulated cycles per wall second, observed in this state (per process), else --rate."""
+    def rate(self, run: Run) -> float:
+        """Simulated cycles per wall second on run's array, observed in the state (per process),
+        else --rate."""
         cyc = wall = 0.0
         n = 0
-        for rows in self.state.values():
+        for rid, rows in self.state.items():
+            if not rid.endswith(f"_{run.rows}x{run.cols}"):
+                continue
             for r in rows.values():
                 if r["proc_s"] >= 2:
                     cyc, wall, n = cyc + r["total"], wall + r["proc_s"], n + 1
         return cyc / wall if n >= 3 and wall > 0 else self.rate0
 
     def layer_job(self, run: Run, i: int, ly: Layer) -> None:
-        est = run.closed(ly) / self.rate()
+        est = run.closed(ly) / self.rate(run)
         if self.deadline is not None and time.time() + est > self.deadline:
             with self.lock:
                 self.skipped.setdefault(run.rid, {})[ly.name] = \
@@ -321,9 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--topology", nargs="+", default=["bert", "resnet50", "llama2_decode"],
                     choices=sorted(TOPOLOGIES))
     ap.add_argument("--dataflow", nargs="+", default=list(DATAFLOWS), choices=DATAFLOWS)
-    ap.add_argument("--runs", nargs="+", metavar="TOPOLOGY:DF",
-                    help="explicit run order, e.g. bert:os resnet50:os (overrides --topology/"
-                         "--dataflow)")
+    ap.add_argument("--runs", nargs="+", metavar="TOPOLOGY:DF[:ARRAY]",
+                    help="explicit run order, e.g. bert:os resnet50:os bert:ws:64 (overrides "
+                         "--topology/--dataflow; ARRAY defaults to --array)")
     ap.add_argument("--jobs", type=int, default=2, help="SCALE-Sim processes at a time (default 2)")
     ap.add_argument("--deadline", help="HH:MM UTC: skip layers that would not finish by then")
     ap.add_argument("--rate", type=float, default=1800.0,
@@ -340,9 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     def log(s: str) -> None:
         print(s, file=sys.stderr, flush=True)
 
-    pairs = ([tuple(x.split(":")) for x in args.runs] if args.runs
-             else [(t, d) for t in args.topology for d in args.dataflow])
-    runs = [Run(t, d, args.array, args.array, load_layers(t)) for t, d in pairs]
+    specs = ([(x.split(":") + [str(args.array)])[:3] for x in args.runs] if args.runs
+             else [(t, d, args.array) for t in args.topology for d in args.dataflow])
+    runs = [Run(t, d, int(a), int(a), load_layers(t)) for t, d, a in specs]
     for run in runs:
         est = run.est_cycles()
         log(f"{run.rid}: {len(run.layers)} layers, {est:,} closed-form cycles, about "
@@ -358,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     python = ensure_venv(args.venv, log=log)
     versions = scalesim_versions(python)
     cmd = "python -m cosim.bench.scalesim_topologies " + " ".join(
-        argv if argv is not None else sys.argv[1:])
+        a for a in (argv if argv is not None else sys.argv[1:]) if a != "--render-only")
     header = {"command": cmd.strip(), "node": platform.node(), "venv": _rel(args.venv),
               "jobs": args.jobs, **versions}
     runner = Runner(runs, python, state_path=args.state, out=args.out, header=header,
