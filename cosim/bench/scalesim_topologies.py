@@ -300,11 +300,13 @@ NOTES = """## Notes
   whole array. tpesim pays one more cycle per fold, because lane i enters through an input register
   and is delayed i + 1 cycles, where SCALE-Sim's skew is i. It also pays 1 more at the end, plus
   SCALE-Sim's −1. So tile-level = SCALE-Sim + folds + 2 on {st_ok} / {st} WS/IS layers.
-* **OS, tile-level vs SCALE-Sim:** SCALE-Sim runs each fold alone, taking `R + C + K − 2` cycles.
-  tpesim's output-stationary array streams the next tile while the previous one drains through the
-  shadow bank, so a tile costs `max(K, 2R + C)`. Long-K layers (projections, FFN, most convs, the
-  GEMVs) therefore take fewer cycles in tpesim. Layers with K < R + 2, where 2R + C > R + C + K − 2,
-  take more: BERT `qk_t` (K = 64) and the ResNet-50 1×1 convs with K = 64 or 128 on 128×128.
+* **OS, tile-level vs SCALE-Sim:** SCALE-Sim runs each fold alone, `R + C + K − 2` cycles per fold
+  (T folds: `T (R + C + K − 2) − 1`). tpesim's output-stationary array streams the next tile while
+  the previous one drains through the shadow bank, so a tile costs `max(K, 2R + C)` and only the
+  last tile's drain is exposed (`K − 1 + (T − 1) max(K, 2R + C) + 2R + C`). Long-K layers with many
+  tiles (projections, FFN, most convs, the GEMVs) therefore take fewer cycles in tpesim. Layers
+  with K < R + 2 take more (BERT `qk_t` with K = 64, the ResNet-50 1×1 convs with K = 64 or 128 on
+  128×128), and so do layers with only a few tiles (BERT `av_head` on 256×256: 2 tiles).
   Tile-level is below SCALE-Sim on {os_less} / {os_n} OS layers. `kernels.scalesim.explain_delta`
   gives the breakdown for each layer.
 * Not run: the Llama-2-7B prefill GEMMs (M = 2048). At 128×128 they take 26.6 M (OS), 27.0 M (IS)
