@@ -235,8 +235,8 @@ def render(runs: list[Run], state: dict, skipped: dict, header: dict) -> str:
     lines += [
         "",
         f"**{grand_ok} / {grand_n}** layers compared match exactly. Complete topology runs: "
-        + (", ".join(f"{r.topology} {r.dataflow}" for r in complete) or "none") + ". Partial: "
-        + (", ".join(f"{r.topology} {r.dataflow}" for r in partial) or "none") + ".",
+        + (", ".join(f"{r.topology} {r.dataflow} {r.rows}×{r.cols}" for r in complete) or "none") + ". Partial: "
+        + (", ".join(f"{r.topology} {r.dataflow} {r.rows}×{r.cols}" for r in partial) or "none") + ".",
         "",
         "Estimated SCALE-Sim cost of each selected run (closed-form cycles). A run is marked *not "
         "run* when it did not fit in the time available.",
