@@ -235,8 +235,8 @@ def render(runs: list[Run], state: dict, skipped: dict, header: dict) -> str:
     lines += [
         "",
         f"**{grand_ok} / {grand_n}** layers compared match exactly. Complete topology runs: "
-        + (", ".join(f"{r.topology} {r.dataflow} {r.rows}×{r.cols}" for r in complete) or "none") + ". Partial: "
-        + (", ".join(f"{r.topology} {r.dataflow} {r.rows}×{r.cols}" for r in partial) or "none") + ".",
+        + (", ".join(_label(r) for r in complete) or "none") + ". Partial: "
+        + (", ".join(_label(r) for r in partial) or "none") + ".",
         "",
         "Estimated SCALE-Sim cost of each selected run (closed-form cycles). A run is marked *not "
         "run* when it did not fit in the time available.",
@@ -313,6 +313,10 @@ NOTES = """## Notes
   and 30.0 M (WS) closed-form cycles per decoder layer, which is hours of SCALE-Sim at its
   1–3 k cycles/s.
 """
+
+
+def _label(run: Run) -> str:
+    return f"{run.topology} {run.dataflow} {run.rows}×{run.cols}"
 
 
 def _ok(r: dict) -> bool:
