@@ -43,20 +43,12 @@ exact whether or not out_valid is set.
 import cython
 import numpy as np
 
-from sim.numerics import wrap_consts
+from sim.numerics import wrap, wrap_consts
 
 i64 = cython.typedef(cython.longlong)
 
 NEVER = -(1 << 40)  # "no last accepted yet" (older than any ring slot or wavefront)
 CHUNK = cython.declare(cython.int, 64)  # beats per block of the compiled 16-bit kernel (fits L1 at 16x16)
-
-
-def _wrap_int(x, bits, signed):
-    """Python-int wrap to `bits` (cold paths: register reads, shadow rows)."""
-    x &= (1 << bits) - 1
-    if signed and x >> (bits - 1):
-        x -= 1 << bits
-    return x
 
 
 @cython.cfunc
@@ -243,7 +235,7 @@ class OsCore:
                 hi = t - 1
             for e in range(lo, hi + 1):
                 x -= self._beat_prod(e, i, j)
-            return _wrap_int(x, self.acc_bits, self.sgn)
+            return wrap(x, self.acc_bits, self.sgn)
         if name == "shadow":
             return self._shadow(i, j)
         # PE(i,j)'s output registers hold what its inputs held one cycle earlier: the beat of t-2-s
