@@ -348,3 +348,8 @@ SCALESIM_TARGETS = [
     Target("scalesim", "speedup", ">=", 10_000,
            "512^3 on 32x32 at least 10,000x faster than SCALE-Sim v3 (same machine, same run)"),
 ]
+
+
+def gemm_label(m: int, n: int, k: int) -> str:
+    """`512^3` for a cube, `MxNxK` otherwise (the GEMM column of the bench tables)."""
+    return f"{m}x{n}x{k}" if len({m, n, k}) > 1 else f"{m}^3"

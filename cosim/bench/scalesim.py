@@ -43,7 +43,7 @@ from kernels.scalesim import (
     read_topology, scalesim_compute, scalesim_compute_cycles,
 )
 
-from .cases import ScaleSimCase
+from .cases import ScaleSimCase, gemm_label
 
 __all__ = ["SCALESIM_REQUIREMENTS", "DEFAULT_VENV", "ensure_venv", "scalesim_versions", "ScaleSimCase",
            "ScaleSimRow", "run_scalesim_suite", "Case", "build_cases", "compare_cases"]
@@ -174,7 +174,7 @@ class ScaleSimRow:
         return "scalesim"
 
     def gemm(self) -> str:
-        return f"{self.m}x{self.n}x{self.k}" if len({self.m, self.n, self.k}) > 1 else f"{self.m}^3"
+        return gemm_label(self.m, self.n, self.k)
 
 
 def run_scalesim_suite(cases: list[ScaleSimCase], *, venv: Path | str = DEFAULT_VENV, log=print,

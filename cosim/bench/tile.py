@@ -27,7 +27,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .cases import TileCase
+from .cases import TileCase, gemm_label
 
 __all__ = ["TileCase", "TileRow", "measure_tile", "run_tile_suite", "REQUIRED_DATAFLOWS",
            "memory_text"]
@@ -76,7 +76,7 @@ class TileRow:
         return "tile"
 
     def gemm(self) -> str:
-        return f"{self.m}x{self.n}x{self.k}" if len({self.m, self.n, self.k}) > 1 else f"{self.m}^3"
+        return gemm_label(self.m, self.n, self.k)
 
 
 def memory_text(memory: dict | None) -> str:
