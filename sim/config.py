@@ -1,15 +1,17 @@
-"""Validation helpers shared by every engine config, and the port description used by model and RTL."""
+"""The base of every engine config (streams, operands, JSON/TOML with an `engine` tag) and the
+validation helpers shared by all of them."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .errors import ConfigError, ConfigTypeError
 
-__all__ = ["Port", "check_int", "check_choice", "check_bool", "ConfigMixin"]
+__all__ = ["Port", "Lanes", "Stream", "Operand", "EngineConfig", "config_from_dict", "config_from_json",
+           "config_from_toml", "check_int", "check_choice", "check_bool", "ConfigMixin"]
 
 
 @dataclass(frozen=True)
@@ -89,3 +91,141 @@ class ConfigMixin:
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{cls.__name__} TOML is malformed: {e}") from None
         return cls.from_dict(d)
+
+
+# -- streams and operands: what every engine declares ---------------------------------------------
+@dataclass(frozen=True)
+class Lanes:
+    """A payload port of a stream: `lanes` values of `bits` bits each, lane 0 in the low bits."""
+
+    port: str
+    lanes: int
+    bits: int
+    signed: bool
+
+    @property
+    def width(self) -> int:
+        return self.lanes * self.bits
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One valid/ready stream of an engine (after `amaranth.lib.stream.Signature`).
+
+    `direction` is seen from the engine: "in" streams are driven by the testbench (valid, payload,
+    last in; ready out), "out" streams by the engine. `valid`/`ready`/`last` name the handshake
+    ports (`last` may be None); `payload` the data ports.
+    """
+
+    name: str
+    direction: str
+    valid: str
+    ready: str
+    payload: tuple[Lanes, ...]
+    last: str | None = None
+
+    def ports(self) -> tuple[Port, ...]:
+        fwd = "in" if self.direction == "in" else "out"
+        back = "out" if fwd == "in" else "in"
+        ps = [Port(self.valid, fwd, 1), Port(self.ready, back, 1)]
+        ps += [Port(p.port, fwd, p.width) for p in self.payload]
+        if self.last is not None:
+            ps.append(Port(self.last, fwd, 1))
+        return tuple(ps)
+
+
+@dataclass(frozen=True)
+class Operand:
+    """A named operand of an engine's GEMM: its role ("a", "b" or "c"), element width and dtype.
+    The tile, memory and report layers count bytes per named operand with these widths."""
+
+    name: str
+    role: str
+    bits: int
+    signed: bool
+
+
+_ENGINE_CONFIGS: dict[str, type] = {}
+
+
+class EngineConfig(ConfigMixin):
+    """Base of every engine config: frozen, keyword-only dataclasses validated at construction.
+
+    A subclass sets `engine` (its registry name) and implements `streams()`, `operands()`,
+    `peak_macs_per_cycle` and `name`. `to_dict()` carries the `engine` tag, so
+    `config_from_dict` / `config_from_json` / `config_from_toml` load any saved config back into
+    its class.
+    """
+
+    engine: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if cls.__dict__.get("engine"):
+            _ENGINE_CONFIGS[cls.engine] = cls
+
+    def streams(self) -> tuple[Stream, ...]:
+        raise NotImplementedError
+
+    def operands(self) -> tuple[Operand, ...]:
+        raise NotImplementedError
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        raise NotImplementedError
+
+    def ports(self) -> tuple[Port, ...]:
+        """Every port but clk/rst, in stream order: the contract of model, RTL and testbench."""
+        return tuple(p for s in self.streams() for p in s.ports())
+
+    def stream(self, name: str) -> Stream:
+        for s in self.streams():
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def to_dict(self) -> dict:
+        return {"engine": self.engine, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        if not isinstance(d, dict):
+            raise ConfigTypeError(f"{cls.__name__} must be given a mapping, not {type(d).__name__}")
+        d = dict(d)
+        tag = d.pop("engine", cls.engine)
+        if tag != cls.engine:
+            raise ConfigError(f"engine must be {cls.engine!r} for {cls.__name__}, not {tag!r}")
+        return super().from_dict(d)
+
+
+def _engine_class(d: Any) -> type:
+    if not isinstance(d, dict):
+        raise ConfigTypeError(f"an engine config must be a mapping, not {type(d).__name__}")
+    tag = d.get("engine")
+    if tag not in _ENGINE_CONFIGS:
+        known = ", ".join(repr(k) for k in sorted(_ENGINE_CONFIGS))
+        raise ConfigError(f"engine must be one of {known}, not {tag!r}")
+    return _ENGINE_CONFIGS[tag]
+
+
+def config_from_dict(d: dict) -> EngineConfig:
+    """The config of whichever engine `d["engine"]` names."""
+    return _engine_class(d).from_dict(d)
+
+
+def config_from_json(s: str) -> EngineConfig:
+    try:
+        d = json.loads(s)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"engine config JSON is malformed: {e}") from None
+    return config_from_dict(d)
+
+
+def config_from_toml(text: str) -> EngineConfig:
+    import tomllib
+
+    try:
+        d = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"engine config TOML is malformed: {e}") from None
+    return config_from_dict(d)

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import ConfigMixin, Port, check_bool, check_choice, check_int
+from ..config import EngineConfig, Lanes, Operand, Stream, check_bool, check_choice, check_int
 from ..errors import ConfigError, WorkloadError
 from ..numerics import matmul_wrapped, pack, unpack, value_range
 from . import load_core
+from ._vcd import VcdMixin
 
 __all__ = ["SystolicConfig", "SystolicModel", "StationaryModel", "reference"]
 
@@ -23,8 +24,8 @@ IN_BITS = (4, 8, 16)
 MAX_DIM = 512
 
 
-@dataclass(frozen=True)
-class SystolicConfig(ConfigMixin):
+@dataclass(frozen=True, kw_only=True)
+class SystolicConfig(EngineConfig):
     """An R x C systolic array of MAC PEs.
 
     Parameters
@@ -70,42 +71,41 @@ class SystolicConfig(ConfigMixin):
         check_int("acc_bits", self.acc_bits, lo=2 * self.in_bits, hi=hi,
                   rule=f"an integer from {2 * self.in_bits} (2*in_bits) to {hi}")
 
-    # -- port signature, shared by model, RTL and testbench -------------------------------------
-    def ports(self) -> tuple[Port, ...]:
-        R, C, w, acc = self.rows, self.cols, self.in_bits, self.acc_bits
+    engine = "systolic"
+
+    # -- streams, shared by model, RTL and testbench ---------------------------------------------
+    def streams(self) -> tuple[Stream, ...]:
+        R, C, w, acc, sg = self.rows, self.cols, self.in_bits, self.acc_bits, self.signed
+        out = Stream("out", "out", "out_valid", "out_ready", (Lanes("out_c", C, acc, sg),),
+                     last="out_last")
         if self.dataflow == "os":
-            return (
-                Port("in_valid", "in", 1),
-                Port("in_ready", "out", 1),
-                Port("in_a", "in", R * w),
-                Port("in_b", "in", C * w),
-                Port("in_last", "in", 1),
-                Port("out_valid", "out", 1),
-                Port("out_ready", "in", 1),
-                Port("out_c", "out", C * acc),
-                Port("out_last", "out", 1),
-            )
+            # one beat = column k of the A tile (R lanes) and row k of the B tile (C lanes)
+            return (Stream("in", "in", "in_valid", "in_ready",
+                           (Lanes("in_a", R, w, sg), Lanes("in_b", C, w, sg)), last="in_last"),
+                    out)
         # ws / is: the stationary tile arrives on the load port, one row (C lanes) per beat; the
         # moving operand on the stream port, R lanes per beat; one output row (C lanes) per beat.
-        return (
-            Port("load_valid", "in", 1),
-            Port("load_ready", "out", 1),
-            Port("load_data", "in", C * w),
-            Port("in_valid", "in", 1),
-            Port("in_ready", "out", 1),
-            Port("in_data", "in", R * w),
-            Port("in_last", "in", 1),
-            Port("out_valid", "out", 1),
-            Port("out_ready", "in", 1),
-            Port("out_c", "out", C * acc),
-            Port("out_last", "out", 1),
-        )
+        return (Stream("load", "in", "load_valid", "load_ready", (Lanes("load_data", C, w, sg),)),
+                Stream("in", "in", "in_valid", "in_ready", (Lanes("in_data", R, w, sg),),
+                       last="in_last"),
+                out)
+
+    def operands(self) -> tuple[Operand, ...]:
+        return (Operand("a", "a", self.in_bits, self.signed),
+                Operand("b", "b", self.in_bits, self.signed),
+                Operand("c", "c", self.acc_bits, self.signed))
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        return self.rows * self.cols
 
     def lanes(self, port: str) -> tuple[int, int]:
         """(lanes, bits per lane) of a data port."""
-        return {"in_a": (self.rows, self.in_bits), "in_b": (self.cols, self.in_bits),
-                "in_data": (self.rows, self.in_bits), "load_data": (self.cols, self.in_bits),
-                "out_c": (self.cols, self.acc_bits)}[port]
+        for s in self.streams():
+            for p in s.payload:
+                if p.port == port:
+                    return p.lanes, p.bits
+        raise KeyError(port)
 
     @property
     def in_range(self) -> tuple[int, int]:
@@ -124,7 +124,7 @@ def reference(cfg: SystolicConfig, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return matmul_wrapped(a, b, cfg.acc_bits, cfg.signed)
 
 
-class SystolicModel:
+class SystolicModel(VcdMixin):
     """Cycle model of the engine, with the RTL's ports.
 
     `step(inputs)` advances one clock in lockstep (cosim); `run_beats(...)` (OS) or `run_folds(...)`
@@ -192,42 +192,6 @@ class SystolicModel:
         if n and nxt != n:
             raise WorkloadError(f"max_cycles ({max_cycles}) ended the run after {nxt} of {n} beats")
         return out_c[:nout], stamp[:nout], int(cycles)
-
-    # -- VCD -----------------------------------------------------------------------------------
-    def _open_vcd(self, path: Path) -> None:
-        from vcd import VCDWriter
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._vcd_file = open(path, "w")
-        self._vcd = VCDWriter(self._vcd_file, timescale="1 ns", date="today")
-        top = "model"
-        self._vars = {"clk": self._vcd.register_var(top, "clk", "wire", size=1, init=0)}
-        for p in self.cfg.ports():
-            self._vars[p.name] = self._vcd.register_var(top, p.name, "wire", size=p.width, init=0)
-
-    def _dump(self, t: int, ins: dict, outs: dict) -> None:
-        # Same period as the testbench clock (10 ns): inputs change at the falling edge (t*10+5),
-        # outputs are the values seen then; registers update at the rising edge.
-        base = t * 10
-        w = self._vcd
-        w.change(self._vars["clk"], base, 1)
-        w.change(self._vars["clk"], base + 5, 0)
-        for name, val in list(ins.items()) + list(outs.items()):
-            if name in self._vars:
-                w.change(self._vars[name], base + 5, int(val))
-
-    def close(self) -> None:
-        if self._vcd is not None:
-            self._vcd.close(self.cycle * 10 + 10)
-            self._vcd_file.close()
-            self._vcd = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
 
 class StationaryModel(SystolicModel):
     """Cycle model of the WS/IS array (see sim/engines/_stationary_core.py for the hardware)."""

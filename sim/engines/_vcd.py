@@ -1,0 +1,46 @@
+"""VCD output of a cycle model with the RTL's port names (pyvcd), shared by every engine's model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["VcdMixin"]
+
+
+class VcdMixin:
+    """Writes the ports of `self.cfg.ports()` each `step`: a model sets `self._vcd = None`, calls
+    `self._open_vcd(path)` when asked for waves and `self._dump(cycle, ins, outs)` in `step`."""
+
+    def _open_vcd(self, path: Path) -> None:
+        from vcd import VCDWriter
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._vcd_file = open(path, "w")
+        self._vcd = VCDWriter(self._vcd_file, timescale="1 ns", date="today")
+        top = "model"
+        self._vars = {"clk": self._vcd.register_var(top, "clk", "wire", size=1, init=0)}
+        for p in self.cfg.ports():
+            self._vars[p.name] = self._vcd.register_var(top, p.name, "wire", size=p.width, init=0)
+
+    def _dump(self, t: int, ins: dict, outs: dict) -> None:
+        # Same period as the testbench clock (10 ns): inputs change at the falling edge (t*10+5),
+        # outputs are the values seen then; registers update at the rising edge.
+        base = t * 10
+        w = self._vcd
+        w.change(self._vars["clk"], base, 1)
+        w.change(self._vars["clk"], base + 5, 0)
+        for name, val in list(ins.items()) + list(outs.items()):
+            if name in self._vars:
+                w.change(self._vars[name], base + 5, int(val))
+
+    def close(self) -> None:
+        if self._vcd is not None:
+            self._vcd.close(self.cycle * 10 + 10)
+            self._vcd_file.close()
+            self._vcd = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
