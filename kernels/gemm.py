@@ -1,21 +1,8 @@
-"""GEMM (and conv2d lowered to a GEMM) on the systolic engine, at two fidelities.
+"""GEMM (and conv2d lowered to a GEMM) on any registered engine, at two fidelities.
 
-`run_gemm` maps C = A @ B onto an R x C array tile by tile and runs it on the event kernel through
-`sim.timing.TileEngine`, with the memory model of sim/memory.py:
-
-* fidelity "cycle" (default): each engine wake-up streams one whole tile through the register-level
-  cycle model (compiled), touching Python once per tile; operand availability and output space from
-  the memory gate the stream's valid and the sink's ready per cycle; the result is checked against
-  numpy.
-* fidelity "tile": the same engine and memory components with the tile-level timing rule instead of
-  the register model; no operand values are needed. With `verify`, values come from numpy, tile by
-  tile in stream order, and are checked against the whole-matrix reference.
-
-Adding a dataflow means registering its tile timing (`sim.timing.register_timing`) and its
-cycle-level backend here (`register_cycle_backend`). OS: `OsCycleBackend` (one tile per call); WS
-and IS: `kernels.stationary.StationaryCycleBackend` (one fold per call; the fold mapping and memory
-policy are in sim.timing.WsTiming's docstring). `run_conv`/`time_conv` lower conv2d to the same
-GEMM, so every dataflow runs convolutions too.
+`run_gemm` maps C = A @ B onto the engine tile by tile (or fold by fold) and runs it on the event
+kernel through `sim.timing.TileEngine` with the memory model; the engine's registry entry supplies
+its tile timing, its cycle-level backend (one register-model run per tile) and its reference.
 """
 
 from __future__ import annotations
@@ -26,15 +13,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.stationary import StationaryCycleBackend, fold_numpy, plan
+from kernels.stationary import StationaryCycleBackend
+from sim.config import EngineConfig
 from sim.engines.systolic import SystolicConfig, SystolicModel, reference
 from sim.errors import TpesimError, WorkloadError
 from sim.memory import MemoryConfig, check_fits
-from sim.timing import (FIDELITIES, TileStream, TimingReport, make_report, make_timing,
-                        run_stream, timing_class)
+from sim.numerics import value_range
+from sim.registry import engine_of
+from sim.timing import FIDELITIES, TileStream, TimingReport, make_report, run_stream
 
 __all__ = ["GemmResult", "run_gemm", "time_gemm", "run_conv", "time_conv", "random_operands",
-           "tile_grid", "tile_beats", "OsCycleBackend", "CYCLE_BACKENDS", "register_cycle_backend"]
+           "tile_grid", "tile_beats", "OsCycleBackend", "CYCLE_BACKENDS", "register_cycle_backend",
+           "systolic_cycle_backend"]
 
 # Show a progress bar (stderr) once a run has lasted this long and is not about to finish.
 PROGRESS_AFTER_S = 1.5
@@ -67,7 +57,14 @@ class GemmResult(TimingReport):
     matched: bool | None = None
 
 
-def _check_operand(name: str, x, cfg: SystolicConfig) -> np.ndarray:
+def _operand(cfg: EngineConfig, role: str):
+    for op in cfg.operands():
+        if op.role == role:
+            return op
+    raise WorkloadError(f"engine {cfg.engine!r} has no operand with role {role!r}")
+
+
+def _check_operand(name: str, x, cfg: EngineConfig) -> np.ndarray:
     arr = np.asarray(x)
     if arr.dtype.kind not in "iu":
         raise WorkloadError(f"{name} must have an integer dtype, not {arr.dtype}")
@@ -76,13 +73,14 @@ def _check_operand(name: str, x, cfg: SystolicConfig) -> np.ndarray:
     if 0 in arr.shape:
         raise WorkloadError(f"{name} must have at least one row and one column, "
                             f"not shape {arr.shape}")
-    lo, hi = cfg.in_range
+    op = _operand(cfg, name)
+    lo, hi = value_range(op.bits, op.signed)
     amin, amax = int(arr.min()), int(arr.max())
     if amin < lo or amax > hi:
         bad = amin if amin < lo else amax
         where = tuple(int(i) for i in np.argwhere(arr == bad)[0])
-        kind = "signed" if cfg.signed else "unsigned"
-        raise WorkloadError(f"{name} values must be in {lo}..{hi} ({kind} {cfg.in_bits}-bit), "
+        kind = "signed" if op.signed else "unsigned"
+        raise WorkloadError(f"{name} values must be in {lo}..{hi} ({kind} {op.bits}-bit), "
                             f"not {bad} at {list(where)}")
     return arr.astype(np.int64, copy=False)
 
@@ -193,20 +191,40 @@ class OsCycleBackend:
     def row_cycles(self) -> np.ndarray:
         return np.concatenate(self._stamps) if self._stamps else np.zeros(0, np.int64)
 
+    @staticmethod
+    def tile_values(cfg: SystolicConfig, stream: TileStream, a: np.ndarray,
+                    b: np.ndarray) -> np.ndarray:
+        """C assembled from per-tile numpy products along the tile stream's blocks (tile-level
+        values: checks that the stream the timing used covers C exactly)."""
+        R, C = cfg.rows, cfg.cols
+        m, n = a.shape[0], b.shape[1]
+        c = np.full((m, n), np.iinfo(np.int64).min, np.int64)
+        ai = stream.inputs[0].block.tolist()
+        bi = stream.inputs[1].block.tolist()
+        for mi, ni in zip(ai, bi):
+            blk = reference(cfg, a[mi * R:(mi + 1) * R], b[:, ni * C:(ni + 1) * C])
+            c[mi * R:(mi + 1) * R, ni * C:(ni + 1) * C] = blk
+        return c
+
 
 CYCLE_BACKENDS: dict[str, type] = {"os": OsCycleBackend}
 
 
 def register_cycle_backend(dataflow: str, cls: type) -> type:
-    """Make a dataflow's cycle-level backend available to `run_gemm` (same interface as
-    `OsCycleBackend`: constructor (cfg, m, n, k, a, b, interpreted=...), stream, drain, row_cycles,
-    and `out`)."""
+    """Give a systolic dataflow its cycle-level backend (interface of `OsCycleBackend`:
+    constructor (cfg, m, n, k, a, b, interpreted=...), stream, drain, row_cycles, `out`, and
+    `tile_values(cfg, stream, a, b)`)."""
     CYCLE_BACKENDS[dataflow] = cls
     return cls
 
 
 register_cycle_backend("ws", StationaryCycleBackend)
 register_cycle_backend("is", StationaryCycleBackend)
+
+
+def systolic_cycle_backend(cfg: SystolicConfig) -> type:
+    """The systolic engine's cycle-level backend for its dataflow (registry face `cycle_backend`)."""
+    return _cycle_backend_class(cfg.dataflow)
 
 
 def _cycle_backend_class(dataflow: str) -> type:
@@ -249,6 +267,13 @@ class _Progress:
             self.bar = None
 
 
+def _check_engine(cfg) -> None:
+    if not isinstance(cfg, EngineConfig):
+        raise WorkloadError(f"cfg must be an engine config (e.g. SystolicConfig), not "
+                            f"{type(cfg).__name__}")
+    engine_of(cfg)
+
+
 def _check_fidelity(fidelity: str) -> str:
     if fidelity not in FIDELITIES:
         raise TpesimError(f"fidelity must be one of {', '.join(map(repr, FIDELITIES))}, "
@@ -264,35 +289,22 @@ def _check_memory(memory) -> MemoryConfig:
     return memory
 
 
-def _tiled_numpy(cfg: SystolicConfig, stream: TileStream, a: np.ndarray,
-                 b: np.ndarray) -> np.ndarray:
-    """C assembled from per-tile numpy products, following the tile stream's blocks (tile-level
-    values: checks that the stream the timing used covers C exactly). WS/IS: fold by fold, the
-    K-fold partial sums accumulated as the accumulator buffer does (kernels.stationary)."""
-    if cfg.dataflow != "os":
-        c = fold_numpy(cfg, a.shape[0], b.shape[1], a.shape[1], a, b)
-        if stream.ntiles != plan(cfg, a.shape[0], b.shape[1], a.shape[1]).folds:
-            raise RuntimeError("the tile stream and the fold plan disagree")
-        return c
-    R, C = cfg.rows, cfg.cols
-    m, n = a.shape[0], b.shape[1]
-    c = np.full((m, n), np.iinfo(np.int64).min, np.int64)
-    ai = stream.inputs[0].block.tolist()
-    bi = stream.inputs[1].block.tolist()
-    for mi, ni in zip(ai, bi):
-        blk = reference(cfg, a[mi * R:(mi + 1) * R], b[:, ni * C:(ni + 1) * C])
-        c[mi * R:(mi + 1) * R, ni * C:(ni + 1) * C] = blk
-    return c
+def _faces(cfg: EngineConfig, fidelity: str):
+    """(tile timing, cycle backend class or None, reference) of the config's engine."""
+    eng = engine_of(cfg)
+    backend_cls = eng.load("cycle_backend")(cfg) if fidelity == "cycle" else None
+    return eng.load("timing")(cfg), backend_cls, eng.load("reference")
 
 
-def _run(cfg: SystolicConfig, m: int, n: int, k: int, a, b, *, fidelity: str,
+def _tile_values(cfg: EngineConfig, stream: TileStream, a: np.ndarray, b: np.ndarray):
+    return engine_of(cfg).load("cycle_backend")(cfg).tile_values(cfg, stream, a, b)
+
+
+def _run(cfg: EngineConfig, m: int, n: int, k: int, a, b, *, fidelity: str,
          memory: MemoryConfig, verify: bool, interpreted, progress: bool, label: str,
          record_rows: bool = True) -> GemmResult:
     """The shared driver of run_gemm and time_gemm (a, b may be None for timing only)."""
-    if fidelity == "cycle":
-        backend_cls = _cycle_backend_class(cfg.dataflow)
-    timing = make_timing(cfg.rows, cfg.cols, cfg.dataflow, cfg.in_bits, cfg.acc_bits,
-                         cfg.double_buffer)
+    timing, backend_cls, reference_fn = _faces(cfg, fidelity)
     stream = timing.gemm_stream(m, n, k)
     bar = _Progress(label, progress)
     c = None
@@ -327,14 +339,14 @@ def _run(cfg: SystolicConfig, m: int, n: int, k: int, a, b, *, fidelity: str,
     matched = None
     if verify and a is not None:
         if fidelity == "tile":
-            c = _tiled_numpy(cfg, stream, a, b)
-        matched = bool(np.array_equal(c, reference(cfg, a, b)))
+            c = _tile_values(cfg, stream, a, b)
+        matched = bool(np.array_equal(c, reference_fn(cfg, a, b)))
     return make_report(timing=timing, fidelity=fidelity, m=m, n=n, k=k, stream=stream, run=run,
                        compute_cycles=compute_cycles, memory=memory, wall_s=wall_s,
                        out_cycles=out_cycles, cls=GemmResult, c=c, matched=matched)
 
 
-def run_gemm(cfg: SystolicConfig, a, b, *, fidelity: str = "cycle",
+def run_gemm(cfg: EngineConfig, a, b, *, fidelity: str = "cycle",
              memory: MemoryConfig | None = None, verify: bool | None = None,
              interpreted: bool | None = None, progress: bool = False) -> GemmResult:
     """Run C = A @ B on the systolic engine, one event per tile.
@@ -367,8 +379,7 @@ def run_gemm(cfg: SystolicConfig, a, b, *, fidelity: str = "cycle",
     TpesimError
         The dataflow is not supported at this fidelity.
     """
-    if not isinstance(cfg, SystolicConfig):
-        raise WorkloadError(f"cfg must be a SystolicConfig, not {type(cfg).__name__}")
+    _check_engine(cfg)
     _check_fidelity(fidelity)
     memory = _check_memory(memory)
     a = _check_operand("a", a, cfg)
@@ -385,27 +396,26 @@ def run_gemm(cfg: SystolicConfig, a, b, *, fidelity: str = "cycle",
                 label=f"gemm {m}x{n}x{k} on {cfg.name} ({fidelity})")
 
 
-def time_gemm(cfg: SystolicConfig, m: int, n: int, k: int, *, memory: MemoryConfig | None = None,
+def time_gemm(cfg: EngineConfig, m: int, n: int, k: int, *, memory: MemoryConfig | None = None,
               progress: bool = False, record_rows: bool = False) -> GemmResult:
     """Tile-level timing of an M x N x K GEMM without operand values (c and matched are None)."""
-    if not isinstance(cfg, SystolicConfig):
-        raise WorkloadError(f"cfg must be a SystolicConfig, not {type(cfg).__name__}")
+    _check_engine(cfg)
     m, n, k = _check_dim("m", m), _check_dim("n", n), _check_dim("k", k)
-    timing_class(cfg.dataflow)
+    _faces(cfg, "tile")
     return _run(cfg, m, n, k, None, None, fidelity="tile", memory=_check_memory(memory),
                 verify=False, interpreted=None, progress=progress, record_rows=record_rows,
                 label=f"gemm {m}x{n}x{k} on {cfg.name} (tile)")
 
 
 # -- conv2d, lowered by im2col (kernels/conv.py) onto the same GEMM --------------------------------
-def _conv_reference(cfg: SystolicConfig, layer, x, w) -> np.ndarray:
+def _conv_reference(cfg: EngineConfig, layer, x, w) -> np.ndarray:
     from kernels.conv import conv2d_direct
     from sim.numerics import wrap_array
 
     return wrap_array(conv2d_direct(x, w, layer), cfg.acc_bits, cfg.signed)
 
 
-def run_conv(cfg: SystolicConfig, layer, x, w, *, fidelity: str = "cycle",
+def run_conv(cfg: EngineConfig, layer, x, w, *, fidelity: str = "cycle",
              memory: MemoryConfig | None = None, verify: bool | None = None,
              interpreted: bool | None = None, progress: bool = False) -> GemmResult:
     """conv2d (NHWC x, HWIO w) as im2col + GEMM on the engine; `c` is the NHWC output and
@@ -424,9 +434,8 @@ def run_conv(cfg: SystolicConfig, layer, x, w, *, fidelity: str = "cycle",
     c, matched = res.c, None
     if verify:
         if c is None:  # tile fidelity: numpy values along the tile stream
-            timing = make_timing(cfg.rows, cfg.cols, cfg.dataflow, cfg.in_bits, cfg.acc_bits,
-                                 cfg.double_buffer)
-            c = _tiled_numpy(cfg, timing.gemm_stream(*layer.gemm_shape()), _check_operand(
+            timing, _, _ = _faces(cfg, "tile")
+            c = _tile_values(cfg, timing.gemm_stream(*layer.gemm_shape()), _check_operand(
                 "a", a, cfg), _check_operand("b", b, cfg))
         c = fold_output(c, layer)
         matched = bool(np.array_equal(c, _conv_reference(cfg, layer, x, w)))
@@ -435,14 +444,14 @@ def run_conv(cfg: SystolicConfig, layer, x, w, *, fidelity: str = "cycle",
     return dataclasses.replace(res, c=c, matched=matched)
 
 
-def time_conv(cfg: SystolicConfig, layer, *, memory: MemoryConfig | None = None,
+def time_conv(cfg: EngineConfig, layer, *, memory: MemoryConfig | None = None,
               progress: bool = False) -> GemmResult:
     """Tile-level timing of a conv2d layer (its im2col GEMM), without values."""
     m, n, k = layer.gemm_shape()
     return time_gemm(cfg, m, n, k, memory=memory, progress=progress)
 
 
-def random_operands(cfg: SystolicConfig, m: int, n: int, k: int,
+def random_operands(cfg: EngineConfig, m: int, n: int, k: int,
                     seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Random M x K and K x N int64 operands over the whole input range of `cfg`.
 
@@ -451,10 +460,12 @@ def random_operands(cfg: SystolicConfig, m: int, n: int, k: int,
     """
     m, n, k = _check_dim("m", m), _check_dim("n", n), _check_dim("k", k)
     rng = np.random.default_rng(seed)
-    lo, hi = cfg.in_range
-    a = rng.integers(lo, hi, size=(m, k), endpoint=True, dtype=np.int64)
-    b = rng.integers(lo, hi, size=(k, n), endpoint=True, dtype=np.int64)
-    for x in (a, b):
+    a = rng.integers(*value_range(_operand(cfg, "a").bits, _operand(cfg, "a").signed),
+                     size=(m, k), endpoint=True, dtype=np.int64)
+    b = rng.integers(*value_range(_operand(cfg, "b").bits, _operand(cfg, "b").signed),
+                     size=(k, n), endpoint=True, dtype=np.int64)
+    for x, role in ((a, "a"), (b, "b")):
+        lo, hi = value_range(_operand(cfg, role).bits, _operand(cfg, role).signed)
         flat = x.reshape(-1)
         idx = rng.permutation(flat.size)
         flat[idx[0]] = lo

@@ -1,4 +1,7 @@
-"""GEMM on the stationary-operand array: the WS and IS mappings, at cycle and tile fidelity.
+"""GEMM on a stationary-operand engine (systolic WS/IS, the adder tree): fold plan and cycle backend.
+
+Any engine whose config has `mapping` ("ws" or "is") and `block_shape` (R reduction rows, C output
+columns of the held block) and whose model has `run_folds` and `load_order` uses this mapping.
 
 WS: fold (nf, kf) holds B[kf*R:(kf+1)*R, nf*C:(nf+1)*C] in the PEs and streams the M rows of
     A[:, kf*R:(kf+1)*R]; output row r is the partial C[r, nf*C:(nf+1)*C] of that K-slice.
@@ -15,13 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.engines.systolic import SystolicConfig, SystolicModel, reference
-from sim.kernel import Simulator
 from sim.numerics import matmul_wrapped, wrap_array
-from sim.tile_stationary import stationary_fold_times
+from sim.registry import engine_of
 
-__all__ = ["FoldPlan", "plan", "fold_operands", "run_stationary_gemm", "stationary_tile_cycles",
-           "StationaryCycleBackend", "fold_numpy"]
+__all__ = ["FoldPlan", "plan", "fold_operands", "StationaryCycleBackend",
+           "stationary_cycle_backend", "fold_numpy"]
 
 
 @dataclass(frozen=True)
@@ -38,19 +39,20 @@ class FoldPlan:
         return self.outer * self.kfolds
 
 
-def plan(cfg: SystolicConfig, m: int, n: int, k: int) -> FoldPlan:
-    if cfg.dataflow == "ws":
-        return FoldPlan("ws", math.ceil(n / cfg.cols), math.ceil(k / cfg.rows), m)
-    if cfg.dataflow == "is":
-        return FoldPlan("is", math.ceil(m / cfg.cols), math.ceil(k / cfg.rows), n)
-    raise ValueError(f"dataflow must be 'ws' or 'is' here, not {cfg.dataflow!r}")
+def plan(cfg, m: int, n: int, k: int) -> FoldPlan:
+    R, C = cfg.block_shape
+    if cfg.mapping == "ws":
+        return FoldPlan("ws", math.ceil(n / C), math.ceil(k / R), m)
+    if cfg.mapping == "is":
+        return FoldPlan("is", math.ceil(m / C), math.ceil(k / R), n)
+    raise ValueError(f"mapping must be 'ws' or 'is' here, not {cfg.mapping!r}")
 
 
-def fold_operands(cfg: SystolicConfig, a: np.ndarray, b: np.ndarray, o: int, kf: int):
+def fold_operands(cfg, a: np.ndarray, b: np.ndarray, o: int, kf: int):
     """(stationary tile W[R, C], stream X[rows, R]) of fold (o, kf), zero-padded."""
-    R, C = cfg.rows, cfg.cols
+    R, C = cfg.block_shape
     w = np.zeros((R, C), np.int64)
-    if cfg.dataflow == "ws":
+    if cfg.mapping == "ws":
         blk = b[kf * R:(kf + 1) * R, o * C:(o + 1) * C]
         w[:blk.shape[0], :blk.shape[1]] = blk
         x = np.zeros((a.shape[0], R), np.int64)
@@ -62,101 +64,6 @@ def fold_operands(cfg: SystolicConfig, a: np.ndarray, b: np.ndarray, o: int, kf:
         sl = b[kf * R:(kf + 1) * R, :].T
     x[:, :sl.shape[1]] = sl
     return w, x
-
-
-class _FoldEngine:
-    """Event-kernel component: one wake-up per fold; loads not taken carry over to the next fold."""
-
-    def __init__(self, cfg, model, a, b, p: FoldPlan, out, load_avail, row_avail):
-        self.cfg, self.model, self.a, self.b, self.p, self.out = cfg, model, a, b, p, out
-        self.la, self.ra = load_avail, row_avail
-        self.f = 0
-        self.pending = np.zeros((0, cfg.cols), np.int64)
-        self.pending_av = np.zeros(0, np.int64)
-        self.loaded_upto = 0          # folds whose loads were offered
-        self.rows_done = 0
-        self.cycles = 0
-        self.stamps: list[np.ndarray] = []
-
-    def _fold(self, f):
-        return fold_operands(self.cfg, self.a, self.b, f // self.p.kfolds, f % self.p.kfolds)
-
-    def _offer_loads(self, upto):
-        R = self.cfg.rows
-        while self.loaded_upto < min(upto, self.p.folds):
-            f = self.loaded_upto
-            w, _ = self._fold(f)
-            self.pending = np.concatenate([self.pending, w[::-1]])
-            av = np.full(R, 0 if self.la is None else int(self.la[f]), np.int64)
-            self.pending_av = np.concatenate([self.pending_av, av])
-            self.loaded_upto += 1
-
-    def wake(self, sim, now):
-        f, p = self.f, self.p
-        self._offer_loads(f + 2)
-        _, x = self._fold(f)
-        lasts = np.zeros(p.rows, np.int64)
-        lasts[-1] = 1
-        iav = None if self.ra is None else np.full(p.rows, int(self.ra[f]), np.int64)
-        lav = None if self.la is None else self.pending_av
-        final = f == p.folds - 1
-        res = self.model.run_folds(self.pending, x, lasts, load_avail=lav, in_avail=iav,
-                                   drain=final)
-        rows, stamps, cyc = res[0], res[1], res[2]
-        taken = self.pending.shape[0] if final else res[3]
-        self.pending = self.pending[taken:]
-        self.pending_av = self.pending_av[taken:]
-        self._collect(rows)
-        self.stamps.append(stamps)
-        self.cycles += cyc
-        self.f += 1
-        return -1 if final else now + cyc
-
-    def _collect(self, rows):
-        p, C = self.p, self.cfg.cols
-        for r in rows:
-            f, i = divmod(self.rows_done, p.rows)
-            o = f // p.kfolds
-            if p.dataflow == "ws":
-                lanes = self.out[i, o * C:(o + 1) * C]
-                self.out[i, o * C:(o + 1) * C] = lanes + r[:lanes.shape[0]]
-            else:
-                lanes = self.out[o * C:(o + 1) * C, i]
-                self.out[o * C:(o + 1) * C, i] = lanes + r[:lanes.shape[0]]
-            self.rows_done += 1
-
-
-def run_stationary_gemm(cfg: SystolicConfig, a, b, *, interpreted: bool | None = None,
-                        load_avail=None, row_avail=None):
-    """Cycle-level GEMM on the WS/IS array. Returns (C, cycles, result-row cycles, plan).
-    `load_avail[f]` / `row_avail[f]`: first cycle at which fold f's loads / stream rows can be offered."""
-    a = np.asarray(a, dtype=np.int64)
-    b = np.asarray(b, dtype=np.int64)
-    p = plan(cfg, a.shape[0], b.shape[1], a.shape[1])
-    model = SystolicModel(cfg, interpreted=interpreted)
-    with np.errstate(over="ignore"):
-        out = np.zeros((a.shape[0], b.shape[1]), np.int64)
-        eng = _FoldEngine(cfg, model, a, b, p, out, load_avail, row_avail)
-        sim = Simulator()
-        sim.schedule(eng, 0)
-        sim.run()
-    c = wrap_array(out, cfg.acc_bits, cfg.signed)
-    return c, eng.cycles, np.concatenate(eng.stamps), p
-
-
-def stationary_tile_cycles(cfg: SystolicConfig, m: int, n: int, k: int, *, load_avail=None,
-                           row_avail=None) -> int:
-    """Tile-level cycles of the same GEMM (no operand values), equal to the cycle level."""
-    p = plan(cfg, m, n, k)
-    ft = stationary_fold_times(cfg.rows, cfg.cols, [p.rows] * p.folds,
-                               double_buffer=cfg.double_buffer, load_avail=load_avail,
-                               row_avail=row_avail)
-    return ft.cycles
-
-
-def check(cfg, a, b) -> bool:
-    c, *_ = run_stationary_gemm(cfg, a, b)
-    return bool(np.array_equal(c, reference(cfg, a, b)))
 
 
 class StationaryCycleBackend:
@@ -173,18 +80,16 @@ class StationaryCycleBackend:
 
     out_tile = 0
 
-    def __init__(self, cfg: SystolicConfig, m: int, n: int, k: int, a: np.ndarray | None = None,
+    def __init__(self, cfg, m: int, n: int, k: int, a: np.ndarray | None = None,
                  b: np.ndarray | None = None, *, interpreted: bool | None = None):
-        if cfg.dataflow not in ("ws", "is"):
-            raise ValueError(f"dataflow must be 'ws' or 'is' here, not {cfg.dataflow!r}")
         self.cfg = cfg
         self.p = plan(cfg, m, n, k)
-        self.model = SystolicModel(cfg, interpreted=interpreted)
-        self.stat, self.strm = (1, 0) if cfg.dataflow == "ws" else (0, 1)
+        self.R, self.C = R, C = cfg.block_shape
+        self.model = engine_of(cfg).load("model")(cfg, interpreted=interpreted)
+        self.stat, self.strm = (1, 0) if cfg.mapping == "ws" else (0, 1)
         self.ahead = (self.stat,) if cfg.double_buffer else ()
         self.values = a is not None
         self.a, self.b = a, b
-        R, C = cfg.rows, cfg.cols
         self.m, self.n = m, n
         self.out = None
         if self.values:
@@ -210,15 +115,14 @@ class StationaryCycleBackend:
 
     def _offer(self, f: int, avail: int) -> None:
         w, _ = self._operands(f)
-        self.pending = np.concatenate([self.pending, w[::-1]])
-        self.pending_av = np.concatenate([self.pending_av,
-                                          np.full(self.cfg.rows, avail, np.int64)])
+        self.pending = np.concatenate([self.pending, self.model.load_order(w)])
+        self.pending_av = np.concatenate([self.pending_av, np.full(self.R, avail, np.int64)])
         self.offered = f + 1
 
     def stream(self, t, now, ready, out_free):
         if now != self.cycle:
             raise RuntimeError(f"engine woken at cycle {now} but its clock is at {self.cycle}")
-        F, R = self.p.folds, self.cfg.rows
+        F, R = self.p.folds, self.R
         if self.offered == t:
             self._offer(t, ready[self.stat])
         if self.ahead and t + 1 < F and self.offered == t + 1:
@@ -252,7 +156,7 @@ class StationaryCycleBackend:
             raise RuntimeError(f"engine woken at cycle {now} but its clock is at {self.cycle}")
         if len(self.pending):
             raise RuntimeError(f"{len(self.pending)} load beats were never taken")
-        C, R = self.cfg.cols, self.cfg.rows
+        C, R = self.C, self.R
         rows, stamps, ran = self.model.run_folds(np.zeros((0, C), np.int64),
                                                  np.zeros((0, R), np.int64),
                                                  np.zeros(0, np.int64), drain=True)
@@ -268,7 +172,7 @@ class StationaryCycleBackend:
         if not len(rows):
             return
         self._stamps.append(stamps)
-        p, C = self.p, self.cfg.cols
+        p, C = self.p, self.C
         first = self.rows_done
         self.rows_done += len(rows)
         for f in range(first // p.rows, (self.rows_done - 1) // p.rows + 1):
@@ -291,20 +195,33 @@ class StationaryCycleBackend:
     def row_cycles(self) -> np.ndarray:
         return np.concatenate(self._stamps) if self._stamps else np.zeros(0, np.int64)
 
+    @staticmethod
+    def tile_values(cfg, stream, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Tile-level values: C fold by fold from numpy, following the fold plan."""
+        c = fold_numpy(cfg, a.shape[0], b.shape[1], a.shape[1], a, b)
+        if stream.ntiles != plan(cfg, a.shape[0], b.shape[1], a.shape[1]).folds:
+            raise RuntimeError("the tile stream and the fold plan disagree")
+        return c
 
-def fold_numpy(cfg: SystolicConfig, m: int, n: int, k: int, a: np.ndarray,
+
+def stationary_cycle_backend(cfg) -> type:
+    """Registry face `cycle_backend` of stationary engines: one `run_folds` per fold."""
+    return StationaryCycleBackend
+
+
+def fold_numpy(cfg, m: int, n: int, k: int, a: np.ndarray,
                b: np.ndarray) -> np.ndarray:
     """C assembled fold by fold from numpy: each fold's partial product (wrapped like the PE
     registers) added into its output block (wrapped like the accumulator buffer). Tile-level
     values: checks that the fold plan covers the GEMM exactly."""
     p = plan(cfg, m, n, k)
-    R, C = cfg.rows, cfg.cols
+    R, C = cfg.block_shape
     c = np.zeros((m, n), np.int64)
     covered = np.zeros((m, n), np.int64)
     for f in range(p.folds):
         o, kf = divmod(f, p.kfolds)
         ks = slice(kf * R, (kf + 1) * R)
-        if cfg.dataflow == "ws":
+        if cfg.mapping == "ws":
             blk = (slice(None), slice(o * C, (o + 1) * C))
         else:
             blk = (slice(o * C, (o + 1) * C), slice(None))

@@ -50,7 +50,7 @@ from .tile_stationary import FoldTimer, fold_row_cycles, ideal_fold_times
 
 __all__ = ["TileStream", "OperandBlocks", "EngineTiming", "OsTiming", "WsTiming", "IsTiming",
            "TileBackend", "OsTileBackend", "StationaryTileBackend", "TileEngine", "StreamRun",
-           "run_stream", "TimingReport", "tile_gemm", "tile_gemm_cycles", "register_timing",
+           "run_stream", "TimingReport", "systolic_timing", "tile_gemm", "tile_gemm_cycles", "register_timing",
            "timing_class", "TIMINGS", "FIDELITIES", "default_acc_bits", "bench_tile_targets"]
 
 FIDELITIES = ("cycle", "tile")
@@ -170,6 +170,11 @@ class EngineTiming:
                 raise WorkloadError(f"{name} must be an integer, not {v!r}")
             if v < 1:
                 raise WorkloadError(f"{name} must be a positive integer, not {v!r}")
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        """The engine's peak (utilization is MACs / (cycles x this)); an R x C array's by default."""
+        return self.rows * self.cols
 
     def gemm_stream(self, m: int, n: int, k: int) -> TileStream:
         raise NotImplementedError
@@ -638,7 +643,7 @@ def make_report(*, timing: EngineTiming, fidelity: str, m: int, n: int, k: int,
     return cls(dataflow=timing.dataflow, fidelity=fidelity, rows=timing.rows, cols=timing.cols,
                m=m, n=n, k=k, tiles=stream.ntiles, cycles=cycles, compute_cycles=compute_cycles,
                stall_cycles=cycles - compute_cycles, macs=macs,
-               utilization=macs / (cycles * timing.rows * timing.cols),
+               utilization=macs / (cycles * timing.peak_macs_per_cycle),
                writeback_done_cycle=wb, dram_busy_cycles=busy, memory=memory, wall_s=wall_s,
                out_cycles=out_cycles, **traffic, **extra)
 
@@ -649,6 +654,12 @@ def make_timing(rows: int, cols: int, dataflow: str = "os", in_bits: int = 8,
     if double_buffer:
         return cls(rows, cols, in_bits=in_bits, acc_bits=acc_bits, double_buffer=True)
     return cls(rows, cols, in_bits=in_bits, acc_bits=acc_bits)
+
+
+def systolic_timing(cfg) -> EngineTiming:
+    """The systolic engine's tile-level timing for its config (registry face `timing`)."""
+    return make_timing(cfg.rows, cfg.cols, cfg.dataflow, cfg.in_bits, cfg.acc_bits,
+                       cfg.double_buffer)
 
 
 def tile_gemm(m: int, n: int, k: int, rows: int, cols: int, *, dataflow: str = "os",

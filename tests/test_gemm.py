@@ -215,7 +215,7 @@ def test_accepts_lists_and_narrow_dtypes():
 
 
 def test_cfg_type_checked():
-    with pytest.raises(WorkloadError, match=r"^cfg must be a SystolicConfig, not dict$"):
+    with pytest.raises(WorkloadError, match=r"^cfg must be an engine config \(e.g. SystolicConfig\), not dict$"):
         run_gemm({"rows": 2}, [[1]], [[1]])
 
 

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.stationary import plan, run_stationary_gemm, stationary_tile_cycles
+from kernels.gemm import run_gemm, time_gemm
+from kernels.stationary import plan
 from sim.engines.systolic import SystolicConfig, SystolicModel, reference
 from sim.numerics import pack, unpack
 from sim.tile_stationary import stationary_fold_times
@@ -63,10 +64,11 @@ def test_gemm_matches_numpy_and_tile_level(R, C, M, N, K, df, db, in_bits, signe
     lo, hi = cfg.in_range
     a = rng.integers(lo, hi + 1, (M, K))
     b = rng.integers(lo, hi + 1, (K, N))
-    c, cycles, stamps, p = run_stationary_gemm(cfg, a, b)
-    assert np.array_equal(c, reference(cfg, a, b))
-    assert cycles == stationary_tile_cycles(cfg, M, N, K)
-    assert len(stamps) == p.folds * p.rows
+    res = run_gemm(cfg, a, b)
+    p = plan(cfg, M, N, K)
+    assert np.array_equal(res.c, reference(cfg, a, b))
+    assert res.cycles == time_gemm(cfg, M, N, K).cycles
+    assert len(res.out_cycles) == p.folds * p.rows
 
 
 @settings(max_examples=80, deadline=None)
@@ -125,10 +127,11 @@ def test_compiled_equals_interpreted(df, rng):
     lo, hi = cfg.in_range
     a = rng.integers(lo, hi + 1, (7, 5))
     b = rng.integers(lo, hi + 1, (5, 4))
-    c1, cy1, st1, _ = run_stationary_gemm(cfg, a, b, interpreted=False)
-    c2, cy2, st2, _ = run_stationary_gemm(cfg, a, b, interpreted=True)
-    assert np.array_equal(c1, c2) and cy1 == cy2 and np.array_equal(st1, st2)
-    assert np.array_equal(c1, reference(cfg, a, b))
+    r1 = run_gemm(cfg, a, b, interpreted=False)
+    r2 = run_gemm(cfg, a, b, interpreted=True)
+    assert np.array_equal(r1.c, r2.c) and r1.cycles == r2.cycles
+    assert np.array_equal(r1.out_cycles, r2.out_cycles)
+    assert np.array_equal(r1.c, reference(cfg, a, b))
 
 
 def test_plan_matches_scalesim_fold_counts():

@@ -99,6 +99,16 @@ class SystolicConfig(EngineConfig):
     def peak_macs_per_cycle(self) -> int:
         return self.rows * self.cols
 
+    @property
+    def mapping(self) -> str:
+        """How a GEMM maps onto the engine: which operand is held (the dataflow)."""
+        return self.dataflow
+
+    @property
+    def block_shape(self) -> tuple[int, int]:
+        """(reduction rows R, output columns C) of a held block (WS/IS)."""
+        return self.rows, self.cols
+
     def lanes(self, port: str) -> tuple[int, int]:
         """(lanes, bits per lane) of a data port."""
         for s in self.streams():
@@ -221,6 +231,11 @@ class StationaryModel(SystolicModel):
         if self._vcd is not None:
             self._dump(t, ins, outs)
         return outs
+
+    @staticmethod
+    def load_order(w: np.ndarray) -> np.ndarray:
+        """A stationary tile's load beats in the order the shift chain takes them (row R-1 first)."""
+        return w[::-1]
 
     def run_beats(self, *a, **k):
         raise ConfigError(f"run_beats is the OS stream; dataflow {self.cfg.dataflow!r} uses run_folds")

@@ -1,0 +1,126 @@
+"""The engine registry: one entry per engine names every face of it; the shared layers read only this.
+
+Faces outside `sim` (RTL, cosim stimulus, kernel backends) are named as "module:attribute" strings
+and imported when first used, so `sim` never imports `rtl`, `cosim` or `kernels` at import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import EngineConfig
+from .errors import ConfigError, ConfigTypeError
+
+__all__ = ["Engine", "ENGINES", "register", "get_engine", "engine_of", "engine_names"]
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Every face of one engine.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (`tpesim run gemm --engine NAME`, `tpesim verilog NAME`, `tpesim cosim NAME`).
+    config : type
+        Its `EngineConfig` subclass; CLI options are named after its fields.
+    summary : str
+        One line for `tpesim engines`.
+    reference, model, timing, cycle_backend, rtl, stimulus : str
+        "module:attribute" of: the functional reference (cfg, a, b) -> C; the cycle model class
+        (cfg, interpreted=, vcd_path=) with `step`; the tile-level timing factory cfg ->
+        `sim.timing.EngineTiming`; the cycle-level backend factory cfg -> class (kernels);
+        the RTL module (with `component`, `to_verilog`, `write_verilog`); the cosim stimulus
+        module (with `make_case(cfg, rng, blocks, max_rows)`).
+    bench : dict
+        Parameters of the bench harness (cosim/perf): config fields of the benched sizes.
+    variants : tuple of str
+        Config field that selects a variant of the engine, if any (the systolic dataflows), with
+        its values: shown by `tpesim engines`, never used as a lookup key by shared layers.
+    """
+
+    name: str
+    config: type
+    summary: str
+    reference: str
+    model: str
+    timing: str
+    cycle_backend: str
+    rtl: str
+    stimulus: str
+    bench: dict = field(default_factory=dict)
+    variants: tuple[str, tuple[str, ...]] | None = None
+
+    def load(self, face: str) -> Any:
+        """Import and return one face ("reference", "model", "timing", ...)."""
+        spec = getattr(self, face)
+        module, _, attr = spec.partition(":")
+        mod = importlib.import_module(module)
+        return getattr(mod, attr) if attr else mod
+
+    def options(self) -> list[dataclasses.Field]:
+        """The config's fields, in declaration order (the CLI's engine options)."""
+        return list(dataclasses.fields(self.config))
+
+
+ENGINES: dict[str, Engine] = {}
+
+
+def register(engine: Engine) -> Engine:
+    if not (isinstance(engine.config, type) and issubclass(engine.config, EngineConfig)):
+        raise ConfigTypeError(f"config must be an EngineConfig subclass, not {engine.config!r}")
+    if engine.config.engine != engine.name:
+        raise ConfigError(f"config {engine.config.__name__} is tagged {engine.config.engine!r}, "
+                          f"not {engine.name!r}")
+    ENGINES[engine.name] = engine
+    return engine
+
+
+def engine_names() -> tuple[str, ...]:
+    return tuple(ENGINES)
+
+
+def get_engine(name: str) -> Engine:
+    try:
+        return ENGINES[name]
+    except KeyError:
+        known = ", ".join(repr(k) for k in ENGINES)
+        raise ConfigError(f"engine must be one of {known}, not {name!r}") from None
+
+
+def engine_of(cfg: Any) -> Engine:
+    """The registry entry of a config instance."""
+    if not isinstance(cfg, EngineConfig):
+        raise ConfigTypeError(f"cfg must be an engine config ({', '.join(e.config.__name__ for e in ENGINES.values())}), "
+                              f"not {type(cfg).__name__}")
+    return get_engine(cfg.engine)
+
+
+def _builtin() -> None:
+    from .engines.adder_tree import AdderTreeConfig
+    from .engines.systolic import SystolicConfig
+
+    register(Engine(
+        name="systolic", config=SystolicConfig,
+        summary="R x C systolic array of MAC PEs; dataflows os (output-stationary), ws, is",
+        reference="sim.engines.systolic:reference", model="sim.engines.systolic:SystolicModel",
+        timing="sim.timing:systolic_timing", cycle_backend="kernels.gemm:systolic_cycle_backend",
+        rtl="rtl.systolic", stimulus="cosim.stimulus.systolic",
+        bench={"sizes": ({"rows": 8, "cols": 8}, {"rows": 16, "cols": 16})},
+        variants=("dataflow", ("os", "ws", "is"))))
+    register(Engine(
+        name="adder_tree", config=AdderTreeConfig,
+        summary="multiplier-adder tree (HPCA'25 OPT2): lanes x cols weight-stationary block, "
+                "one pipelined reduction tree per column, plain or EN-T encoding",
+        reference="sim.engines.adder_tree:reference",
+        model="sim.engines.adder_tree:AdderTreeModel",
+        timing="sim.tile_adder_tree:adder_tree_timing",
+        cycle_backend="kernels.stationary:stationary_cycle_backend",
+        rtl="rtl.adder_tree", stimulus="cosim.stimulus.adder_tree",
+        bench={"sizes": ({"lanes": 16, "cols": 16}, {"lanes": 16, "cols": 32})}))
+
+
+_builtin()
