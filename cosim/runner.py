@@ -1,7 +1,7 @@
-"""Build an engine's RTL and run its lockstep cosim under Icarus or Verilator (cocotb_tools.runner).
+"""Build any registered engine's RTL and run the lockstep cosim under Icarus or Verilator.
 
     python -m cosim.runner systolic --rows 4 --cols 3 --sim verilator --seed 7
-    tpesim cosim systolic ...            (the same)
+    tpesim cosim adder_tree --lanes 5 --cols 3 --encoding plain ...     (any engine)
 
 A case is fully determined by (config, simulator, seed, tiles, kmax, p_valid, p_ready); the failure
 message carries the one-line command that reproduces it. Waveforms of both sides stay on disk:
@@ -20,8 +20,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.engines.systolic import SystolicConfig
-from sim.errors import CosimMismatch, TpesimError
+from sim.config import EngineConfig
+from sim.errors import ConfigError, CosimMismatch, TpesimError
+from sim.options import add_engine_options, config_argv, config_from_args
+from sim.registry import engine_names, engine_of, get_engine
 
 __all__ = ["CosimResult", "run_cosim", "main", "SIMULATORS", "VERILATOR_BUILD_ARGS"]
 
@@ -32,7 +34,7 @@ SIMULATORS = ("icarus", "verilator")
 # (see ../shared/toolchain.md pitfall 6).
 VERILATOR_BUILD_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-O3", "--no-public-flat-rw",
                         "--public-depth", "1"]
-BENCHES = {"systolic": "cosim.benches.systolic_tb"}
+TESTBENCH = "cosim.lockstep"
 
 
 @dataclass(frozen=True)
@@ -46,14 +48,9 @@ class CosimResult:
     message: str = ""
 
 
-def repro_command(engine: str, cfg: SystolicConfig, sim: str, seed: int, tiles: int, kmax: int,
+def repro_command(cfg: EngineConfig, sim: str, seed: int, tiles: int, kmax: int,
                   p_valid: float, p_ready: float) -> str:
-    args = ["tpesim", "cosim", engine, "--rows", cfg.rows, "--cols", cfg.cols, "--dataflow",
-            cfg.dataflow, "--in-bits", cfg.in_bits, "--acc-bits", cfg.acc_bits]
-    if not cfg.signed:
-        args.append("--unsigned")
-    if cfg.double_buffer:
-        args.append("--double-buffer")
+    args = ["tpesim", "cosim", cfg.engine, *config_argv(cfg)]
     args += ["--sim", sim, "--seed", seed, "--tiles", tiles, "--kmax", kmax,
              "--p-valid", p_valid, "--p-ready", p_ready]
     return " ".join(shlex.quote(str(a)) for a in args)
@@ -106,12 +103,11 @@ def _prefer_venv_tools() -> None:
             os.environ["PATH"] = os.pathsep.join([str(vbin)] + parts)
 
 
-def build(cfg: SystolicConfig, sim: str, build_root: Path, *, waves: bool = True):
+def build(cfg: EngineConfig, sim: str, build_root: Path, *, waves: bool = True):
     """Generate the Verilog and build it for `sim` (cached per config; safe under pytest-xdist)."""
     from cocotb_tools.runner import get_runner
 
-    from rtl.systolic import to_verilog
-
+    to_verilog = engine_of(cfg).load("rtl").to_verilog
     if sim not in SIMULATORS:
         raise TpesimError(f"sim must be one of {', '.join(map(repr, SIMULATORS))}, not {sim!r}")
     _prefer_venv_tools()
@@ -151,13 +147,32 @@ def build(cfg: SystolicConfig, sim: str, build_root: Path, *, waves: bool = True
     return runner, bdir, top
 
 
-def run_cosim(cfg: SystolicConfig, *, engine: str = "systolic", sim: str = "icarus", seed: int = 1,
+def _check_case(tiles, kmax, seed, p_valid, p_ready) -> None:
+    """Stimulus parameters, checked before anything runs: a case that checks nothing never PASSes."""
+    for name, v in (("tiles", tiles), ("kmax", kmax)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{name} must be a positive integer, not {v!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, not {seed!r}")
+    for name, v in (("p_valid", p_valid), ("p_ready", p_ready)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+            raise ConfigError(f"{name} must be a probability in (0, 1], not {v!r}")
+
+
+def run_cosim(cfg: EngineConfig, *, sim: str = "icarus", seed: int = 1,
               tiles: int = 3, kmax: int | None = None, p_valid: float = 0.7, p_ready: float = 0.7,
               waves: bool = True, build_root: str | Path | None = None,
               raise_on_fail: bool = True, inject_fault: int = -1) -> CosimResult:
-    """Run one lockstep cosim case. Raises CosimMismatch (with the reproduce command) on failure."""
+    """Run one lockstep cosim case of any registered engine's config.
+
+    Raises CosimMismatch (with the reproduce command) when the RTL and the model differ on a port
+    in a cycle, or the result rows differ from numpy; ConfigError for unusable case parameters.
+    """
     build_root = Path(build_root or ROOT / "cosim_build")
-    kmax = kmax if kmax is not None else 2 * (cfg.rows + cfg.cols)
+    eng = engine_of(cfg)
+    if kmax is None:
+        kmax = eng.load("stimulus").default_max_rows(cfg)
+    _check_case(tiles, kmax, seed, p_valid, p_ready)
     runner, bdir, top = build(cfg, sim, build_root, waves=waves)
     case = bdir / f"seed{seed}_t{tiles}_k{kmax}_v{p_valid}_r{p_ready}"
     case.mkdir(parents=True, exist_ok=True)
@@ -165,7 +180,7 @@ def run_cosim(cfg: SystolicConfig, *, engine: str = "systolic", sim: str = "icar
     report.unlink(missing_ok=True)
     rtl_vcd = case / "rtl.vcd" if waves else None
     model_vcd = case / "model.vcd" if waves else None
-    repro = repro_command(engine, cfg, sim, seed, tiles, kmax, p_valid, p_ready)
+    repro = repro_command(cfg, sim, seed, tiles, kmax, p_valid, p_ready)
     env = {
         "TPESIM_CFG": cfg.to_json(), "TPESIM_SEED": str(seed), "TPESIM_TILES": str(tiles),
         "TPESIM_KMAX": str(kmax), "TPESIM_P_VALID": str(p_valid), "TPESIM_P_READY": str(p_ready),
@@ -180,7 +195,7 @@ def run_cosim(cfg: SystolicConfig, *, engine: str = "systolic", sim: str = "icar
     if waves and sim == "verilator":
         test_args = ["--trace-file", str(rtl_vcd)]
     with contextlib.suppress(SystemExit):
-        runner.test(test_module=BENCHES[engine], hdl_toplevel=top, build_dir=bdir, test_dir=case,
+        runner.test(test_module=TESTBENCH, hdl_toplevel=top, build_dir=bdir, test_dir=case,
                     extra_env=env, plusargs=plusargs, test_args=test_args, waves=waves and sim == "verilator",
                     seed=seed, results_xml=str(case / "results.xml"), log_file=case / "sim.log")
     if report.exists():
@@ -196,40 +211,42 @@ def run_cosim(cfg: SystolicConfig, *, engine: str = "systolic", sim: str = "icar
     return res
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tpesim cosim", description=__doc__.split("\n\n")[0])
-    p.add_argument("engine", choices=sorted(BENCHES))
-    p.add_argument("--rows", type=int, default=4)
-    p.add_argument("--cols", type=int, default=4)
-    p.add_argument("--dataflow", default="os")
-    p.add_argument("--in-bits", type=int, default=8)
-    p.add_argument("--unsigned", action="store_true")
-    p.add_argument("--double-buffer", action="store_true", help="ws/is: double-buffered stationary operand")
-    p.add_argument("--acc-bits", type=int, default=None)
-    p.add_argument("--sim", default="icarus", choices=SIMULATORS)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--tiles", type=int, default=3)
-    p.add_argument("--kmax", type=int, default=None)
-    p.add_argument("--p-valid", type=float, default=0.7)
-    p.add_argument("--p-ready", type=float, default=0.7)
-    p.add_argument("--no-waves", action="store_true")
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise ConfigError(message)
+
+
+def _parser(engine: str | None) -> argparse.ArgumentParser:
+    p = _Parser(prog="tpesim cosim", description=__doc__.split("\n\n")[0])
+    p.add_argument("engine", choices=engine_names())
+    if engine in engine_names():
+        add_engine_options(p, get_engine(engine).config)
+    g = p.add_argument_group("case")
+    g.add_argument("--sim", default="icarus", choices=SIMULATORS)
+    g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--tiles", type=int, default=3, help="blocks (tiles or folds) in the case")
+    g.add_argument("--kmax", type=int, default=None,
+                   help="most beats (K or rows) of a block (default: the engine's)")
+    g.add_argument("--p-valid", type=float, default=0.7)
+    g.add_argument("--p-ready", type=float, default=0.7)
+    g.add_argument("--no-waves", action="store_true")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    engine = next((a for a in argv if not a.startswith("-")), None)
     try:
-        cfg = SystolicConfig(rows=args.rows, cols=args.cols, dataflow=args.dataflow,
-                             in_bits=args.in_bits, signed=not args.unsigned, acc_bits=args.acc_bits,
-                             double_buffer=args.double_buffer)
-        res = run_cosim(cfg, engine=args.engine, sim=args.sim, seed=args.seed, tiles=args.tiles,
-                        kmax=args.kmax, p_valid=args.p_valid, p_ready=args.p_ready,
-                        waves=not args.no_waves)
+        args = _parser(engine).parse_args(argv)
+        cfg = config_from_args(get_engine(args.engine).config, args)
+        res = run_cosim(cfg, sim=args.sim, seed=args.seed, tiles=args.tiles, kmax=args.kmax,
+                        p_valid=args.p_valid, p_ready=args.p_ready, waves=not args.no_waves)
     except TpesimError as e:
-        print(f"tpesim: error: {e}", file=sys.stderr)
+        print(f"tpesim: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
+    waves = f" Waves: {res.rtl_vcd} {res.model_vcd}" if res.rtl_vcd else ""
     print(f"PASS {args.sim} {cfg.name} seed {args.seed}: {res.cycles} cycles in lockstep, every output "
-          f"port equal every cycle; C equals numpy. Waves: {res.rtl_vcd} {res.model_vcd}")
+          f"port equal every cycle; results equal numpy. Case: {res.case_dir}.{waves}")
     return 0
 
 

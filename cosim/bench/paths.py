@@ -224,7 +224,7 @@ def _cocotb(case: BenchCase, ctx: Context, sim: str, path: str, default_cycles: 
     cr.build(case.cfg, sim, root, waves=False)
     build_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = cr.run_cosim(case.cfg, engine=ENGINES[case.engine].cosim_engine, sim=sim, seed=ctx.seed,
+    res = cr.run_cosim(case.cfg, sim=sim, seed=ctx.seed,
                        tiles=tiles, kmax=kmax, p_valid=1.0, p_ready=1.0, waves=False, build_root=root)
     call_s = time.perf_counter() - t0
     if res.status != "pass":

@@ -1,0 +1,167 @@
+"""The one cocotb testbench: drives any registered engine's RTL and cycle model in lockstep over the
+config's streams, compares every output port every cycle, and checks the result rows against numpy.
+
+Run it through cosim.runner (pytest or `tpesim cosim`), which passes the case in environment
+variables: TPESIM_CFG (engine-tagged config JSON), TPESIM_SEED, TPESIM_TILES, TPESIM_KMAX,
+TPESIM_P_VALID, TPESIM_P_READY, TPESIM_MODEL_VCD, TPESIM_REPORT (JSON written at the end),
+TPESIM_REPRO, TPESIM_INJECT_FAULT (self-test: corrupt the model's first output payload then).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
+from sim.config import config_from_json
+from sim.numerics import pack, unpack, value_range
+from sim.registry import engine_of
+
+__all__ = ["lockstep", "StreamSource", "Mismatch"]
+
+
+class Mismatch(Exception):
+    """The RTL and the model (or numpy) disagree."""
+
+
+class StimulusError(Exception):
+    """The testbench's own inputs are unusable (never reported as an RTL/model mismatch)."""
+
+
+class StreamSource:
+    """Presents beats on one input stream with random gaps; holds a beat until it is accepted.
+
+    While not valid, the payload and `last` ports carry random junk, which the engine must ignore.
+    """
+
+    def __init__(self, stream, beats: list[dict], rng: np.random.Generator, p_valid: float):
+        self.stream, self.beats, self.rng, self.p_valid = stream, beats, rng, p_valid
+        self.pos = 0
+        self.valid = 0
+
+    def _junk(self) -> dict:
+        out = {}
+        for lanes in self.stream.payload:
+            lo, hi = value_range(lanes.bits, lanes.signed)
+            out[lanes.port] = pack(self.rng.integers(lo, hi + 1, size=lanes.lanes), lanes.bits)
+        if self.stream.last is not None:
+            out[self.stream.last] = int(self.rng.random() < 0.5)
+        return out
+
+    def drive(self) -> dict:
+        if not self.valid and self.pos < len(self.beats):
+            self.valid = int(self.rng.random() < self.p_valid)
+        if self.valid:
+            return {self.stream.valid: 1, **self.beats[self.pos]}
+        return {self.stream.valid: 0, **self._junk()}
+
+    def observe(self, ready: int) -> bool:
+        if self.valid and ready:
+            self.pos += 1
+            self.valid = 0
+            return True
+        return False
+
+
+@cocotb.test()
+async def lockstep(dut):
+    cfg = config_from_json(os.environ["TPESIM_CFG"])
+    eng = engine_of(cfg)
+    seed = int(os.environ["TPESIM_SEED"])
+    tiles = int(os.environ.get("TPESIM_TILES", "3"))
+    kmax = int(os.environ["TPESIM_KMAX"])
+    p_valid = float(os.environ.get("TPESIM_P_VALID", "0.7"))
+    p_ready = float(os.environ.get("TPESIM_P_READY", "0.7"))
+    report_path = os.environ.get("TPESIM_REPORT")
+    repro = os.environ.get("TPESIM_REPRO", "")
+    model_vcd = os.environ.get("TPESIM_MODEL_VCD") or None
+    fault_cycle = int(os.environ.get("TPESIM_INJECT_FAULT", "-1"))
+    report = {"seed": seed, "status": "running", "cycles": 0, "repro": repro,
+              "model_vcd": model_vcd}
+
+    rng = np.random.default_rng(seed)
+    case = eng.load("stimulus").make_case(cfg, rng, tiles, kmax)
+    streams_in = [s for s in cfg.streams() if s.direction == "in"]
+    (out_stream,) = [s for s in cfg.streams() if s.direction == "out"]
+    (out_payload,) = out_stream.payload
+    sources = [StreamSource(s, case.beats.get(s.name, []), rng, p_valid) for s in streams_in]
+    model = eng.load("model")(cfg, vcd_path=model_vcd)
+    ports_out = [p for p in cfg.ports() if p.direction == "out"]
+    ports_in = [p for p in cfg.ports() if p.direction == "in"]
+    # no transfer on any stream for this long (with sources and sink this unlikely to be idle) is a
+    # hang: a no-progress watchdog, not a budget on the whole run
+    idle_limit = math.ceil(4 * (case.latency_bound + 16) / min(p_valid, p_ready))
+
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    for p in ports_in:
+        getattr(dut, p.name).value = 0
+    dut.rst.value = 1
+    for _ in range(2):
+        await RisingEdge(dut.clk)
+    await FallingEdge(dut.clk)
+    dut.rst.value = 0
+
+    got_rows: list[list[int]] = []
+    cycle = idle = 0
+    try:
+        while len(got_rows) < case.rows:
+            if idle > idle_limit:
+                raise Mismatch(f"no progress: no transfer on any stream for {idle} cycles "
+                               f"({len(got_rows)} of {case.rows} result rows after {cycle} cycles)")
+            ins = {}
+            for src in sources:
+                ins.update(src.drive())
+            ins[out_stream.ready] = int(rng.random() < p_ready)
+            for p in ports_in:
+                getattr(dut, p.name).value = ins[p.name]
+            await ReadOnly()
+            rtl = {p.name: int(getattr(dut, p.name).value) for p in ports_out}
+            exp = model.step(ins)
+            if cycle == fault_cycle:
+                exp[out_payload.port] ^= 1
+            for p in ports_out:
+                if rtl[p.name] != exp[p.name]:
+                    raise Mismatch(_describe(cfg, cycle, p.name, exp[p.name], rtl[p.name]))
+            moved = False
+            for src in sources:
+                moved |= src.observe(rtl[src.stream.ready])
+            if rtl[out_stream.valid] and ins[out_stream.ready]:
+                got_rows.append(unpack(rtl[out_payload.port], out_payload.lanes, out_payload.bits,
+                                       out_payload.signed))
+                moved = True
+            idle = 0 if moved else idle + 1
+            cycle += 1
+            await FallingEdge(dut.clk)
+        pos = 0
+        for t, want in enumerate(case.expected):
+            c = np.array(got_rows[pos:pos + want.shape[0]], dtype=np.int64)
+            pos += want.shape[0]
+            if not np.array_equal(c, want):
+                r, col = np.argwhere(c != want)[0]
+                raise Mismatch(f"block {t}: C[{r},{col}] = {c[r, col]} from the RTL, numpy says "
+                               f"{want[r, col]}")
+        report.update(status="pass", cycles=cycle)
+    except Mismatch as e:
+        report.update(status="fail", cycles=cycle, message=str(e))
+        raise AssertionError(f"{e} (seed {seed}; reproduce: {repro})") from None
+    finally:
+        model.close()
+        if report_path:
+            with open(report_path, "w") as f:
+                json.dump(report, f)
+
+
+def _describe(cfg, cycle: int, port: str, exp: int, act: int) -> str:
+    for s in cfg.streams():
+        for lanes in s.payload:
+            if lanes.port == port:
+                e = unpack(exp, lanes.lanes, lanes.bits, lanes.signed)
+                a = unpack(act, lanes.lanes, lanes.bits, lanes.signed)
+                lane = next(i for i in range(lanes.lanes) if e[i] != a[i])
+                return f"cycle {cycle}: port {port} lane {lane}: model {e[lane]}, RTL {a[lane]}"
+    return f"cycle {cycle}: port {port}: model {exp:#x}, RTL {act:#x}"
