@@ -37,35 +37,36 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _engine_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rows", type=int, required=True, help="array height R")
-    p.add_argument("--cols", type=int, required=True, help="array width C")
-    p.add_argument("--in-bits", type=int, default=8, help="operand width: 4, 8 or 16 (default 8)")
-    p.add_argument("--unsigned", action="store_true", help="unsigned operands (default signed)")
-    p.add_argument("--acc-bits", type=int, default=None,
-                   help="accumulator width (default 32, or 48 for 16-bit operands)")
+def _engine_name(argv: Sequence[str]) -> str:
+    """The `--engine` value of a command line (default systolic), read before the full parse
+    because the engine decides which options exist."""
+    for i, a in enumerate(argv):
+        if a == "--engine" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--engine="):
+            return a.split("=", 1)[1]
+    return "systolic"
 
 
-def _systolic_config(args: argparse.Namespace, dataflow: str = "os"):
-    from .engines.systolic import SystolicConfig
+def _engine_options(p: argparse.ArgumentParser, engine: str) -> None:
+    from .options import add_engine_options
+    from .registry import ENGINES, engine_names
 
-    # Dimensions are checked here as well as in the config so that a non-positive value gets the
-    # plain rule ("a positive integer") rather than the config's full range.
-    check_int("rows", args.rows)
-    check_int("cols", args.cols)
-    return SystolicConfig(rows=args.rows, cols=args.cols, dataflow=dataflow,
-                          in_bits=args.in_bits, signed=not args.unsigned, acc_bits=args.acc_bits,
-                          double_buffer=bool(getattr(args, "double_buffer", False)))
+    p.add_argument("--engine", default="systolic", choices=engine_names(),
+                   help="the engine to run (default systolic; `tpesim engines` lists them)")
+    if engine in ENGINES:
+        add_engine_options(p, ENGINES[engine].config)
+
+
+def _config(args: argparse.Namespace):
+    from .options import config_from_args
+    from .registry import get_engine
+
+    return config_from_args(get_engine(args.engine).config, args)
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
-    """Options shared by every `run` kernel: dataflow, fidelity, memory, outputs."""
-    p.add_argument("--dataflow", default="os", choices=("os", "ws", "is"),
-                   help="which operand stays in the PEs: os the results, ws B (the weights), "
-                        "is A (the inputs) (default os)")
-    p.add_argument("--double-buffer", action="store_true",
-                   help="ws/is: a shadow copy of the stationary operand loads the next fold while "
-                        "the current one computes")
+    """Options shared by every `run` kernel: fidelity, memory, outputs."""
     p.add_argument("--fidelity", default="cycle", choices=("cycle", "tile"),
                    help="cycle: the register-level model computes and checks the result (default); "
                         "tile: tile-level timing only (identical cycle counts), fast")
@@ -73,7 +74,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="at tile fidelity, also compute the result with numpy and check it "
                         "(cycle fidelity always checks)")
     for op, what in (("a", "A (M x K)"), ("b", "B (K x N)"),
-                     ("c", "C, the results (ws/is: the accumulator buffer)")):
+                     ("c", "C, the results (held blocks: the accumulator buffer)")):
         p.add_argument(f"--sram-kib-{op}", type=float, default=None, metavar="KIB",
                        help=f"SRAM for {what} in KiB, two halves (default: unbounded)")
     p.add_argument("--dram-bw", type=float, default=None, metavar="BYTES_PER_CYCLE",
@@ -89,23 +90,30 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="also write the report as CSV (header and one row) to FILE")
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    from .registry import ENGINES
+
+    engine = _engine_name(argv)
     parser = _Parser(prog=PROG,
                      description="Cycle-accurate simulator of tensor processing engines.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    eng = sub.add_parser("engines", help="list the engines and their options")
+    eng.set_defaults(func=_cmd_engines)
 
     run = sub.add_parser("run", help="run a kernel on an engine (cycle model or tile-level timing)")
     run_sub = run.add_subparsers(dest="kernel", metavar="KERNEL", required=True)
-    gemm = run_sub.add_parser("gemm", help="C = A @ B on the systolic array, random operands")
+    gemm = run_sub.add_parser("gemm", help="C = A @ B on an engine, random operands")
     gemm.add_argument("--m", type=int, required=True, help="rows of A and C")
     gemm.add_argument("--n", type=int, required=True, help="columns of B and C")
     gemm.add_argument("--k", type=int, required=True, help="columns of A, rows of B")
-    _engine_args(gemm)
+    _engine_options(gemm, engine)
     _run_args(gemm)
     gemm.set_defaults(func=_cmd_run_gemm)
 
-    conv = run_sub.add_parser("conv", help="conv2d (NHWC, HWIO) lowered by im2col onto the "
-                                           "systolic array, random operands")
+    conv = run_sub.add_parser("conv", help="conv2d (NHWC, HWIO) lowered by im2col onto an "
+                                           "engine, random operands")
     for name, what in (("in-h", "input height"), ("in-w", "input width"),
                        ("in-channels", "input channels"), ("out-channels", "filters"),
                        ("kernel-h", "filter height"), ("kernel-w", "filter width")):
@@ -119,19 +127,22 @@ def _build_parser() -> argparse.ArgumentParser:
                                 ("batch", 1, "images")):
         conv.add_argument(f"--{name}", type=int, default=default,
                           help=f"{what} (default {default})")
-    _engine_args(conv)
+    _engine_options(conv, engine)
     _run_args(conv)
     conv.set_defaults(func=_cmd_run_conv)
 
     verilog = sub.add_parser("verilog", help="emit the Verilog of a configured engine")
     v_sub = verilog.add_subparsers(dest="engine", metavar="ENGINE", required=True)
-    vs = v_sub.add_parser("systolic", help="the systolic array")
-    _engine_args(vs)
-    vs.add_argument("--dataflow", default="os", help="os, ws or is (default os)")
-    vs.add_argument("--double-buffer", action="store_true",
-                    help="ws/is: a shadow register per PE for the next stationary tile")
-    vs.add_argument("-o", "--output", required=True, metavar="FILE.v", help="Verilog file to write")
-    vs.set_defaults(func=_cmd_verilog_systolic)
+    from .options import add_engine_options
+
+    for name, e in ENGINES.items():
+        vs = v_sub.add_parser(name, help=e.summary)
+        add_engine_options(vs, e.config)
+        vs.add_argument("-o", "--output", required=True, metavar="FILE.v",
+                        help="Verilog file to write")
+        vs.add_argument("--name", default=None,
+                        help="top module name (default: the config's name)")
+        vs.set_defaults(func=_cmd_verilog)
 
     for name, (_, _, helptext) in FORWARDED.items():
         sub.add_parser(name, help=f"{helptext} (arguments: `{PROG} {name} --help`)", add_help=False)
@@ -146,15 +157,11 @@ def _memory_config(args: argparse.Namespace):
                         dram_latency=args.dram_latency)
 
 
-def _check_supported(args: argparse.Namespace) -> None:
-    """A dataflow without a model at the asked fidelity is an error, never a silent wrong answer."""
-    from .timing import timing_class
+def _check_supported(args: argparse.Namespace, cfg) -> None:
+    """An engine without a model at the asked fidelity is an error, never a silent wrong answer."""
+    from kernels.gemm import _faces
 
-    if args.fidelity == "cycle":
-        from kernels.gemm import _cycle_backend_class
-
-        _cycle_backend_class(args.dataflow)
-    timing_class(args.dataflow)
+    _faces(cfg, args.fidelity)
 
 
 def _interpreted_env() -> bool:
@@ -166,7 +173,8 @@ def _interpreted_env() -> bool:
 def _run_report(kernel: str, args: argparse.Namespace, cfg, res, shape: dict,
                 total_s: float) -> dict:
     cycles_per_s = res.cycles / res.wall_s if res.wall_s > 0 else None
-    report = {"kernel": kernel, "engine": cfg.name, **shape, "seed": args.seed, **cfg.to_dict(),
+    report = {"kernel": kernel, "engine_name": cfg.name, **shape, "seed": args.seed,
+              **cfg.to_dict(), "peak_macs_per_cycle": cfg.peak_macs_per_cycle,
               "interpreted": bool(args.interpreted) or _interpreted_env()}
     report.update(res.to_dict())
     report.update({"total_wall_s": total_s, "cycles_per_s": cycles_per_s})
@@ -195,12 +203,12 @@ def _emit(args: argparse.Namespace, report: dict, title: str) -> int:
 def _print_table(r: dict, title: str) -> None:
     matched = {True: "yes", False: "NO", None: "not checked (--verify)"}[r["matched"]]
     rows = [
-        ("engine", r["engine"]),
+        ("engine", r["engine_name"]),
         (r["kernel"], title),
-        ("dataflow / fidelity", f"{r['dataflow']}"
-                                f"{' (double buffer)' if r.get('double_buffer') else ''}"
-                                f" / {r['fidelity']}"),
-        ("tiles" if r["dataflow"] == "os" else "folds", f"{r['tiles']:,}"),
+        ("mapping / fidelity", f"{r['dataflow']}"
+                               f"{' (double buffer)' if r.get('double_buffer') else ''}"
+                               f" / {r['fidelity']}"),
+        (f"{r['unit']}s", f"{r['tiles']:,}"),
         ("cycles", f"{r['cycles']:,}"),
         ("compute cycles", f"{r['compute_cycles']:,}"),
         ("stall cycles", f"{r['stall_cycles']:,}"),
@@ -229,8 +237,8 @@ def _cmd_run_gemm(args: argparse.Namespace) -> int:
     check_int("m", args.m)
     check_int("n", args.n)
     check_int("k", args.k)
-    _check_supported(args)
-    cfg = _systolic_config(args, args.dataflow)
+    cfg = _config(args)
+    _check_supported(args, cfg)
     memory = _memory_config(args)
     progress = sys.stderr.isatty()
     t0 = time.perf_counter()
@@ -250,8 +258,8 @@ def _cmd_run_conv(args: argparse.Namespace) -> int:
     from kernels.conv import ConvLayer, random_operands
     from kernels.gemm import run_conv, time_conv
 
-    _check_supported(args)
-    cfg = _systolic_config(args, args.dataflow)
+    cfg = _config(args)
+    _check_supported(args, cfg)
     layer = ConvLayer(in_h=args.in_h, in_w=args.in_w, in_channels=args.in_channels,
                       out_channels=args.out_channels, kernel_h=args.kernel_h,
                       kernel_w=args.kernel_w, stride_h=args.stride_h, stride_w=args.stride_w,
@@ -265,7 +273,10 @@ def _cmd_run_conv(args: argparse.Namespace) -> int:
     else:
         import numpy as np
 
-        lo, hi = cfg.in_range
+        from .numerics import value_range
+
+        ops = {op.role: op for op in cfg.operands()}
+        lo, hi = value_range(ops["a"].bits, ops["a"].signed)
         x, w = random_operands(layer, np.random.default_rng(args.seed), lo, hi)
         res = run_conv(cfg, layer, x, w, fidelity=args.fidelity, memory=memory, verify=True,
                        interpreted=True if args.interpreted else None, progress=progress)
@@ -286,12 +297,48 @@ def _seconds(s: float) -> str:
     return f"{s:.3f} s" if s >= 1 else f"{s * 1e3:.3f} ms"
 
 
-def _cmd_verilog_systolic(args: argparse.Namespace) -> int:
-    cfg = _systolic_config(args, dataflow=args.dataflow)
-    write_verilog = _lazy("rtl.systolic", "write_verilog")
-    path = write_verilog(cfg, args.output)
+def _cmd_verilog(args: argparse.Namespace) -> int:
+    from .registry import get_engine
+
+    cfg = _config(args)
+    write_verilog = _lazy(get_engine(args.engine).rtl, "write_verilog")
+    path = write_verilog(cfg, args.output, name=args.name)
     print(path if path is not None else args.output)
     return 0
+
+
+def _cmd_engines(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .options import NEGATING
+    from .registry import ENGINES
+
+    for name, e in ENGINES.items():
+        cfg = e.config()
+        print(f"{name}: {e.summary}")
+        print(f"  config {e.config.__name__}; default {cfg.name}: peak "
+              f"{cfg.peak_macs_per_cycle} MAC/cycle")
+        opts = []
+        for f in dataclasses.fields(e.config):
+            if f.default is True:
+                opts.append("--" + NEGATING.get(f.name, "no-" + f.name).replace("_", "-"))
+            elif f.default is False:
+                opts.append("--" + f.name.replace("_", "-"))
+            else:
+                opts.append(f"--{f.name.replace('_', '-')} (default {getattr(cfg, f.name)})")
+        print("  options: " + ", ".join(opts))
+        if e.variants:
+            print(f"  variants: {e.variants[0]} in {', '.join(e.variants[1])}")
+    return 0
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("tpesim")
+    except Exception:  # noqa: BLE001 (running from a checkout without an installed distribution)
+        return "unknown"
 
 
 def _lazy(module: str, attr: str):
@@ -322,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and argv[0] in FORWARDED:
             return _forward(argv[0], argv[1:])
-        args = _build_parser().parse_args(argv)
+        args = _build_parser(argv).parse_args(argv)
         return args.func(args)
     except TpesimError as e:
         print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)

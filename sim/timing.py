@@ -607,6 +607,7 @@ class TimingReport:
     dram_write_bytes_c: int = 0
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     wall_s: float = 0.0
+    unit: str = "tile"
     out_cycles: np.ndarray | None = None
 
     def to_dict(self) -> dict:
@@ -645,7 +646,7 @@ def make_report(*, timing: EngineTiming, fidelity: str, m: int, n: int, k: int,
                stall_cycles=cycles - compute_cycles, macs=macs,
                utilization=macs / (cycles * timing.peak_macs_per_cycle),
                writeback_done_cycle=wb, dram_busy_cycles=busy, memory=memory, wall_s=wall_s,
-               out_cycles=out_cycles, **traffic, **extra)
+               out_cycles=out_cycles, unit=stream.unit, **traffic, **extra)
 
 
 def make_timing(rows: int, cols: int, dataflow: str = "os", in_bits: int = 8,

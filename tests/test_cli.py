@@ -87,7 +87,7 @@ def test_mismatch_exits_nonzero(capsys, monkeypatch):
     (["run", "gemm", "--m", "4", "--n", "4", "--k", "4", "--rows", "4", "--cols", "4",
       "--acc-bits", "8"], "acc_bits must be an integer from 16 (2*in_bits) to 64, not 8"),
     (["run", "gemm", "--m", "x"], "argument --m: invalid int value: 'x'"),
-    (["run", "gemm", "--m", "4"], "the following arguments are required: --n, --k, --rows, --cols"),
+    (["run", "gemm", "--m", "4"], "the following arguments are required: --n, --k"),
     (["bogus"], "invalid choice: 'bogus'"),
     ([], "the following arguments are required: COMMAND"),
     (["verilog", "systolic", "--rows", "2", "--cols", "2", "--dataflow", "xs", "-o", "x.v"],
@@ -132,7 +132,7 @@ def test_sim_does_not_import_other_faces():
 def test_verilog_calls_rtl(capsys, monkeypatch, tmp_path):
     seen = {}
 
-    def write_verilog(cfg, path):
+    def write_verilog(cfg, path, name=None):
         seen["cfg"], seen["path"] = cfg, path
         return Path(path)
 
@@ -256,7 +256,7 @@ def test_csv_report(capsys, tmp_path):
     (["--dataflow", "ws", "--sram-kib-c", "0.25"],
      "a fold's block of operand c (20 x 3 of 32 bits, 240 bytes) does not fit half of its "
      "0.25 KiB SRAM (128 bytes); give operand c at least 0.469 KiB"),
-    (["--dataflow", "xs"], "argument --dataflow: invalid choice: 'xs'"),
+    (["--dataflow", "xs"], "dataflow must be one of 'os', 'ws', 'is', not 'xs'"),
     (["--fidelity", "rtl"], "argument --fidelity: invalid choice: 'rtl'"),
     (["--sram-kib-a", "0.01"], "a tile's block of operand a (4 x 9 of 8 bits, 36 bytes) does not "
                                "fit half of its 0.01 KiB SRAM (5.12 bytes)"),

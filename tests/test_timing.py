@@ -438,7 +438,7 @@ def test_a_dataflow_plugs_in_by_registration(monkeypatch):
 def test_report_fields_have_units():
     d = tile_gemm(10, 10, 10, 4, 4, memory=MemoryConfig(dram_bw=2, sram_kib_a=1)).to_dict()
     for key in d:
-        if key in ("dataflow", "fidelity", "rows", "cols", "m", "n", "k", "tiles", "macs",
+        if key in ("dataflow", "unit", "fidelity", "rows", "cols", "m", "n", "k", "tiles", "macs",
                    "utilization"):
             continue
         assert key.endswith(("_cycles", "cycles", "_bytes_a", "_bytes_b", "_bytes_c", "_s",
