@@ -40,6 +40,9 @@ class Engine:
     variants : tuple of str
         Config field that selects a variant of the engine, if any (the systolic dataflows), with
         its values: shown by `tpesim engines`, never used as a lookup key by shared layers.
+    examples : tuple of dict
+        Small configs (field values) covering the engine's variants: the shared behavioural
+        suite (tests/test_levels.py) runs every level on each.
     """
 
     name: str
@@ -53,6 +56,7 @@ class Engine:
     stimulus: str
     bench: dict = field(default_factory=dict)
     variants: tuple[str, tuple[str, ...]] | None = None
+    examples: tuple[dict, ...] = ()
 
     def load(self, face: str) -> Any:
         """Import and return one face ("reference", "model", "timing", ...)."""
@@ -110,7 +114,13 @@ def _builtin() -> None:
         timing="sim.timing:systolic_timing", cycle_backend="kernels.gemm:systolic_cycle_backend",
         rtl="rtl.systolic", stimulus="cosim.stimulus.systolic",
         bench={"sizes": ({"rows": 8, "cols": 8}, {"rows": 16, "cols": 16})},
-        variants=("dataflow", ("os", "ws", "is"))))
+        variants=("dataflow", ("os", "ws", "is")),
+        examples=({"rows": 4, "cols": 3}, {"rows": 3, "cols": 5, "in_bits": 4},
+                  {"rows": 3, "cols": 4, "dataflow": "ws"},
+                  {"rows": 4, "cols": 2, "dataflow": "ws", "double_buffer": True},
+                  {"rows": 2, "cols": 3, "dataflow": "is", "in_bits": 16, "signed": False,
+                   "acc_bits": 40},
+                  {"rows": 3, "cols": 3, "dataflow": "is", "double_buffer": True})))
     register(Engine(
         name="adder_tree", config=AdderTreeConfig,
         summary="multiplier-adder tree (HPCA'25 OPT2): lanes x cols weight-stationary block, "
@@ -120,7 +130,12 @@ def _builtin() -> None:
         timing="sim.tile_adder_tree:adder_tree_timing",
         cycle_backend="kernels.stationary:stationary_cycle_backend",
         rtl="rtl.adder_tree", stimulus="cosim.stimulus.adder_tree",
-        bench={"sizes": ({"lanes": 16, "cols": 16}, {"lanes": 16, "cols": 32})}))
+        bench={"sizes": ({"lanes": 16, "cols": 16}, {"lanes": 16, "cols": 32})},
+        examples=({"lanes": 4, "cols": 3}, {"lanes": 16, "cols": 4, "encoding": "ent"},
+                  {"lanes": 5, "cols": 3, "encoding": "ent", "double_buffer": True},
+                  {"lanes": 7, "cols": 2, "in_bits": 4, "signed": False},
+                  {"lanes": 3, "cols": 2, "in_bits": 16, "levels_per_stage": 2,
+                   "double_buffer": True, "acc_bits": 40})))
 
 
 _builtin()

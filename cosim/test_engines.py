@@ -1,0 +1,54 @@
+"""Cosim checks every registered engine gets from the shared runner: the checker catches a fault
+(with cycle, port, lane, values, seed, reproduce line and both VCDs), and unusable case
+parameters are refused before anything runs."""
+
+from pathlib import Path
+
+import pytest
+
+from cosim.runner import SIMULATORS, main, run_cosim
+from sim.errors import ConfigError, CosimMismatch
+from sim.registry import ENGINES
+
+FIRST = {name: e.config(**e.examples[0]) for name, e in ENGINES.items()}
+
+
+@pytest.mark.cosim
+@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize("engine", sorted(FIRST))
+def test_mismatch_is_reported(engine, sim):
+    """A one-bit fault injected into the model's output payload at cycle 9 must fail with the
+    cycle, the port and lane, both values, the seed, a reproduce command and both VCDs on disk."""
+    cfg = FIRST[engine]
+    out = next(s for s in cfg.streams() if s.direction == "out").payload[0].port
+    with pytest.raises(CosimMismatch) as ei:
+        run_cosim(cfg, sim=sim, seed=5, tiles=2, inject_fault=9)
+    msg = str(ei.value)
+    assert f"cycle 9: port {out} lane 0:" in msg
+    assert "seed 5" in msg
+    assert f"reproduce: tpesim cosim {engine} " in msg and f"--sim {sim}" in msg
+    rtl_vcd = msg.split("VCDs: ")[1].split(" (RTL)")[0]
+    model_vcd = msg.split("(RTL), ")[1].split(" (model)")[0]
+    for vcd in (rtl_vcd, model_vcd):
+        text = Path(vcd).read_text()
+        assert out in text and "in_ready" in text
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"tiles": 0}, "tiles must be a positive integer, not 0"),
+    ({"tiles": -1}, "tiles must be a positive integer, not -1"),
+    ({"kmax": 0}, "kmax must be a positive integer, not 0"),
+    ({"seed": -1}, "seed must be a non-negative integer, not -1"),
+    ({"p_valid": 1.5}, "p_valid must be a probability in (0, 1], not 1.5"),
+    ({"p_ready": 0}, "p_ready must be a probability in (0, 1], not 0"),
+])
+def test_case_parameters_refused(kw, message):
+    with pytest.raises(ConfigError) as ei:
+        run_cosim(FIRST["systolic"], **kw)
+    assert str(ei.value) == message
+
+
+def test_cli_refuses_bad_case_in_one_line(capsys):
+    assert main(["systolic", "--tiles", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == "tpesim: error: tiles must be a positive integer, not 0\n"
