@@ -37,7 +37,6 @@ leaves at L_t + R + C + r, and cycles = L_{T-1} + 2R + C.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
@@ -51,7 +50,7 @@ from .tile_stationary import FoldTimer, fold_row_cycles, ideal_fold_times
 __all__ = ["TileStream", "OperandBlocks", "EngineTiming", "OsTiming", "WsTiming", "IsTiming",
            "TileBackend", "OsTileBackend", "StationaryTileBackend", "TileEngine", "StreamRun",
            "run_stream", "TimingReport", "systolic_timing", "tile_gemm", "tile_gemm_cycles", "register_timing",
-           "timing_class", "TIMINGS", "FIDELITIES", "default_acc_bits", "bench_tile_targets"]
+           "timing_class", "TIMINGS", "FIDELITIES", "default_acc_bits"]
 
 FIDELITIES = ("cycle", "tile")
 
@@ -716,52 +715,3 @@ def tile_gemm_cycles(M: int, N: int, K: int, R: int, C: int, dataflow: str = "os
     default ideal memory this is the stall-free compute cycle count.
     """
     return tile_gemm(M, N, K, R, C, dataflow=dataflow, **kw).cycles
-
-
-# -------------------------------------------------------------------------------------------------
-# Benchmark targets (issue 3): measured by `make bench`, not by the tests
-# -------------------------------------------------------------------------------------------------
-BENCH_TARGETS = (
-    # name, (m, n, k), (rows, cols), memory
-    ("gemm_4096^3_128x128_os", (4096, 4096, 4096), (128, 128), None),
-    ("gemm_512^3_32x32_os", (512, 512, 512), (32, 32), None),
-    ("gemm_4096^3_128x128_os_mem", (4096, 4096, 4096), (128, 128),
-     MemoryConfig(sram_kib_a=2048, sram_kib_b=2048, sram_kib_c=256, dram_bw=64, dram_latency=100)),
-    ("gemm_4096^3_32x32_os_mem", (4096, 4096, 4096), (32, 32),
-     MemoryConfig(sram_kib_a=512, sram_kib_b=512, sram_kib_c=16, dram_bw=32, dram_latency=100)),
-)
-
-
-def bench_tile_targets(repeat: int = 3) -> list[dict]:
-    """Wall time (best of `repeat`) and peak memory of the tile-level timing targets.
-
-    Peak memory is measured in a separate run under tracemalloc (Python and numpy allocations);
-    `max_rss_bytes` is the process's peak resident set so far (an upper bound; includes the
-    interpreter and everything imported).
-    """
-    import resource
-    import tracemalloc
-
-    results = []
-    for name, (m, n, k), (r, c), mem in BENCH_TARGETS:
-        best = math.inf
-        rep = None
-        for _ in range(max(1, repeat)):
-            t0 = time.perf_counter()
-            rep = tile_gemm(m, n, k, r, c, memory=mem)
-            best = min(best, time.perf_counter() - t0)
-        tracemalloc.start()
-        tile_gemm(m, n, k, r, c, memory=mem)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        results.append({"name": name, "dataflow": "os", "m": m, "n": n, "k": k, "rows": r,
-                        "cols": c, "memory": mem is not None, "tiles": rep.tiles,
-                        "cycles": rep.cycles, "stall_cycles": rep.stall_cycles,
-                        "wall_s": best, "peak_traced_bytes": peak, "max_rss_bytes": rss})
-    return results
-
-
-if __name__ == "__main__":  # pragma: no cover
-    for row in bench_tile_targets():
-        print(row)

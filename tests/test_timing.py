@@ -29,7 +29,7 @@ from kernels.gemm import random_operands, run_gemm, time_gemm
 from sim.engines.systolic import SystolicConfig, reference
 from sim.errors import ConfigError, TpesimError, WorkloadError
 from sim.memory import MemoryConfig
-from sim.timing import (TIMINGS, OsTiming, TimingReport, bench_tile_targets, make_timing,
+from sim.timing import (TIMINGS, OsTiming, TimingReport, make_timing,
                         tile_gemm, tile_gemm_cycles)
 
 # (dataflow, double_buffer) combinations the suite runs
@@ -451,18 +451,6 @@ def test_progress_callback_per_tile():
     tile_gemm(10, 10, 3, 4, 4, memory=MemoryConfig(dram_bw=8),
               on_tile=lambda done, total: seen.append((done, total)))
     assert seen == [(i, 9) for i in range(1, 10)]
-
-
-def test_bench_tile_targets(monkeypatch):
-    monkeypatch.setattr(timing, "BENCH_TARGETS", (
-        ("small", (64, 64, 64), (8, 8), None),
-        ("small_mem", (64, 64, 64), (8, 8), MemoryConfig(dram_bw=4, sram_kib_a=1))))
-    rows = bench_tile_targets(repeat=1)
-    assert [r["name"] for r in rows] == ["small", "small_mem"]
-    for r in rows:
-        assert r["wall_s"] > 0 and r["peak_traced_bytes"] > 0 and r["max_rss_bytes"] > 0
-        assert r["cycles"] == tile_gemm_cycles(64, 64, 64, 8, 8) + r["stall_cycles"]
-    assert [t[0] for t in timing.BENCH_TARGETS] == ["small", "small_mem"]
 
 
 def test_timing_does_not_import_kernels():

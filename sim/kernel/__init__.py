@@ -19,6 +19,4 @@ else:
     from . import _core
 
 Simulator = _core.Simulator
-Lockstep = _core.Lockstep
-
-__all__ = ["Simulator", "Lockstep"]
+__all__ = ["Simulator"]

@@ -57,15 +57,3 @@ class Simulator:
                 self.schedule(comp, nxt)
         return self.now
 
-
-class Lockstep:
-    """Per-clock driver for cosim: `step(inputs) -> outputs`, one call per RTL clock."""
-
-    def __init__(self, model):
-        self.model = model
-        self.cycle = 0
-
-    def step(self, ins: dict) -> dict:
-        outs = self.model.step(ins)
-        self.cycle += 1
-        return outs
