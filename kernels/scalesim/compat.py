@@ -1,0 +1,131 @@
+"""SCALE-Sim v3.0.0 compute timing: closed forms of its compute/systolic_compute_{os,ws,is}.py."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+from sim.config import check_choice, check_int
+
+from .parse import DATAFLOWS, WORD_BYTES
+
+# -------------------------------------------------------------------------------------------------
+# SCALE-Sim v3.0.0 compute timing (closed forms of compute/systolic_compute_{os,ws,is}.py)
+# -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScaleSimCompute:
+    """What SCALE-Sim 3.0.0 reports for a stall-free layer (CALC mode), derived in closed form.
+
+    Attributes
+    ----------
+    folds : int
+        Array-sized pieces of the spatial dims, each padded to the full R x C array.
+    per_fold_cycles : int
+        Demand-matrix rows per fold: R+C+T-2 (OS), 2R+C+T-2 (WS, IS); folds never overlap.
+    compute_cycles : int
+        COMPUTE_REPORT `Total Cycles` with no stalls: folds * per_fold_cycles - 1.
+    utilization, mapping_efficiency, compute_utilization : float
+        `Overall Util %`, `Mapping Efficiency %` and `Compute Util %` divided by 100 (fractions).
+    ifmap_sram_read_bytes, filter_sram_read_bytes, ofmap_sram_write_bytes : int
+        DETAILED_ACCESS_REPORT `SRAM IFMAP Reads`, `SRAM Filter Reads`, `SRAM OFMAP Writes`
+        (1-byte words). OS ofmap writes include SCALE-Sim's over-count of R+C per fold.
+    """
+
+    M: int
+    N: int
+    K: int
+    rows: int
+    cols: int
+    dataflow: str
+    k_eff: int
+    folds: int
+    per_fold_cycles: int
+    compute_cycles: int
+    macs: int
+    utilization: float
+    mapping_efficiency: float
+    compute_utilization: float
+    ifmap_sram_read_bytes: int
+    filter_sram_read_bytes: int
+    ofmap_sram_write_bytes: int
+
+    @property
+    def overhead_cycles_per_fold(self) -> int:
+        """Fill, skew, preload and drain rows of a fold: per-fold cycles minus streamed rows T."""
+        return self.per_fold_cycles - self.temporal
+
+    @property
+    def spatial(self) -> tuple[int, int]:
+        """(Sr, Sc): the GEMM dims mapped onto array rows and columns."""
+        return {"os": (self.M, self.N), "ws": (self.k_eff, self.N),
+                "is": (self.k_eff, self.M)}[self.dataflow]
+
+    @property
+    def temporal(self) -> int:
+        """T: the GEMM dim streamed through the array in time."""
+        return {"os": self.k_eff, "ws": self.M, "is": self.N}[self.dataflow]
+
+
+def effective_k(K: int, sparsity: tuple[int, int] = (1, 1)) -> int:  # noqa: N803
+    """Rows of SCALE-Sim's compressed filter under layer-wise N:M sparsity (N of every M kept)."""
+    n, m = sparsity
+    return (K // m) * n + min(n, K % m)
+
+
+def scalesim_fold_shape(M: int, N: int, K: int, R: int, C: int,  # noqa: N803
+                        dataflow: str) -> tuple[int, int]:
+    """(folds, per-fold cycles) of SCALE-Sim 3.0.0's compute model."""
+    for name, v in (("M", M), ("N", N), ("K", K), ("R", R), ("C", C)):
+        check_int(name, v)
+    check_choice("dataflow", dataflow, DATAFLOWS)
+    if dataflow == "os":
+        return math.ceil(M / R) * math.ceil(N / C), R + C + K - 2
+    if dataflow == "ws":
+        return math.ceil(K / R) * math.ceil(N / C), 2 * R + C + M - 2
+    return math.ceil(K / R) * math.ceil(M / C), 2 * R + C + N - 2
+
+
+def scalesim_compute_cycles(M: int, N: int, K: int, R: int, C: int,  # noqa: N803
+                            dataflow: str) -> int:
+    """SCALE-Sim v3.0.0's stall-free `Total Cycles` for C[MxN] = A[MxK] @ B[KxN] on an R x C array.
+
+    OS: ceil(M/R)ceil(N/C)(R+C+K-2) - 1; WS: ceil(K/R)ceil(N/C)(2R+C+M-2) - 1;
+    IS: ceil(K/R)ceil(M/C)(2R+C+N-2) - 1. The -1 is SCALE-Sim's: it reports the largest 0-based
+    cycle index of an ofmap write rather than a count (issue #125).
+    """
+    folds, per_fold = scalesim_fold_shape(M, N, K, R, C, dataflow)
+    return folds * per_fold - 1
+
+
+def scalesim_compute(M: int, N: int, K: int, R: int, C: int, dataflow: str, *,  # noqa: N803
+                     sparsity: tuple[int, int] = (1, 1)) -> ScaleSimCompute:
+    """Every COMPUTE_REPORT number (and the SRAM access counts) SCALE-Sim 3.0.0 gives a layer.
+
+    `sparsity` is the layer's N:M ratio when the config has SparsitySupport on (layer-wise, not
+    OptimizedMapping): the reduction dim shrinks to `effective_k`, while utilization still counts
+    dense MACs (so it can exceed 1, as SCALE-Sim's does).
+    """
+    k_eff = effective_k(K, sparsity)
+    folds, per_fold = scalesim_fold_shape(M, N, k_eff, R, C, dataflow)
+    cycles = folds * per_fold - 1
+    macs = M * N * K
+    sr, sc, t = {"os": (M, N, k_eff), "ws": (k_eff, N, M), "is": (k_eff, M, N)}[dataflow]
+    # Every fold adds used/(R*C); the used PEs of all folds sum to Sr*Sc.
+    mapping = sr * sc / (folds * R * C)
+    # Compute Util takes the fold length before the skew for WS/IS (2R+2C+T-3, C-1 too many).
+    fold_len = per_fold if dataflow == "os" else per_fold + C - 1
+    compute_util = mapping * t / fold_len
+    row_folds, col_folds = math.ceil(sr / R), math.ceil(sc / C)
+    if dataflow == "os":
+        reads = (col_folds * M * k_eff, row_folds * k_eff * N, M * N + folds * (R + C))
+    elif dataflow == "ws":
+        # Sparse WS charges ifmap reads at M/N times the compressed rate (systolic_compute_ws.py).
+        n_sp, m_sp = sparsity
+        reads = (round(Fraction(col_folds * M * k_eff * m_sp, n_sp)), k_eff * N,
+                 row_folds * M * N)
+    else:
+        reads = (M * k_eff, col_folds * k_eff * N, row_folds * M * N)
+    return ScaleSimCompute(M, N, K, R, C, dataflow, k_eff, folds, per_fold, cycles, macs,
+                           macs / (cycles * R * C), mapping, compute_util,
+                           *(r * WORD_BYTES for r in reads))
