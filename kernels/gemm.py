@@ -17,10 +17,11 @@ from kernels.stationary import StationaryCycleBackend
 from sim.config import EngineConfig
 from sim.engines.systolic import SystolicConfig, SystolicModel, reference
 from sim.errors import TpesimError, WorkloadError
-from sim.memory import MemoryConfig, check_fits
+from sim.memory import MemoryConfig
 from sim.numerics import value_range
 from sim.registry import engine_of
-from sim.timing import FIDELITIES, TileStream, TimingReport, make_report, run_stream
+from sim.timing import (FIDELITIES, TileStream, TimingReport, make_report, run_stream,
+                        time_stream)
 
 __all__ = ["GemmResult", "run_gemm", "time_gemm", "run_conv", "time_conv", "random_operands",
            "tile_grid", "tile_beats", "OsCycleBackend", "CYCLE_BACKENDS", "register_cycle_backend",
@@ -311,14 +312,8 @@ def _run(cfg: EngineConfig, m: int, n: int, k: int, a, b, *, fidelity: str,
     try:
         t0 = time.perf_counter()
         if fidelity == "tile":
-            compute_cycles, ideal_rows = timing.ideal(stream, record_rows)
-            if memory.ideal:
-                check_fits(stream, memory)
-                run, out_cycles = None, ideal_rows
-            else:
-                backend = timing.backend(stream, record_rows)
-                run = run_stream(stream, backend, memory, bar)
-                out_cycles = backend.row_cycles() if record_rows else None
+            compute_cycles, run, out_cycles = time_stream(timing, stream, memory,
+                                                          record_rows=record_rows, on_tile=bar)
         else:
             passes = 1 if memory.ideal else 2
             bar.total = passes * stream.ntiles

@@ -49,7 +49,7 @@ from .tile_stationary import FoldTimer, fold_row_cycles, ideal_fold_times
 
 __all__ = ["TileStream", "OperandBlocks", "EngineTiming", "OsTiming", "WsTiming", "IsTiming",
            "TileBackend", "OsTileBackend", "StationaryTileBackend", "TileEngine", "StreamRun",
-           "run_stream", "TimingReport", "systolic_timing", "tile_gemm", "tile_gemm_cycles", "register_timing",
+           "run_stream", "time_stream", "TimingReport", "systolic_timing", "tile_gemm", "tile_gemm_cycles", "register_timing",
            "timing_class", "TIMINGS", "FIDELITIES", "default_acc_bits"]
 
 FIDELITIES = ("cycle", "tile")
@@ -656,6 +656,27 @@ def make_timing(rows: int, cols: int, dataflow: str = "os", in_bits: int = 8,
     return cls(rows, cols, in_bits=in_bits, acc_bits=acc_bits)
 
 
+def time_stream(timing: EngineTiming, stream: TileStream, memory: MemoryConfig, *,
+                record_rows: bool = False, on_tile: Callable[[int, int], None] | None = None,
+                events: bool | None = None):
+    """The tile level's one driver: (stall-free cycles, event run or None, row cycles or None).
+
+    The closed form gives the stall-free count; the event-driven run (memory components + the
+    engine's tile backend) runs only when the memory can stall, unless `events` forces it.
+    """
+    compute_cycles, ideal_rows = timing.ideal(stream, record_rows)
+    if events is None:
+        events = not memory.ideal
+    elif not events and not memory.ideal:
+        raise ConfigError("events must be True (or None) when the memory can stall, not False")
+    if not events:
+        check_fits(stream, memory)
+        return compute_cycles, None, ideal_rows
+    backend = timing.backend(stream, record_rows)
+    run = run_stream(stream, backend, memory, on_tile)
+    return compute_cycles, run, (backend.row_cycles() if record_rows else None)
+
+
 def systolic_timing(cfg) -> EngineTiming:
     """The systolic engine's tile-level timing for its config (registry face `timing`)."""
     return make_timing(cfg.rows, cfg.cols, cfg.dataflow, cfg.in_bits, cfg.acc_bits,
@@ -689,19 +710,8 @@ def tile_gemm(m: int, n: int, k: int, rows: int, cols: int, *, dataflow: str = "
     memory = MemoryConfig() if memory is None else memory
     timing = make_timing(rows, cols, dataflow, in_bits, acc_bits, double_buffer)
     stream = timing.gemm_stream(m, n, k)
-    compute_cycles, ideal_rows = timing.ideal(stream, record_rows)
-    if events is None:
-        events = not memory.ideal
-    elif not events and not memory.ideal:
-        raise ConfigError("events must be True (or None) when the memory can stall, not False")
-    run, out_cycles = None, ideal_rows
-    if events:
-        backend = timing.backend(stream, record_rows)
-        run = run_stream(stream, backend, memory, on_tile)
-        if record_rows:
-            out_cycles = backend.row_cycles()
-    else:
-        check_fits(stream, memory)
+    compute_cycles, run, out_cycles = time_stream(timing, stream, memory, record_rows=record_rows,
+                                                  on_tile=on_tile, events=events)
     return make_report(timing=timing, fidelity="tile", m=int(m), n=int(n), k=int(k),
                        stream=stream, run=run, compute_cycles=compute_cycles, memory=memory,
                        wall_s=time.perf_counter() - t0, out_cycles=out_cycles)
