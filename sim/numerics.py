@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["value_range", "wrap", "wrap_consts", "wrap_array", "to_bits", "from_bits", "pack", "unpack",
-           "matmul_wrapped"]
+           "matmul_wrapped", "ent_digits", "ent_digit_array"]
 
 
 def value_range(bits: int, signed: bool) -> tuple[int, int]:
@@ -92,3 +92,49 @@ def matmul_wrapped(a: np.ndarray, b: np.ndarray, acc_bits: int, signed: bool = T
     exact = a.astype(object) @ b.astype(object)
     out = np.vectorize(lambda v: wrap(int(v), acc_bits, signed), otypes=[object])(exact)
     return out.astype(np.int64)
+
+
+# -- EN-T radix-4 recoding (docs/adder_tree.md "Numerics") -----------------------------------------
+ENT_DIGITS = 4  # radix-4 digits of an int8
+
+
+def ent_digits(v: int) -> tuple[int, int, int, int]:
+    """EN-T digits (d_0, d_1, d_2, d_3) of a signed int8, low digit first, each in -2..2.
+
+    v = s * m in sign-magnitude (m in 0..128); m's 2-bit pairs p_i (low first) with carry c_0 = 0:
+    x = p_i + c_i, e_i = x - 4 c_{i+1}, c_{i+1} = (x >= 3); d_i = s * e_i; v = sum d_i 4^i.
+    """
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"v must be an integer, not {v!r}")
+    v = int(v)
+    if not -128 <= v <= 127:
+        raise ValueError(f"v must be a signed 8-bit integer (-128..127), not {v}")
+    s = -1 if v < 0 else 1
+    m = abs(v)
+    c = 0
+    out = []
+    for i in range(ENT_DIGITS):
+        x = ((m >> (2 * i)) & 3) + c
+        c = 1 if x >= 3 else 0
+        out.append(s * (x - 4 * c))
+    return tuple(out)
+
+
+def ent_digit_array(x: np.ndarray) -> np.ndarray:
+    """Vectorised `ent_digits`: an int array of shape x.shape + (4,), digit i in [..., i]."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "iu":
+        raise TypeError(f"x must be an integer array, not dtype {x.dtype}")
+    x = x.astype(np.int64)
+    if x.size and (x.min() < -128 or x.max() > 127):
+        raise ValueError(f"x must hold signed 8-bit integers (-128..127), not range "
+                         f"{int(x.min())}..{int(x.max())}")
+    s = np.where(x < 0, -1, 1)
+    m = np.abs(x)
+    c = np.zeros_like(m)
+    out = np.empty(x.shape + (ENT_DIGITS,), dtype=np.int64)
+    for i in range(ENT_DIGITS):
+        xi = ((m >> (2 * i)) & 3) + c
+        c = (xi >= 3).astype(np.int64)
+        out[..., i] = s * (xi - 4 * c)
+    return out
