@@ -25,7 +25,7 @@ from sim.timing import (FIDELITIES, TileStream, TimingReport, make_report, run_s
 
 __all__ = ["GemmResult", "run_gemm", "time_gemm", "run_conv", "time_conv", "random_operands",
            "tile_grid", "tile_beats", "OsCycleBackend", "CYCLE_BACKENDS", "register_cycle_backend",
-           "systolic_cycle_backend"]
+           "systolic_cycle_backend", "engine_faces"]
 
 # Show a progress bar (stderr) once a run has lasted this long and is not about to finish.
 PROGRESS_AFTER_S = 1.5
@@ -290,7 +290,7 @@ def _check_memory(memory) -> MemoryConfig:
     return memory
 
 
-def _faces(cfg: EngineConfig, fidelity: str):
+def engine_faces(cfg: EngineConfig, fidelity: str):
     """(tile timing, cycle backend class or None, reference) of the config's engine."""
     eng = engine_of(cfg)
     backend_cls = eng.load("cycle_backend")(cfg) if fidelity == "cycle" else None
@@ -305,7 +305,7 @@ def _run(cfg: EngineConfig, m: int, n: int, k: int, a, b, *, fidelity: str,
          memory: MemoryConfig, verify: bool, interpreted, progress: bool, label: str,
          record_rows: bool = True) -> GemmResult:
     """The shared driver of run_gemm and time_gemm (a, b may be None for timing only)."""
-    timing, backend_cls, reference_fn = _faces(cfg, fidelity)
+    timing, backend_cls, reference_fn = engine_faces(cfg, fidelity)
     stream = timing.gemm_stream(m, n, k)
     bar = _Progress(label, progress)
     c = None
@@ -396,7 +396,7 @@ def time_gemm(cfg: EngineConfig, m: int, n: int, k: int, *, memory: MemoryConfig
     """Tile-level timing of an M x N x K GEMM without operand values (c and matched are None)."""
     _check_engine(cfg)
     m, n, k = _check_dim("m", m), _check_dim("n", n), _check_dim("k", k)
-    _faces(cfg, "tile")
+    engine_faces(cfg, "tile")
     return _run(cfg, m, n, k, None, None, fidelity="tile", memory=_check_memory(memory),
                 verify=False, interpreted=None, progress=progress, record_rows=record_rows,
                 label=f"gemm {m}x{n}x{k} on {cfg.name} (tile)")
@@ -429,7 +429,7 @@ def run_conv(cfg: EngineConfig, layer, x, w, *, fidelity: str = "cycle",
     c, matched = res.c, None
     if verify:
         if c is None:  # tile fidelity: numpy values along the tile stream
-            timing, _, _ = _faces(cfg, "tile")
+            timing, _, _ = engine_faces(cfg, "tile")
             c = _tile_values(cfg, timing.gemm_stream(*layer.gemm_shape()), _check_operand(
                 "a", a, cfg), _check_operand("b", b, cfg))
         c = fold_output(c, layer)

@@ -159,9 +159,9 @@ def _memory_config(args: argparse.Namespace):
 
 def _check_supported(args: argparse.Namespace, cfg) -> None:
     """An engine without a model at the asked fidelity is an error, never a silent wrong answer."""
-    from kernels.gemm import _faces
+    from kernels.gemm import engine_faces
 
-    _faces(cfg, args.fidelity)
+    engine_faces(cfg, args.fidelity)
 
 
 def _interpreted_env() -> bool:
