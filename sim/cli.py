@@ -182,13 +182,18 @@ def _run_report(kernel: str, args: argparse.Namespace, cfg, res, shape: dict,
 
 
 def _emit(args: argparse.Namespace, report: dict, title: str) -> int:
-    if args.csv:
+    if args.csv is not None:
         import csv
+        import io
 
-        with open(args.csv, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(report))
-            w.writeheader()
-            w.writerow({k: ("" if v is None else v) for k, v in report.items()})
+        from .outputs import write_text_atomic
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(report), lineterminator="\n")
+        w.writeheader()
+        w.writerow({k: ("" if v is None else str(v).lower() if isinstance(v, bool) else v)
+                    for k, v in report.items()})
+        write_text_atomic(args.csv, buf.getvalue(), "--csv")
     if args.json:
         print(json.dumps(report))
     else:
@@ -237,6 +242,9 @@ def _cmd_run_gemm(args: argparse.Namespace) -> int:
     check_int("m", args.m)
     check_int("n", args.n)
     check_int("k", args.k)
+    from .outputs import check_output_path
+
+    check_output_path("--csv", args.csv)
     cfg = _config(args)
     _check_supported(args, cfg)
     memory = _memory_config(args)
@@ -258,6 +266,9 @@ def _cmd_run_conv(args: argparse.Namespace) -> int:
     from kernels.conv import ConvLayer, random_operands
     from kernels.gemm import run_conv, time_conv
 
+    from .outputs import check_output_path
+
+    check_output_path("--csv", args.csv)
     cfg = _config(args)
     _check_supported(args, cfg)
     layer = ConvLayer(in_h=args.in_h, in_w=args.in_w, in_channels=args.in_channels,

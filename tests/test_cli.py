@@ -342,7 +342,7 @@ def test_run_stationary_table_and_csv(capsys, tmp_path):
     import csv
 
     (row,) = list(csv.DictReader(path.open()))
-    assert row["dataflow"] == "ws" and row["double_buffer"] == "True" and row["matched"] == "True"
+    assert row["dataflow"] == "ws" and row["double_buffer"] == "true" and row["matched"] == "true"
 
 
 @pytest.mark.parametrize(("dataflow", "db"), [("ws", False), ("is", True)])

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sim.outputs import check_output_path, write_text_atomic
 from sim.errors import FileFormatError, TpesimError
 
 from .parse import ScaleSimCompatWarning, ScaleSimConfig, read_config, read_topology
@@ -102,12 +103,13 @@ def write_csv(rows: list[dict[str, Any]], path: str | Path) -> None:
     w.writerow(REPORT_COLUMNS)
     for r in rows:
         w.writerow([_fmt(r[c]) for c in REPORT_COLUMNS])
-    Path(path).write_text(buf.getvalue())
+    write_text_atomic(path, buf.getvalue(), "-o")
 
 
 def cli_main(argv: Sequence[str]) -> int:
     """`tpesim scalesim ...`: print a per-layer report (table or --json), optionally write CSV."""
     args = _build_parser().parse_args(list(argv))
+    check_output_path("-o", args.output, (args.config, args.topology))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ScaleSimCompatWarning)
         cfg = read_config(args.config)
@@ -123,10 +125,6 @@ def cli_main(argv: Sequence[str]) -> int:
         print(_table(rows, note, cfg))
     if note and args.json:
         print(f"tpesim scalesim: note: {note}", file=sys.stderr)
-    if args.output:
-        try:
-            write_csv(rows, args.output)
-        except OSError as e:
-            raise FileFormatError(f"{args.output}: cannot write the report "
-                                  f"({e.strerror or e})") from None
+    if args.output is not None:
+        write_csv(rows, args.output)
     return 0

@@ -1,0 +1,53 @@
+"""Output files written safely: never over an input, atomically (temp file + rename), so a failure
+leaves no partial file; one-line errors naming the option and the path."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import ConfigError, FileFormatError
+
+__all__ = ["check_output_path", "write_text_atomic"]
+
+
+def check_output_path(option: str, path: str | Path | None, inputs: Iterable[str | Path] = ()
+                      ) -> Path | None:
+    """Validate an output path given on the command line before any work is done."""
+    if path is None:
+        return None
+    if str(path).strip() == "":
+        raise ConfigError(f"{option} must name a file, not an empty string")
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{option} must name a file, not the directory {str(path)!r}")
+    for inp in inputs:
+        try:
+            same = p.exists() and Path(inp).exists() and os.path.samefile(p, inp)
+        except OSError:
+            same = False
+        if same or p.resolve() == Path(inp).resolve():
+            raise ConfigError(f"{option} must not be one of the inputs, not {str(path)!r}")
+    return p
+
+
+def write_text_atomic(path: str | Path, text: str, option: str = "output") -> Path:
+    """Write `text` to a temporary file beside `path`, then rename it over `path`."""
+    p = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
+    except OSError as e:
+        raise FileFormatError(f"{option} {str(path)!r}: cannot write ({e.strerror or e})") from None
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, p)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise FileFormatError(f"{option} {str(path)!r}: cannot write ({e.strerror or e})") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
