@@ -71,7 +71,7 @@ class ConfigMixin:
 
     @classmethod
     def from_json(cls, s: str):
-        return cls.from_dict(json.loads(s))
+        return cls.from_dict(_load_json(s, cls.__name__))
 
     def to_toml(self) -> str:
         """Flat `key = value` TOML (None fields are left out: they take their defaults)."""
@@ -86,11 +86,7 @@ class ConfigMixin:
     def from_toml(cls, text: str):
         import tomllib
 
-        try:
-            d = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{cls.__name__} TOML is malformed: {e}") from None
-        return cls.from_dict(d)
+        return cls.from_dict(_load_toml(text, cls.__name__))
 
 
 # -- streams and operands: what every engine declares ---------------------------------------------
@@ -201,6 +197,8 @@ class EngineConfig(ConfigMixin):
 def _engine_class(d: Any) -> type:
     if not isinstance(d, dict):
         raise ConfigTypeError(f"an engine config must be a mapping, not {type(d).__name__}")
+    from . import registry  # noqa: F401 (registers the built-in engines' configs)
+
     tag = d.get("engine")
     if tag not in _ENGINE_CONFIGS:
         known = ", ".join(repr(k) for k in sorted(_ENGINE_CONFIGS))
@@ -214,18 +212,56 @@ def config_from_dict(d: dict) -> EngineConfig:
 
 
 def config_from_json(s: str) -> EngineConfig:
-    try:
-        d = json.loads(s)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"engine config JSON is malformed: {e}") from None
-    return config_from_dict(d)
+    """The engine config saved by `to_json()` (any engine: its `engine` tag picks the class)."""
+    return config_from_dict(_load_json(s, "engine config"))
 
 
 def config_from_toml(text: str) -> EngineConfig:
+    return config_from_dict(_load_toml(text, "engine config"))
+
+
+def _text(s: Any, what: str, kind: str) -> str:
+    if isinstance(s, bytes):
+        raise ConfigTypeError(f"{what} {kind} must be a str, not bytes (decode it first)")
+    if not isinstance(s, str):
+        raise ConfigTypeError(f"{what} {kind} must be a str, not {type(s).__name__}")
+    s = s.removeprefix("\ufeff")  # a UTF-8 byte-order mark, as some editors write
+    if not s.strip():
+        raise ConfigError(f"{what} {kind} must not be empty")
+    return s
+
+
+def _no_duplicates(pairs):
+    d = {}
+    for k, v in pairs:
+        if k in d:
+            raise ConfigError(f"config JSON has the key {k!r} twice")
+        d[k] = v
+    return d
+
+
+def _load_json(s: Any, what: str) -> dict:
+    s = _text(s, what, "JSON")
+    try:
+        d = json.loads(s, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as e:
+        hint = " (a file path? pass the file's text)" if "\n" not in s and len(s) < 4096 and \
+            s.strip().endswith((".json", ".toml")) else ""
+        raise ConfigError(f"{what} JSON is malformed: {e}{hint}") from None
+    except RecursionError:
+        raise ConfigError(f"{what} JSON is nested too deeply") from None
+    if not isinstance(d, dict):
+        raise ConfigTypeError(f"{what} JSON must be an object, not {type(d).__name__}")
+    return d
+
+
+def _load_toml(s: Any, what: str) -> dict:
     import tomllib
 
+    s = _text(s, what, "TOML")
     try:
-        d = tomllib.loads(text)
+        return tomllib.loads(s)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"engine config TOML is malformed: {e}") from None
-    return config_from_dict(d)
+        raise ConfigError(f"{what} TOML is malformed: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{what} TOML is nested too deeply") from None

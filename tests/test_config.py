@@ -161,3 +161,46 @@ def test_toml_errors_are_one_line():
         SystolicConfig.from_toml("rows = 0\n")
     with pytest.raises(ConfigError, match=r"^SystolicConfig TOML is malformed: "):
         SystolicConfig.from_toml("rows = \n")
+
+
+# -- config files: every malformed input is a one-line typed error (issue 7) -----------------------
+@pytest.mark.parametrize(("text", "exc", "message"), [
+    ("", "ConfigError", "engine config JSON must not be empty"),
+    ("null", "ConfigTypeError", "engine config JSON must be an object, not NoneType"),
+    ("5", "ConfigTypeError", "engine config JSON must be an object, not int"),
+    ("[]", "ConfigTypeError", "engine config JSON must be an object, not list"),
+    ('{"engine": "systolic", "rows": 2, "rows": 3}', "ConfigError",
+     "config JSON has the key 'rows' twice"),
+    ('{"engine": "warp"}', "ConfigError", "engine must be one of 'adder_tree', 'systolic', not 'warp'"),
+    ("[" * 100_000, "ConfigError", None),
+])
+def test_config_from_json_errors(text, exc, message):
+    from sim import errors
+    from sim.config import config_from_json
+
+    with pytest.raises(getattr(errors, exc)) as ei:
+        config_from_json(text)
+    assert "\n" not in str(ei.value)
+    if message is not None:
+        assert str(ei.value) == message
+
+
+def test_config_from_json_bom_and_round_trip():
+    from sim.config import config_from_json, config_from_toml
+    from sim.engines.adder_tree import AdderTreeConfig
+
+    for cfg in (SystolicConfig(rows=3, cols=2, dataflow="is"),
+                AdderTreeConfig(lanes=5, cols=3, encoding="ent", double_buffer=True)):
+        assert config_from_json("\ufeff" + cfg.to_json()) == cfg
+        assert config_from_toml(cfg.to_toml()) == cfg
+        assert type(config_from_json(cfg.to_json())) is type(cfg)
+
+
+def test_config_from_toml_errors():
+    from sim.config import config_from_toml
+    from sim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="^engine config TOML must not be empty$"):
+        config_from_toml("  \n")
+    with pytest.raises(ConfigError, match="^engine config TOML is malformed: "):
+        config_from_toml("rows = = 3")
