@@ -164,10 +164,11 @@ def _check_supported(args: argparse.Namespace, cfg) -> None:
     engine_faces(cfg, args.fidelity)
 
 
-def _interpreted_env() -> bool:
-    from sim.engines import interpreted_default
+def _interpreted_ran() -> bool:
+    """Whether any hot path of this run ran as Python source (asked for, or not built)."""
+    from .engines import cores_loaded
 
-    return interpreted_default()
+    return not all(cores_loaded().values())
 
 
 def _run_report(kernel: str, args: argparse.Namespace, cfg, res, shape: dict,
@@ -175,7 +176,7 @@ def _run_report(kernel: str, args: argparse.Namespace, cfg, res, shape: dict,
     cycles_per_s = res.cycles / res.wall_s if res.wall_s > 0 else None
     report = {"kernel": kernel, "engine_name": cfg.name, **shape, "seed": args.seed,
               **cfg.to_dict(), "peak_macs_per_cycle": cfg.peak_macs_per_cycle,
-              "interpreted": bool(args.interpreted) or _interpreted_env()}
+              "interpreted": _interpreted_ran()}
     report.update(res.to_dict())
     report.update({"total_wall_s": total_s, "cycles_per_s": cycles_per_s})
     return report

@@ -12,11 +12,31 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["load_core", "interpreted_default", "is_compiled"]
+__all__ = ["load_core", "interpreted_default", "is_compiled", "cores_loaded"]
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+# hot-path module name -> True when the compiled extension runs, False for the .py source
+_LOADED: dict[str, bool] = {}
 
 
 def interpreted_default() -> bool:
-    return os.environ.get("TPESIM_INTERPRETED", "") not in ("", "0")
+    """TPESIM_INTERPRETED: 1/true/yes/on runs the .py sources; unset, 0/false/no/off the compiled."""
+    raw = os.environ.get("TPESIM_INTERPRETED", "")
+    v = raw.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    from ..errors import ConfigError
+
+    raise ConfigError(f"TPESIM_INTERPRETED must be one of 1, true, yes, on, 0, false, no, off, "
+                      f"not {raw!r}")
+
+
+def cores_loaded() -> dict[str, bool]:
+    """Hot-path modules loaded so far and whether each runs compiled (for honest reports)."""
+    return dict(_LOADED)
 
 
 def load_core(name: str, interpreted: bool | None = None):
@@ -25,8 +45,17 @@ def load_core(name: str, interpreted: bool | None = None):
         interpreted = interpreted_default()
     full = f"{__name__}.{name}"
     if not interpreted:
-        return importlib.import_module(full)
+        mod = importlib.import_module(full)
+        _LOADED[name] = is_compiled(mod)
+        if not _LOADED[name]:
+            import warnings
+
+            warnings.warn(f"the compiled extension {full} is not built: running its Python source "
+                          f"(about 200x slower); build it with `make ext`", RuntimeWarning,
+                          stacklevel=2)
+        return mod
     alias = f"{full}__interpreted"
+    _LOADED[name] = False
     if alias in sys.modules:
         return sys.modules[alias]
     path = Path(__file__).with_name(name + ".py")

@@ -1,6 +1,6 @@
 """The event-driven simulation kernel (compiled when built; see sim/engines/__init__.py for the switch)."""
 
-from ..engines import interpreted_default
+from ..engines import _LOADED, interpreted_default, is_compiled
 
 if interpreted_default():
     from ..engines import load_core as _load  # noqa: F401
@@ -17,6 +17,13 @@ if interpreted_default():
     _loader.exec_module(_core)
 else:
     from . import _core
+
+    if not is_compiled(_core):
+        import warnings
+
+        warnings.warn(f"the compiled extension {__name__}._core is not built: running its Python "
+                      f"source (slow); build it with `make ext`", RuntimeWarning, stacklevel=2)
+_LOADED["event"] = is_compiled(_core)
 
 Simulator = _core.Simulator
 __all__ = ["Simulator"]
