@@ -344,6 +344,10 @@ def _cmd_engines(args: argparse.Namespace) -> int:
     return 0
 
 
+def _commands() -> list[str]:
+    return ["run", "verilog", "engines", *FORWARDED]
+
+
 def _version() -> str:
     try:
         from importlib.metadata import version
@@ -381,6 +385,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and argv[0] in FORWARDED:
             return _forward(argv[0], argv[1:])
+        if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+            raise UsageError(f"unrecognized argument {argv[0]!r} (commands: "
+                             f"{', '.join(_commands())}; `{PROG} --help`)")
         args = _build_parser(argv).parse_args(argv)
         return args.func(args)
     except TpesimError as e:

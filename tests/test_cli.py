@@ -356,3 +356,30 @@ def test_run_conv_stationary(capsys, dataflow, db):
     til = json.loads(run(capsys, [*CONV, *extra, "--fidelity", "tile", "--verify"])[1])
     assert til["matched"] is True and til["cycles"] == rep["cycles"]
     assert til["stall_cycles"] == rep["stall_cycles"] > 0
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--bogus"], "unrecognized argument '--bogus' (commands: run, verilog, engines, cosim, "
+                  "scalesim; `tpesim --help`)"),
+    (["cosim", "systolic", "--sim", "vcs"],
+     "argument --sim: invalid choice: 'vcs' (choose from 'icarus', 'verilator')"),
+])
+def test_usage_errors_are_one_line(capsys, argv, message):
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert (rc, err) == (2, f"tpesim: error: {message}\n")
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("tpesim ")
+
+
+def test_engines_lists_every_engine(capsys):
+    from sim.registry import ENGINES
+
+    assert main(["engines"]) == 0
+    out = capsys.readouterr().out
+    for name, e in ENGINES.items():
+        assert f"{name}: {e.summary}" in out
+    assert "--lanes (default 16)" in out and "--encoding (default plain)" in out
