@@ -20,8 +20,8 @@ from sim.errors import TpesimError, WorkloadError
 from sim.memory import MemoryConfig
 from sim.numerics import value_range
 from sim.registry import engine_of
-from sim.timing import (FIDELITIES, TileStream, TimingReport, make_report, run_stream,
-                        time_stream)
+from sim.timing import (FIDELITIES, TileStream, TimingReport, check_gemm_shape, make_report,
+                        run_stream, time_stream)
 
 __all__ = ["GemmResult", "run_gemm", "time_gemm", "run_conv", "time_conv", "random_operands",
            "tile_grid", "tile_beats", "OsCycleBackend", "CYCLE_BACKENDS", "register_cycle_backend",
@@ -395,7 +395,7 @@ def time_gemm(cfg: EngineConfig, m: int, n: int, k: int, *, memory: MemoryConfig
               progress: bool = False, record_rows: bool = False) -> GemmResult:
     """Tile-level timing of an M x N x K GEMM without operand values (c and matched are None)."""
     _check_engine(cfg)
-    m, n, k = _check_dim("m", m), _check_dim("n", n), _check_dim("k", k)
+    m, n, k = check_gemm_shape(m, n, k)
     engine_faces(cfg, "tile")
     return _run(cfg, m, n, k, None, None, fidelity="tile", memory=_check_memory(memory),
                 verify=False, interpreted=None, progress=progress, record_rows=record_rows,

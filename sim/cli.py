@@ -240,9 +240,9 @@ def _print_table(r: dict, title: str) -> None:
 def _cmd_run_gemm(args: argparse.Namespace) -> int:
     from kernels.gemm import random_operands, run_gemm, time_gemm
 
-    check_int("m", args.m)
-    check_int("n", args.n)
-    check_int("k", args.k)
+    from .timing import check_gemm_shape
+
+    check_gemm_shape(args.m, args.n, args.k)
     from .outputs import check_output_path
 
     check_output_path("--csv", args.csv)

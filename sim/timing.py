@@ -50,9 +50,29 @@ from .tile_stationary import FoldTimer, fold_row_cycles, ideal_fold_times
 __all__ = ["TileStream", "OperandBlocks", "EngineTiming", "OsTiming", "WsTiming", "IsTiming",
            "TileBackend", "OsTileBackend", "StationaryTileBackend", "TileEngine", "StreamRun",
            "run_stream", "time_stream", "TimingReport", "systolic_timing", "tile_gemm", "tile_gemm_cycles", "register_timing",
-           "timing_class", "TIMINGS", "FIDELITIES", "default_acc_bits"]
+           "timing_class", "TIMINGS", "FIDELITIES", "check_gemm_shape", "default_acc_bits"]
 
 FIDELITIES = ("cycle", "tile")
+# Cycle, MAC and byte counts are int64 in the vectorised closed forms: bound the workload so that
+# none of them can overflow (a silent wrap would be a wrong answer).
+MAX_GEMM_DIM = 2**31 - 1
+MAX_GEMM_MACS = 2**52
+
+
+def check_gemm_shape(m, n, k) -> tuple[int, int, int]:
+    """m, n, k as ints, each 1..MAX_GEMM_DIM with m*n*k <= MAX_GEMM_MACS, or a one-line error."""
+    for name, v in (("m", m), ("n", n), ("k", k)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise WorkloadError(f"{name} must be an integer, not {v!r}")
+        if v < 1:
+            raise WorkloadError(f"{name} must be a positive integer, not {v!r}")
+        if v > MAX_GEMM_DIM:
+            raise WorkloadError(f"{name} must be at most {MAX_GEMM_DIM} (2**31 - 1), not {v!r}")
+    macs = int(m) * int(n) * int(k)
+    if macs > MAX_GEMM_MACS:
+        raise WorkloadError(f"m*n*k must be at most 2**52 (cycle and byte counts stay exact), not "
+                            f"{m}*{n}*{k} = {macs:.3e}")
+    return int(m), int(n), int(k)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -164,11 +184,7 @@ class EngineTiming:
 
     @staticmethod
     def _check_shape(m, n, k) -> None:
-        for name, v in (("m", m), ("n", n), ("k", k)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise WorkloadError(f"{name} must be an integer, not {v!r}")
-            if v < 1:
-                raise WorkloadError(f"{name} must be a positive integer, not {v!r}")
+        check_gemm_shape(m, n, k)
 
     @property
     def peak_macs_per_cycle(self) -> int:

@@ -391,3 +391,16 @@ def test_conv_on_every_dataflow(dataflow, db, seed):
     np.testing.assert_array_equal(ver.c, cyc.c)
     assert (ver.cycles, ver.stall_cycles) == (cyc.cycles, cyc.stall_cycles)
     assert gemm.time_conv(cfg, layer, memory=mem).cycles == cyc.cycles
+
+
+@pytest.mark.parametrize(("shape", "message"), [
+    ((8, 8, 4611686018427387904), "k must be at most 2147483647 (2**31 - 1), not 4611686018427387904"),
+    ((2**63, 8, 4), "m must be at most 2147483647 (2**31 - 1), not 9223372036854775808"),
+    ((10**6, 10**6, 10**6), "m*n*k must be at most 2**52 (cycle and byte counts stay exact), not "
+                            "1000000*1000000*1000000 = 1.000e+18"),
+])
+def test_huge_workloads_refused_not_wrapped(shape, message):
+    """int64 cycle/MAC/byte counts must never wrap silently (issue 7 item 4)."""
+    with pytest.raises(WorkloadError) as ei:
+        gemm.time_gemm(CFG, *shape)
+    assert str(ei.value) == message
