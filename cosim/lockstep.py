@@ -4,7 +4,8 @@ config's streams, compares every output port every cycle, and checks the result 
 Run it through cosim.runner (pytest or `tpesim cosim`), which passes the case in environment
 variables: TPESIM_CFG (engine-tagged config JSON), TPESIM_SEED, TPESIM_TILES, TPESIM_KMAX,
 TPESIM_P_VALID, TPESIM_P_READY, TPESIM_MODEL_VCD, TPESIM_REPORT (JSON written at the end),
-TPESIM_REPRO, TPESIM_INJECT_FAULT (self-test: corrupt the model's first output payload then).
+TPESIM_REPRO, TPESIM_INJECT_FAULT (self-test: corrupt the model's output payload at that cycle),
+TPESIM_INJECT_ERROR (self-test: the testbench itself fails at that cycle).
 """
 
 from __future__ import annotations
@@ -81,11 +82,17 @@ async def lockstep(dut):
     repro = os.environ.get("TPESIM_REPRO", "")
     model_vcd = os.environ.get("TPESIM_MODEL_VCD") or None
     fault_cycle = int(os.environ.get("TPESIM_INJECT_FAULT", "-1"))
+    error_cycle = int(os.environ.get("TPESIM_INJECT_ERROR", "-1"))
     report = {"seed": seed, "status": "running", "cycles": 0, "repro": repro,
               "model_vcd": model_vcd}
 
     rng = np.random.default_rng(seed)
-    case = eng.load("stimulus").make_case(cfg, rng, tiles, kmax)
+    try:
+        case = eng.load("stimulus").make_case(cfg, rng, tiles, kmax)
+    except Exception as e:  # the testbench's own inputs: never reported as an RTL mismatch
+        _write(report_path, {**report, "status": "error",
+                             "message": f"stimulus: {type(e).__name__}: {e}"})
+        raise
     streams_in = [s for s in cfg.streams() if s.direction == "in"]
     (out_stream,) = [s for s in cfg.streams() if s.direction == "out"]
     (out_payload,) = out_stream.payload
@@ -113,6 +120,8 @@ async def lockstep(dut):
             if idle > idle_limit:
                 raise Mismatch(f"no progress: no transfer on any stream for {idle} cycles "
                                f"({len(got_rows)} of {case.rows} result rows after {cycle} cycles)")
+            if cycle == error_cycle:
+                raise RuntimeError("injected testbench error")
             ins = {}
             for src in sources:
                 ins.update(src.drive())
@@ -149,11 +158,19 @@ async def lockstep(dut):
     except Mismatch as e:
         report.update(status="fail", cycles=cycle, message=str(e))
         raise AssertionError(f"{e} (seed {seed}; reproduce: {repro})") from None
+    except Exception as e:
+        report.update(status="error", cycles=cycle,
+                      message=f"testbench error at cycle {cycle}: {type(e).__name__}: {e}")
+        raise
     finally:
         model.close()
-        if report_path:
-            with open(report_path, "w") as f:
-                json.dump(report, f)
+        _write(report_path, report)
+
+
+def _write(path: str | None, report: dict) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump(report, f)
 
 
 def _describe(cfg, cycle: int, port: str, exp: int, act: int) -> str:

@@ -162,7 +162,8 @@ def _check_case(tiles, kmax, seed, p_valid, p_ready) -> None:
 def run_cosim(cfg: EngineConfig, *, sim: str = "icarus", seed: int = 1,
               tiles: int = 3, kmax: int | None = None, p_valid: float = 0.7, p_ready: float = 0.7,
               waves: bool = True, build_root: str | Path | None = None,
-              raise_on_fail: bool = True, inject_fault: int = -1) -> CosimResult:
+              raise_on_fail: bool = True, inject_fault: int = -1,
+              inject_error: int = -1) -> CosimResult:
     """Run one lockstep cosim case of any registered engine's config.
 
     Raises CosimMismatch (with the reproduce command) when the RTL and the model differ on a port
@@ -186,7 +187,7 @@ def run_cosim(cfg: EngineConfig, *, sim: str = "icarus", seed: int = 1,
         "TPESIM_KMAX": str(kmax), "TPESIM_P_VALID": str(p_valid), "TPESIM_P_READY": str(p_ready),
         "TPESIM_REPORT": str(report), "TPESIM_REPRO": repro,
         "TPESIM_MODEL_VCD": str(model_vcd) if model_vcd else "",
-        "TPESIM_INJECT_FAULT": str(inject_fault),
+        "TPESIM_INJECT_FAULT": str(inject_fault), "TPESIM_INJECT_ERROR": str(inject_error),
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     plusargs, test_args = [], []
@@ -201,10 +202,14 @@ def run_cosim(cfg: EngineConfig, *, sim: str = "icarus", seed: int = 1,
     if report.exists():
         r = json.loads(report.read_text())
     else:
-        r = {"status": "fail", "cycles": 0,
-             "message": f"the simulation ended without a report (see {case / 'sim.log'})"}
+        r = {"status": "error", "cycles": 0,
+             "message": f"the testbench ended without a report: {_last_error(case / 'sim.log')}"}
     res = CosimResult(status=r["status"], cycles=int(r.get("cycles", 0)), seed=seed, case_dir=case,
                       rtl_vcd=rtl_vcd, model_vcd=model_vcd, message=r.get("message", ""))
+    if res.status == "error":
+        # the testbench or its inputs failed: not a model/RTL disagreement
+        raise TpesimError(f"{sim} {cfg.name}: {res.message} (see {case / 'sim.log'}; "
+                          f"reproduce: {repro})")
     if res.status != "pass" and raise_on_fail:
         where = f"; VCDs: {rtl_vcd} (RTL), {model_vcd} (model)" if waves else ""
         raise CosimMismatch(f"{sim} {cfg.name}: {res.message} (seed {seed}; reproduce: {repro}{where})")
@@ -214,6 +219,19 @@ def run_cosim(cfg: EngineConfig, *, sim: str = "icarus", seed: int = 1,
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         raise ConfigError(message)
+
+
+def _last_error(log: Path) -> str:
+    """The last exception line of a simulator log (what went wrong before any report was written)."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return f"no log at {log}"
+    for line in reversed(lines):
+        text = line.strip()
+        if text and ("Error" in text or "Exception" in text) and ":" in text:
+            return text[-300:]
+    return f"see {log}"
 
 
 def _parser(engine: str | None) -> argparse.ArgumentParser:

@@ -52,3 +52,15 @@ def test_cli_refuses_bad_case_in_one_line(capsys):
     assert main(["systolic", "--tiles", "0"]) == 2
     err = capsys.readouterr().err
     assert err == "tpesim: error: tiles must be a positive integer, not 0\n"
+
+
+@pytest.mark.cosim
+def test_testbench_error_is_not_a_mismatch():
+    """A failure of the testbench itself is reported as such, with its cause, never as an RTL or
+    model mismatch."""
+    from sim.errors import TpesimError
+
+    with pytest.raises(TpesimError) as ei:
+        run_cosim(FIRST["systolic"], sim="icarus", seed=3, tiles=1, inject_error=3)
+    assert not isinstance(ei.value, CosimMismatch)
+    assert "testbench error at cycle 3: RuntimeError: injected testbench error" in str(ei.value)
