@@ -17,7 +17,6 @@ weight banks load independently of it. Every register resets to 0.
 
 from __future__ import annotations
 
-import re
 from functools import reduce
 from pathlib import Path
 
@@ -25,8 +24,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigne
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from rtl._common import check_name as _check_name
 from sim.engines.adder_tree import AdderTreeConfig
-from sim.errors import ConfigError
 
 __all__ = ["AdderTree", "Column", "ReductionTree", "VectorEncoder", "EntEncoder", "component",
            "signature", "to_verilog", "write_verilog"]
@@ -34,33 +33,6 @@ __all__ = ["AdderTree", "Column", "ReductionTree", "VectorEncoder", "EntEncoder"
 ENT_DIGITS = 4     # radix-4 digits of an int8 operand (bit weights 0..3)
 DIGIT_BITS = 3     # one EN-T digit in -2..2, two's complement
 # Amaranth emits `x == 0` as `!x`, which Verilator flags (WIDTHTRUNC): zero tests use `~x.any()`.
-
-_VERILOG_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
-# IEEE 1364-2005 keywords and the IEEE 1800 (SystemVerilog) additions: Verilator and Icarus -g2012
-# reserve both.
-_VERILOG_KEYWORDS = frozenset("""
-always and assign automatic begin buf bufif0 bufif1 case casex casez cell cmos config deassign
-default defparam design disable edge else end endcase endconfig endfunction endgenerate endmodule
-endprimitive endspecify endtable endtask event for force forever fork function generate genvar
-highz0 highz1 if ifnone incdir include initial inout input instance integer join large liblist
-library localparam macromodule medium module nand negedge nmos nor noshowcancelled not notif0
-notif1 or output parameter pmos posedge primitive pull0 pull1 pulldown pullup pulsestyle_ondetect
-pulsestyle_onevent rcmos real realtime reg release repeat rnmos rpmos rtran rtranif0 rtranif1
-scalared showcancelled signed small specify specparam strong0 strong1 supply0 supply1 table task
-time tran tranif0 tranif1 tri tri0 tri1 triand trior trireg unsigned use uwire vectored wait wand
-weak0 weak1 while wire wor xnor xor
-accept_on alias always_comb always_ff always_latch assert assume before bind bins binsof bit break
-byte chandle checker class clocking const constraint context continue cover covergroup coverpoint
-cross dist do endchecker endclass endclocking endgroup endinterface endpackage endprogram
-endproperty endsequence enum eventually expect export extends extern final first_match foreach
-forkjoin global iff ignore_bins illegal_bins implements implies import inside int interconnect
-interface intersect join_any join_none let local logic longint matches modport nettype new null
-package packed priority program property protected pure rand randc randcase randsequence ref
-reject_on restrict return s_always s_eventually s_nexttime s_until s_until_with sequence shortint
-shortreal soft solve static string strong struct super sync_accept_on sync_reject_on tagged this
-throughout timeprecision timeunit type typedef union unique unique0 until until_with untyped var
-virtual void wait_order weak wildcard with within
-""".split())
 
 
 def signature(cfg: AdderTreeConfig) -> wiring.Signature:
@@ -466,13 +438,6 @@ class AdderTree(wiring.Component):
 def component(cfg: AdderTreeConfig) -> wiring.Component:
     """The engine's RTL."""
     return AdderTree(cfg)
-
-
-def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not _VERILOG_ID.match(name) or name in _VERILOG_KEYWORDS:
-        raise ConfigError("name must be a Verilog identifier (a letter or _, then letters, "
-                          f"digits, _ or $; not a keyword), not {name!r}")
-    return name
 
 
 def to_verilog(cfg: AdderTreeConfig, name: str | None = None) -> str:
