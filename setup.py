@@ -3,7 +3,8 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-HOT = ["sim/kernel/_core.py", "sim/engines/_systolic_core.py", "sim/engines/_stationary_core.py"]
+HOT = ["sim/kernel/_core.py", "sim/engines/_systolic_core.py", "sim/engines/_stationary_core.py",
+       "sim/engines/_adder_tree_core.py"]
 
 ext = [
     Extension(p[:-3].replace("/", "."), [p], include_dirs=[numpy.get_include()],

@@ -16,7 +16,7 @@ from sim.numerics import value_range
 from sim.registry import ENGINES
 
 CASES = [(name, ex) for name, e in ENGINES.items() for ex in e.examples]
-MEMORIES = [None, MemoryConfig(sram_kib_a=0.25, sram_kib_b=0.25, sram_kib_c=1, dram_bw=3,
+MEMORIES = [None, MemoryConfig(sram_kib_a=1, sram_kib_b=1, sram_kib_c=4, dram_bw=3,
                                dram_latency=7)]
 
 

@@ -15,7 +15,7 @@ from ..config import EngineConfig, Lanes, Operand, Stream, check_bool, check_cho
 from ..errors import ConfigError
 from ..numerics import matmul_wrapped, value_range
 
-__all__ = ["AdderTreeConfig", "reference", "ENCODINGS"]
+__all__ = ["AdderTreeConfig", "AdderTreeModel", "reference", "ENCODINGS"]
 
 ENCODINGS = ("plain", "ent")
 IN_BITS = (4, 8, 16)
@@ -178,3 +178,106 @@ class AdderTreeConfig(EngineConfig):
 def reference(cfg: AdderTreeConfig, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Functional model: exact A @ B wrapped to the accumulator buffer's width."""
     return matmul_wrapped(a, b, cfg.acc_bits, cfg.signed)
+
+
+# -- cycle model ----------------------------------------------------------------------------------
+from pathlib import Path  # noqa: E402
+
+from ..errors import WorkloadError  # noqa: E402
+from ..numerics import pack, unpack  # noqa: E402
+from . import load_core  # noqa: E402
+from ._vcd import VcdMixin  # noqa: E402
+
+
+class AdderTreeModel(VcdMixin):
+    """Cycle model of the adder-tree engine with the RTL's ports (sim/engines/_adder_tree_core.py).
+
+    `step(inputs)` advances one clock in lockstep (cosim); `run_folds(...)` advances many cycles in
+    compiled code (kernels), with StationaryModel.run_folds' contract. Port values in `step` are raw
+    bit patterns, as on the RTL's wires; each lane of `out_c` is `result_bits` wide.
+    """
+
+    def __init__(self, cfg: AdderTreeConfig, *, interpreted: bool | None = None,
+                 vcd_path: str | Path | None = None):
+        self.cfg = cfg
+        self.core_module = load_core("_adder_tree_core", interpreted)
+        self.core = self.core_module.AdderTreeCore(cfg.lanes, cfg.cols, cfg.result_bits, cfg.signed,
+                                                   cfg.latency, cfg.drain_cycles, cfg.banks)
+        self._vcd = None
+        if vcd_path is not None:
+            self._open_vcd(Path(vcd_path))
+
+    # -- lockstep ------------------------------------------------------------------------------
+    @property
+    def cycle(self) -> int:
+        return int(self.core.cycle)
+
+    def reset(self) -> None:
+        self.core.reset()
+
+    def step(self, ins: dict[str, int]) -> dict[str, int]:
+        """Apply this cycle's inputs, return this cycle's outputs, then clock once."""
+        cfg = self.cfg
+        a = unpack(ins.get("in_data", 0), cfg.lanes, cfg.in_bits, cfg.signed)
+        w = unpack(ins.get("load_data", 0), cfg.cols, cfg.in_bits, cfg.signed)
+        t = self.cycle
+        lr, ir, ov, ol, oc = self.core.step(int(ins.get("load_valid", 0)), w,
+                                            int(ins.get("in_valid", 0)), a,
+                                            int(ins.get("in_last", 0)), int(ins.get("out_ready", 0)))
+        outs = {"load_ready": int(lr), "in_ready": int(ir), "out_valid": int(ov),
+                "out_last": int(ol), "out_c": pack(oc, cfg.result_bits)}
+        if self._vcd is not None:
+            self._dump(t, ins, outs)
+        return outs
+
+    def column_result(self, j: int) -> int:
+        """Column j's result register this cycle (see AdderTreeCore.column_result)."""
+        return int(self.core.column_result(j))
+
+    @staticmethod
+    def load_order(w: np.ndarray) -> np.ndarray:
+        """A weight block's load beats in the order the load port takes them: row 0 first."""
+        return np.asarray(w)
+
+    # -- free running --------------------------------------------------------------------------
+    def run_folds(self, loads: np.ndarray, rows: np.ndarray, lasts: np.ndarray, *,
+                  load_avail: np.ndarray | None = None, in_avail: np.ndarray | None = None,
+                  ready: np.ndarray | None = None, max_cycles: int = 1 << 62,
+                  drain: bool = True, load_stamps: bool = False):
+        """Stream load beats (rows of weight blocks, N lanes, in load order: each block's row 0
+        first, see `load_order`) and stream beats (L lanes, `lasts` marking each block's last row)
+        until every result row is out. Returns (output rows, their cycles, cycles run), plus the
+        number of load beats taken when `drain` is False (then the run stops after the last stream
+        beat; offer the untaken loads again in the next call). `load_avail`/`in_avail` give, per
+        beat, the first cycle at which it can be offered (memory availability); `ready` is a
+        per-cycle sink schedule. With `load_stamps`, the cycle in which each load beat taken was
+        taken is appended to the returned tuple (an int64 array)."""
+        cfg = self.cfg
+        loads = np.ascontiguousarray(np.asarray(loads, dtype=np.int64).reshape(-1, cfg.cols))
+        rows = np.ascontiguousarray(np.asarray(rows, dtype=np.int64).reshape(-1, cfg.lanes))
+        lasts = np.ascontiguousarray(lasts, dtype=np.int64)
+        n = rows.shape[0]
+        # rows still in the pipeline from an earlier (non-draining) call also leave during this one
+        cap = n + cfg.latency + 1
+        out_c = np.empty((cap, cfg.cols), np.int64)
+        stamp = np.empty(cap, np.int64)
+        empty = np.zeros(0, np.uint8)
+
+        def sched(x):
+            return empty if x is None else np.ascontiguousarray(x, dtype=np.uint8)
+
+        def avail(x):
+            return np.zeros(0, np.int64) if x is None else np.ascontiguousarray(x, dtype=np.int64)
+
+        lstamp = np.zeros(loads.shape[0] if load_stamps else 0, np.int64)
+        li, bi, nout, cycles = self.core.run(loads, rows, lasts, out_c, stamp, avail(load_avail),
+                                             avail(in_avail), sched(ready), max_cycles,
+                                             1 if drain else 0, lstamp)
+        extra = (lstamp[:li],) if load_stamps else ()
+        if not drain and bi == n:
+            return (out_c[:nout], stamp[:nout], int(cycles), int(li), *extra)
+        if bi != n or li != loads.shape[0]:
+            raise WorkloadError(f"the run stopped after {cycles} cycles with {li} of {loads.shape[0]} "
+                                f"load beats and {bi} of {n} stream beats taken (max_cycles "
+                                f"{max_cycles}, or the load/stream order cannot make progress)")
+        return (out_c[:nout], stamp[:nout], int(cycles), *extra)
