@@ -33,8 +33,8 @@ demo: setup
 	$(VENV)/bin/tpesim run gemm --m 4096 --n 4096 --k 4096 --rows 128 --cols 128 --fidelity tile \
 	    --sram-kib-a 4096 --sram-kib-b 4096 --sram-kib-c 4096 --dram-bw 64 --dram-latency 100
 	$(VENV)/bin/tpesim verilog systolic --rows 4 --cols 4 -o build/systolic_4x4.v
-	$(PYBIN) -m cosim.runner systolic --rows 4 --cols 4 --sim icarus --seed 1 --tiles 3
-	$(PYBIN) -m cosim.runner systolic --rows 3 --cols 2 --dataflow is --double-buffer --sim icarus --seed 1
+	$(PYBIN) -m tpesim.cosim.runner systolic --rows 4 --cols 4 --sim icarus --seed 1 --tiles 3
+	$(PYBIN) -m tpesim.cosim.runner systolic --rows 3 --cols 2 --dataflow is --double-buffer --sim icarus --seed 1
 
 test: setup
 	$(PYBIN) -m pytest -q -n $(JOBS)
@@ -45,7 +45,7 @@ regress: setup
 # Cycle model vs Verilator/cocotb (cycles/s), tile-level 4096^3 targets, SCALE-Sim v3 side by side
 # -> docs/bench.md, docs/bench.json. About 5 minutes (plus the SCALE-Sim venv's first install).
 bench: setup
-	$(PYBIN) -m cosim.bench --scalesim-venv $(SCALESIM_VENV)
+	$(PYBIN) -m tpesim.cosim.bench --scalesim-venv $(SCALESIM_VENV)
 
 clean:
 	rm -rf build sim_build cosim_build .pytest_cache

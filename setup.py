@@ -3,11 +3,12 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-HOT = ["sim/kernel/_core.py", "sim/engines/_systolic_core.py", "sim/engines/_stationary_core.py",
+HOT = ["sim/event/_core.py", "sim/engines/_systolic_core.py", "sim/engines/_stationary_core.py",
        "sim/engines/_adder_tree_core.py"]
 
 ext = [
-    Extension(p[:-3].replace("/", "."), [p], include_dirs=[numpy.get_include()],
+    # sim/ is installed as the `tpesim` package (pyproject.toml's package-dir)
+    Extension("tpesim." + p[len("sim/"):-3].replace("/", "."), [p], include_dirs=[numpy.get_include()],
               extra_compile_args=["-O3", "-fwrapv"])
     for p in HOT
 ]

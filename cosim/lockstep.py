@@ -19,9 +19,9 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-from sim.config import config_from_json
-from sim.numerics import pack, unpack, value_range
-from sim.registry import engine_of
+from tpesim.config import config_from_json
+from tpesim.numerics import pack, unpack, value_range
+from tpesim.registry import engine_of
 
 __all__ = ["lockstep", "StreamSource", "Mismatch"]
 

@@ -1,6 +1,6 @@
 """Build any registered engine's RTL and run the lockstep cosim under Icarus or Verilator.
 
-    python -m cosim.runner systolic --rows 4 --cols 3 --sim verilator --seed 7
+    python -m tpesim.cosim.runner systolic --rows 4 --cols 3 --sim verilator --seed 7
     tpesim cosim adder_tree --lanes 5 --cols 3 --encoding plain ...     (any engine)
 
 A case is fully determined by (config, simulator, seed, tiles, kmax, p_valid, p_ready); the failure
@@ -20,10 +20,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.config import EngineConfig
-from sim.errors import ConfigError, CosimMismatch, TpesimError
-from sim.options import add_engine_options, config_argv, config_from_args
-from sim.registry import engine_names, engine_of, get_engine
+from tpesim.config import EngineConfig
+from tpesim.errors import ConfigError, CosimMismatch, TpesimError
+from tpesim.options import add_engine_options, config_argv, config_from_args
+from tpesim.registry import engine_names, engine_of, get_engine
 
 __all__ = ["CosimResult", "run_cosim", "main", "SIMULATORS", "VERILATOR_BUILD_ARGS"]
 
@@ -34,7 +34,7 @@ SIMULATORS = ("icarus", "verilator")
 # (see ../shared/toolchain.md pitfall 6).
 VERILATOR_BUILD_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-O3", "--no-public-flat-rw",
                         "--public-depth", "1"]
-TESTBENCH = "cosim.lockstep"
+TESTBENCH = "tpesim.cosim.lockstep"
 
 
 @dataclass(frozen=True)

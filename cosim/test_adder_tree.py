@@ -5,8 +5,8 @@ overflow corner: a column of -128 weights against a row of -128 activations)."""
 
 import pytest
 
-from cosim.runner import SIMULATORS, run_cosim
-from sim.engines.adder_tree import AdderTreeConfig
+from tpesim.cosim.runner import SIMULATORS, run_cosim
+from tpesim.engines.adder_tree import AdderTreeConfig
 
 FAST = [
     AdderTreeConfig(lanes=4, cols=3),

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 
-from cosim.bench.cases import SCALESIM_TARGETS, TILE_TARGETS, TileCase, tile_cases
-from cosim.bench.report import markdown, scalesim_table, tile_table
-from cosim.bench.scalesim import ScaleSimRow
-from cosim.bench.tile import measure_tile, run_tile_suite
+from tpesim.cosim.bench.cases import SCALESIM_TARGETS, TILE_TARGETS, TileCase, tile_cases
+from tpesim.cosim.bench.report import markdown, scalesim_table, tile_table
+from tpesim.cosim.bench.scalesim import ScaleSimRow
+from tpesim.cosim.bench.tile import measure_tile, run_tile_suite
 
 
 def _info() -> dict:
@@ -21,7 +21,7 @@ def _info() -> dict:
 
 
 def test_tile_row_in_fresh_process():
-    from sim.timing import tile_gemm
+    from tpesim.timing import tile_gemm
 
     case = TileCase("t", 40, 24, 33, 8, 8, "os", target=True)
     (row,) = run_tile_suite([case], reps=2, seconds=0.5, log=lambda s: None, targets=TILE_TARGETS)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from cosim.runner import SIMULATORS, main, run_cosim
-from sim.errors import ConfigError, CosimMismatch
-from sim.registry import ENGINES
+from tpesim.cosim.runner import SIMULATORS, main, run_cosim
+from tpesim.errors import ConfigError, CosimMismatch
+from tpesim.registry import ENGINES
 
 FIRST = {name: e.config(**e.examples[0]) for name, e in ENGINES.items()}
 
@@ -58,7 +58,7 @@ def test_cli_refuses_bad_case_in_one_line(capsys):
 def test_testbench_error_is_not_a_mismatch():
     """A failure of the testbench itself is reported as such, with its cause, never as an RTL or
     model mismatch."""
-    from sim.errors import TpesimError
+    from tpesim.errors import TpesimError
 
     with pytest.raises(TpesimError) as ei:
         run_cosim(FIRST["systolic"], sim="icarus", seed=3, tiles=1, inject_error=3)

@@ -6,8 +6,8 @@ every cycle, random stimulus with random valid gaps and ready stalls; results al
 
 import pytest
 
-from cosim.runner import SIMULATORS, run_cosim
-from sim.engines.systolic import SystolicConfig
+from tpesim.cosim.runner import SIMULATORS, run_cosim
+from tpesim.engines.systolic import SystolicConfig
 
 # A square array, a non-square one, a 4-bit one, an unsigned 16-bit one with a narrow
 # accumulator that wraps, and the degenerate 1xN / Nx1 shapes.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.errors import ConfigTypeError, WorkloadError
+from tpesim.errors import ConfigTypeError, WorkloadError
 
 __all__ = ["ConvLayer", "im2col", "weights_to_b", "fold_output", "conv2d_im2col", "conv2d_direct",
            "random_operands"]

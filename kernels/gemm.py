@@ -13,14 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.stationary import StationaryCycleBackend
-from sim.config import EngineConfig
-from sim.engines.systolic import SystolicConfig, SystolicModel, reference
-from sim.errors import TpesimError, WorkloadError
-from sim.memory import MemoryConfig
-from sim.numerics import value_range
-from sim.registry import engine_of
-from sim.timing import (FIDELITIES, TileStream, TimingReport, check_gemm_shape, make_report,
+from tpesim.kernels.stationary import StationaryCycleBackend
+from tpesim.config import EngineConfig
+from tpesim.engines.systolic import SystolicConfig, SystolicModel, reference
+from tpesim.errors import TpesimError, WorkloadError
+from tpesim.memory import MemoryConfig
+from tpesim.numerics import value_range
+from tpesim.registry import engine_of
+from tpesim.timing import (FIDELITIES, TileStream, TimingReport, check_gemm_shape, make_report,
                         run_stream, time_stream)
 
 __all__ = ["GemmResult", "run_gemm", "time_gemm", "run_conv", "time_conv", "random_operands",
@@ -404,8 +404,8 @@ def time_gemm(cfg: EngineConfig, m: int, n: int, k: int, *, memory: MemoryConfig
 
 # -- conv2d, lowered by im2col (kernels/conv.py) onto the same GEMM --------------------------------
 def _conv_reference(cfg: EngineConfig, layer, x, w) -> np.ndarray:
-    from kernels.conv import conv2d_direct
-    from sim.numerics import wrap_array
+    from tpesim.kernels.conv import conv2d_direct
+    from tpesim.numerics import wrap_array
 
     return wrap_array(conv2d_direct(x, w, layer), cfg.acc_bits, cfg.signed)
 
@@ -416,7 +416,7 @@ def run_conv(cfg: EngineConfig, layer, x, w, *, fidelity: str = "cycle",
     """conv2d (NHWC x, HWIO w) as im2col + GEMM on the engine; `c` is the NHWC output and
     `matched` compares it with the direct numpy convolution (wrapped to acc_bits). m, n, k are the
     lowered GEMM's. `verify` defaults to True at cycle fidelity, False at tile fidelity."""
-    from kernels.conv import fold_output, im2col, weights_to_b
+    from tpesim.kernels.conv import fold_output, im2col, weights_to_b
 
     _check_fidelity(fidelity)
     if verify is None:

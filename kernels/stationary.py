@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.numerics import matmul_wrapped, wrap_array
-from sim.registry import engine_of
+from tpesim.numerics import matmul_wrapped, wrap_array
+from tpesim.registry import engine_of
 
 __all__ = ["FoldPlan", "plan", "fold_operands", "StationaryCycleBackend",
            "stationary_cycle_backend", "fold_numpy"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sim.errors import ConfigError
+from tpesim.errors import ConfigError
 
 __all__ = ["check_name"]
 

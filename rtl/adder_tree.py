@@ -24,8 +24,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigne
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl._common import check_name as _check_name
-from sim.engines.adder_tree import AdderTreeConfig
+from tpesim.rtl._common import check_name as _check_name
+from tpesim.engines.adder_tree import AdderTreeConfig
 
 __all__ = ["AdderTree", "Column", "ReductionTree", "VectorEncoder", "EntEncoder", "component",
            "signature", "to_verilog", "write_verilog"]

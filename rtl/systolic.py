@@ -30,8 +30,8 @@ from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl._common import check_name
-from sim.engines.systolic import SystolicConfig
+from tpesim.rtl._common import check_name
+from tpesim.engines.systolic import SystolicConfig
 
 __all__ = ["SystolicArray", "StationaryArray", "OsPE", "StationaryPE", "Skew", "Deskew",
            "component", "signature", "to_verilog", "write_verilog"]

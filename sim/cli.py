@@ -21,8 +21,8 @@ __all__ = ["main"]
 PROG = "tpesim"
 # Subcommands whose arguments belong to another tool's own parser, forwarded untouched.
 FORWARDED = {
-    "cosim": ("cosim.runner", "main", "co-simulate an engine's RTL against its cycle model"),
-    "scalesim": ("kernels.scalesim", "cli_main", "run SCALE-Sim config and topology files"),
+    "cosim": ("tpesim.cosim.runner", "main", "co-simulate an engine's RTL against its cycle model"),
+    "scalesim": ("tpesim.kernels.scalesim", "cli_main", "run SCALE-Sim config and topology files"),
 }
 
 
@@ -159,7 +159,7 @@ def _memory_config(args: argparse.Namespace):
 
 def _check_supported(args: argparse.Namespace, cfg) -> None:
     """An engine without a model at the asked fidelity is an error, never a silent wrong answer."""
-    from kernels.gemm import engine_faces
+    from tpesim.kernels.gemm import engine_faces
 
     engine_faces(cfg, args.fidelity)
 
@@ -238,7 +238,7 @@ def _print_table(r: dict, title: str) -> None:
 
 
 def _cmd_run_gemm(args: argparse.Namespace) -> int:
-    from kernels.gemm import random_operands, run_gemm, time_gemm
+    from tpesim.kernels.gemm import random_operands, run_gemm, time_gemm
 
     from .timing import check_gemm_shape
 
@@ -264,8 +264,8 @@ def _cmd_run_gemm(args: argparse.Namespace) -> int:
 
 
 def _cmd_run_conv(args: argparse.Namespace) -> int:
-    from kernels.conv import ConvLayer, random_operands
-    from kernels.gemm import run_conv, time_conv
+    from tpesim.kernels.conv import ConvLayer, random_operands
+    from tpesim.kernels.gemm import run_conv, time_conv
 
     from .outputs import check_output_path
 

@@ -554,7 +554,7 @@ def run_stream(stream: TileStream, backend: TileBackend, memory: MemoryConfig | 
     An ideal memory can never gate the engine, so it is left out of the run (its traffic is the
     static count, the same numbers its components would count).
     """
-    from .kernel import Simulator
+    from .event import Simulator
 
     memory = MemoryConfig() if memory is None else memory
     sim = Simulator()

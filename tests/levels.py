@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.gemm import run_gemm
-from sim.registry import engine_of
+from tpesim.kernels.gemm import run_gemm
+from tpesim.registry import engine_of
 
 LEVELS = ("functional", "tile", "cycle")
 

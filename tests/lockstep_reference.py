@@ -16,8 +16,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from sim.engines.systolic import SystolicConfig, SystolicModel
-from sim.numerics import wrap_array
+from tpesim.engines.systolic import SystolicConfig, SystolicModel
+from tpesim.numerics import wrap_array
 
 
 def _nbytes(elements: int, bits: int) -> int:

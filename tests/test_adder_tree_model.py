@@ -17,11 +17,11 @@ import math
 import numpy as np
 import pytest
 
-from sim.engines.adder_tree import AdderTreeConfig, AdderTreeModel
-from sim.numerics import pack, unpack, wrap
+from tpesim.engines.adder_tree import AdderTreeConfig, AdderTreeModel
+from tpesim.numerics import pack, unpack, wrap
 
 try:
-    from sim.numerics import ent_digits
+    from tpesim.numerics import ent_digits
 except ImportError:  # the contract's recoding, if sim.numerics does not have it (yet)
     def ent_digits(v):
         s = -1 if v < 0 else 1
@@ -585,7 +585,7 @@ def test_ports_reset_vcd_and_load_order(tmp_path, rng):
 
 
 def test_run_folds_errors():
-    from sim.errors import WorkloadError
+    from tpesim.errors import WorkloadError
 
     cfg = AdderTreeConfig(lanes=2, cols=2)
     m = AdderTreeModel(cfg)

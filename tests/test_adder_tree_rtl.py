@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from rtl.adder_tree import AdderTree, EntEncoder, signature, to_verilog, write_verilog
-from sim.engines.adder_tree import AdderTreeConfig
-from sim.errors import ConfigError
-from sim.numerics import ent_digits, pack, unpack
+from tpesim.rtl.adder_tree import AdderTree, EntEncoder, signature, to_verilog, write_verilog
+from tpesim.engines.adder_tree import AdderTreeConfig
+from tpesim.errors import ConfigError
+from tpesim.numerics import ent_digits, pack, unpack
 
 C = AdderTreeConfig
 

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.engines.adder_tree import AdderTreeConfig, AdderTreeModel
-from sim.tile_adder_tree import (AdderTreeTileBackend, adder_tree_fold_times, fold_row_cycles,
+from tpesim.engines.adder_tree import AdderTreeConfig, AdderTreeModel
+from tpesim.tile_adder_tree import (AdderTreeTileBackend, adder_tree_fold_times, fold_row_cycles,
                                  ideal_cycles, ideal_fold_times)
 
 
@@ -177,9 +177,9 @@ def test_period_per_fold(lanes, cols, ent):
 def test_registry_timing_face(db):
     """`adder_tree_timing(cfg)` (the registry's `timing` face): the closed form equals the per-fold
     backend run by sim.timing's event-driven engine, and both equal the cycle model."""
-    from sim.memory import MemoryConfig
-    from sim.tile_adder_tree import adder_tree_timing
-    from sim.timing import run_stream
+    from tpesim.memory import MemoryConfig
+    from tpesim.tile_adder_tree import adder_tree_timing
+    from tpesim.timing import run_stream
 
     cfg = AdderTreeConfig(lanes=5, cols=3, encoding="ent", double_buffer=db)
     tm = adder_tree_timing(cfg)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cosim.bench.cases import StationaryAdapter
-from cosim.bench.stimulus import checksum_rows, make_fold_stream
-from sim.engines.systolic import StationaryModel, SystolicConfig
+from tpesim.cosim.bench.cases import StationaryAdapter
+from tpesim.cosim.bench.stimulus import checksum_rows, make_fold_stream
+from tpesim.engines.systolic import StationaryModel, SystolicConfig
 
 
 @pytest.mark.parametrize("db", [False, True])

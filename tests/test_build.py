@@ -3,11 +3,11 @@ not, so this test is what fails in that case."""
 
 import pytest
 
-from sim.engines import is_compiled, load_core
+from tpesim.engines import is_compiled, load_core
 
 
 def test_hot_paths_are_compiled():
-    import sim.kernel._core as kcore
+    import tpesim.event._core as kcore
 
     for core in ("_systolic_core", "_stationary_core"):
         assert is_compiled(load_core(core, interpreted=False)), "run `make setup` (or make ext)"
@@ -23,15 +23,15 @@ def test_interpreted_path_is_the_same_source():
     ("", False), ("0", False), ("no", False), ("false", False), ("OFF", False),
     ("1", True), ("yes", True), ("true", True), ("On", True)])
 def test_interpreted_switch_spellings(monkeypatch, value, expected):
-    from sim.engines import interpreted_default
+    from tpesim.engines import interpreted_default
 
     monkeypatch.setenv("TPESIM_INTERPRETED", value)
     assert interpreted_default() is expected
 
 
 def test_interpreted_switch_rejects_garbage(monkeypatch):
-    from sim.engines import interpreted_default
-    from sim.errors import ConfigError
+    from tpesim.engines import interpreted_default
+    from tpesim.errors import ConfigError
 
     monkeypatch.setenv("TPESIM_INTERPRETED", "maybe")
     with pytest.raises(ConfigError, match=r"^TPESIM_INTERPRETED must be one of .*, not 'maybe'$"):
@@ -41,7 +41,7 @@ def test_interpreted_switch_rejects_garbage(monkeypatch):
 def test_report_says_which_path_ran(capsys):
     import json
 
-    from sim.cli import main
+    from tpesim.cli import main
 
     argv = ["run", "gemm", "--m", "5", "--n", "5", "--k", "5", "--rows", "2", "--cols", "2", "--json"]
     assert main(argv) == 0

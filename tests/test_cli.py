@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import kernels.gemm
-from sim.cli import main
+import tpesim.kernels.gemm
+from tpesim.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 GEMM = ["run", "gemm", "--m", "20", "--n", "11", "--k", "9", "--rows", "4", "--cols", "3"]
@@ -60,13 +60,13 @@ def test_run_gemm_table(capsys):
 
 
 def test_mismatch_exits_nonzero(capsys, monkeypatch):
-    real = kernels.gemm.run_gemm
+    real = tpesim.kernels.gemm.run_gemm
 
     def broken(*args, **kw):
         res = real(*args, **kw)
         return dataclasses.replace(res, matched=False)
 
-    monkeypatch.setattr(kernels.gemm, "run_gemm", broken)
+    monkeypatch.setattr(tpesim.kernels.gemm, "run_gemm", broken)
     rc, out, err = run(capsys, [*GEMM, "--json"])
     assert rc != 0
     assert json.loads(out)["matched"] is False
@@ -107,7 +107,7 @@ def test_errors_are_one_line(capsys, argv, message):
 def test_console_script_rows_zero():
     """The installed entry point: real process, real exit code, nothing but the one line."""
     exe = Path(sys.executable).with_name("tpesim")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "sim.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "tpesim.cli"]
     proc = subprocess.run([*cmd, "run", "gemm", "--m", "4", "--n", "4", "--k", "4", "--rows", "0",
                            "--cols", "4"], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 2
@@ -121,9 +121,10 @@ def test_help_exits_zero(capsys):
 
 
 def test_sim_does_not_import_other_faces():
-    code = ("import sys, sim, sim.cli, sim.engines.systolic, sim.kernel\n"
+    code = ("import sys, tpesim.cli, tpesim.engines.systolic, tpesim.event, tpesim.registry\n"
             "faces = ('rtl', 'cosim', 'kernels')\n"
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in faces)\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[:2] in [['tpesim', f] for f in faces]"
+            " or m.split('.')[0] in faces)\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
 
@@ -136,7 +137,7 @@ def test_verilog_calls_rtl(capsys, monkeypatch, tmp_path):
         seen["cfg"], seen["path"] = cfg, path
         return Path(path)
 
-    monkeypatch.setitem(sys.modules, "rtl.systolic",
+    monkeypatch.setitem(sys.modules, "tpesim.rtl.systolic",
                         types.SimpleNamespace(write_verilog=write_verilog))
     out_file = tmp_path / "s.v"
     rc, out, err = run(capsys, ["verilog", "systolic", "--rows", "3", "--cols", "5",
@@ -151,8 +152,8 @@ def test_verilog_calls_rtl(capsys, monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize(("command", "module", "attr"), [
-    ("cosim", "cosim.runner", "main"),
-    ("scalesim", "kernels.scalesim", "cli_main"),
+    ("cosim", "tpesim.cosim.runner", "main"),
+    ("scalesim", "tpesim.kernels.scalesim", "cli_main"),
 ])
 def test_forwarding(capsys, monkeypatch, command, module, attr):
     seen = []
@@ -171,27 +172,27 @@ def test_forwarded_tool_exit(capsys, monkeypatch):
     def entry(argv):
         raise SystemExit(0)
 
-    monkeypatch.setitem(sys.modules, "cosim.runner", types.SimpleNamespace(main=entry))
+    monkeypatch.setitem(sys.modules, "tpesim.cosim.runner", types.SimpleNamespace(main=entry))
     assert main(["cosim", "--help"]) == 0
 
 
 def test_forwarded_tpesim_error_is_one_line(capsys, monkeypatch):
-    from sim.errors import CosimMismatch
+    from tpesim.errors import CosimMismatch
 
     def entry(argv):
         raise CosimMismatch("out_c differs at cycle 12: model 0x1 rtl 0x2\n(seed 3)")
 
-    monkeypatch.setitem(sys.modules, "cosim.runner", types.SimpleNamespace(main=entry))
+    monkeypatch.setitem(sys.modules, "tpesim.cosim.runner", types.SimpleNamespace(main=entry))
     rc, _, err = run(capsys, ["cosim", "systolic"])
     assert rc == 2
     assert err == "tpesim: error: out_c differs at cycle 12: model 0x1 rtl 0x2 (seed 3)\n"
 
 
 def test_missing_face_is_one_line(capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "kernels.scalesim", None)  # import raises ModuleNotFoundError
+    monkeypatch.setitem(sys.modules, "tpesim.kernels.scalesim", None)  # import raises ModuleNotFoundError
     rc, _, err = run(capsys, ["scalesim", "x.cfg"])
     assert rc == 2
-    assert len(err.splitlines()) == 1 and err.startswith("tpesim: error: kernels.scalesim")
+    assert len(err.splitlines()) == 1 and err.startswith("tpesim: error: tpesim.kernels.scalesim")
 
 
 # -- fidelity, memory, reports, conv ---------------------------------------------------------------
@@ -298,12 +299,12 @@ def test_run_conv_errors_are_one_line(capsys):
 
 
 def test_conv_mismatch_exits_nonzero(capsys, monkeypatch):
-    real = kernels.gemm.run_conv
+    real = tpesim.kernels.gemm.run_conv
 
     def broken(*args, **kw):
         return dataclasses.replace(real(*args, **kw), matched=False)
 
-    monkeypatch.setattr(kernels.gemm, "run_conv", broken)
+    monkeypatch.setattr(tpesim.kernels.gemm, "run_conv", broken)
     rc, out, err = run(capsys, [*CONV, "--json"])
     assert rc == 1 and json.loads(out)["matched"] is False
     assert err.startswith("tpesim: error: result differs")
@@ -376,7 +377,7 @@ def test_version(capsys):
 
 
 def test_engines_lists_every_engine(capsys):
-    from sim.registry import ENGINES
+    from tpesim.registry import ENGINES
 
     assert main(["engines"]) == 0
     out = capsys.readouterr().out

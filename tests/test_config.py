@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from sim.config import Port
-from sim.engines.systolic import SystolicConfig
-from sim.errors import ConfigError, ConfigTypeError, TpesimError
+from tpesim.config import Port
+from tpesim.engines.systolic import SystolicConfig
+from tpesim.errors import ConfigError, ConfigTypeError, TpesimError
 
 
 @pytest.mark.parametrize(("kwargs", "exc", "message"), [
@@ -175,8 +175,8 @@ def test_toml_errors_are_one_line():
     ("[" * 100_000, "ConfigError", None),
 ])
 def test_config_from_json_errors(text, exc, message):
-    from sim import errors
-    from sim.config import config_from_json
+    from tpesim import errors
+    from tpesim.config import config_from_json
 
     with pytest.raises(getattr(errors, exc)) as ei:
         config_from_json(text)
@@ -186,8 +186,8 @@ def test_config_from_json_errors(text, exc, message):
 
 
 def test_config_from_json_bom_and_round_trip():
-    from sim.config import config_from_json, config_from_toml
-    from sim.engines.adder_tree import AdderTreeConfig
+    from tpesim.config import config_from_json, config_from_toml
+    from tpesim.engines.adder_tree import AdderTreeConfig
 
     for cfg in (SystolicConfig(rows=3, cols=2, dataflow="is"),
                 AdderTreeConfig(lanes=5, cols=3, encoding="ent", double_buffer=True)):
@@ -197,8 +197,8 @@ def test_config_from_json_bom_and_round_trip():
 
 
 def test_config_from_toml_errors():
-    from sim.config import config_from_toml
-    from sim.errors import ConfigError
+    from tpesim.config import config_from_toml
+    from tpesim.errors import ConfigError
 
     with pytest.raises(ConfigError, match="^engine config TOML must not be empty$"):
         config_from_toml("  \n")

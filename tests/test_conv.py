@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels.conv import (
+from tpesim.kernels.conv import (
     ConvLayer, conv2d_direct, conv2d_im2col, fold_output, im2col, random_operands, weights_to_b,
 )
-from kernels.scalesim import Layer, scalesim_compute_cycles
-from sim.errors import ConfigTypeError, TpesimError, WorkloadError
-from sim.numerics import matmul_wrapped, wrap_array
+from tpesim.kernels.scalesim import Layer, scalesim_compute_cycles
+from tpesim.errors import ConfigTypeError, TpesimError, WorkloadError
+from tpesim.numerics import matmul_wrapped, wrap_array
 
 
 def _random_layer(rng: np.random.Generator) -> ConvLayer:

@@ -10,7 +10,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from sim.numerics import ent_digit_array, ent_digits, wrap_array
+from tpesim.numerics import ent_digit_array, ent_digits, wrap_array
 
 VALUES = range(-128, 128)
 

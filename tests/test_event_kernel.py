@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-import sim.kernel
+import tpesim.event
 
-CORE_SRC = Path(sim.kernel.__file__).with_name("_core.py")
+CORE_SRC = Path(tpesim.event.__file__).with_name("_core.py")
 
 
 def _interpreted_core():
-    name = "sim.kernel._core__test_interpreted"
+    name = "tpesim.event._core__test_interpreted"
     if name not in sys.modules:
         loader = importlib.machinery.SourceFileLoader(name, str(CORE_SRC))
         mod = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader))
@@ -30,7 +30,7 @@ def _interpreted_core():
 @pytest.fixture(params=["compiled", "interpreted"])
 def Simulator(request):
     if request.param == "compiled":
-        from sim.kernel import _core
+        from tpesim.event import _core
 
         if str(_core.__file__).endswith(".py"):
             pytest.skip("the compiled kernel is not in use (not built, or TPESIM_INTERPRETED)")

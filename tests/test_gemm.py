@@ -9,11 +9,11 @@ from closed_form import row_cycles, stationary_row_cycles, stationary_total_cycl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import kernels.gemm as gemm
-from kernels.gemm import GemmResult, random_operands, run_gemm, tile_beats, tile_grid
-from sim.engines.systolic import SystolicConfig, SystolicModel, reference
-from sim.errors import TpesimError, WorkloadError
-from sim.memory import MemoryConfig
+import tpesim.kernels.gemm as gemm
+from tpesim.kernels.gemm import GemmResult, random_operands, run_gemm, tile_beats, tile_grid
+from tpesim.engines.systolic import SystolicConfig, SystolicModel, reference
+from tpesim.errors import TpesimError, WorkloadError
+from tpesim.memory import MemoryConfig
 
 
 def ceil_div(a, b):
@@ -266,8 +266,8 @@ def test_unsupported_cycle_dataflow(monkeypatch):
 
 
 def test_conv_both_fidelities(seed):
-    from kernels.conv import ConvLayer, conv2d_direct
-    from kernels.conv import random_operands as conv_operands
+    from tpesim.kernels.conv import ConvLayer, conv2d_direct
+    from tpesim.kernels.conv import random_operands as conv_operands
 
     layer = ConvLayer(in_h=7, in_w=6, in_channels=3, out_channels=5, kernel_h=3, kernel_w=2,
                       stride_h=2, pad_w=1, dilation_h=2, batch=2)
@@ -331,7 +331,7 @@ def test_stationary_sweep_shapes(rows, cols, m, n, k, in_bits, signed, df, seed)
 
 @pytest.mark.parametrize(("dataflow", "db"), STATIONARY)
 def test_stationary_python_touched_once_per_fold(monkeypatch, dataflow, db):
-    from sim.engines.systolic import StationaryModel
+    from tpesim.engines.systolic import StationaryModel
 
     calls = []
     real = StationaryModel.run_folds
@@ -375,8 +375,8 @@ def test_stationary_interpreted_matches(interpreted):
 
 @pytest.mark.parametrize(("dataflow", "db"), [("os", False), *STATIONARY])
 def test_conv_on_every_dataflow(dataflow, db, seed):
-    from kernels.conv import ConvLayer, conv2d_direct
-    from kernels.conv import random_operands as conv_operands
+    from tpesim.kernels.conv import ConvLayer, conv2d_direct
+    from tpesim.kernels.conv import random_operands as conv_operands
 
     layer = ConvLayer(in_h=6, in_w=7, in_channels=3, out_channels=4, kernel_h=3, kernel_w=2,
                       stride_h=1, stride_w=2, pad_h=1, pad_w=1, dilation_w=2, batch=2)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from levels import LEVELS, run_level
-from sim.memory import MemoryConfig
-from sim.numerics import value_range
-from sim.registry import ENGINES
+from tpesim.memory import MemoryConfig
+from tpesim.numerics import value_range
+from tpesim.registry import ENGINES
 
 CASES = [(name, ex) for name, e in ENGINES.items() for ex in e.examples]
 MEMORIES = [None, MemoryConfig(sram_kib_a=1, sram_kib_b=1, sram_kib_c=4, dram_bw=3,

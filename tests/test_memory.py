@@ -14,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lockstep_reference import lockstep_gemm
 
-from kernels.gemm import random_operands, run_gemm
-from sim.engines.systolic import SystolicConfig
-from sim.errors import ConfigError, ConfigTypeError, WorkloadError
-from sim.memory import TRAFFIC_FIELDS, DramLink, MemoryConfig, static_traffic
-from sim.timing import OsTiming, tile_gemm
+from tpesim.kernels.gemm import random_operands, run_gemm
+from tpesim.engines.systolic import SystolicConfig
+from tpesim.errors import ConfigError, ConfigTypeError, WorkloadError
+from tpesim.memory import TRAFFIC_FIELDS, DramLink, MemoryConfig, static_traffic
+from tpesim.timing import OsTiming, tile_gemm
 
 
 # -- configuration ---------------------------------------------------------------------------------
@@ -292,7 +292,7 @@ def test_tile_level_equals_lockstep_reference(rows, cols, m, n, k, in_bits, mem,
 def test_per_operand_release():
     """A backend may release each input operand at its own cycle (e.g. a stationary operand once
     loaded): here B is released at the first beat, so B's next fetch is not held up by A."""
-    from sim.timing import OsTileBackend, run_stream
+    from tpesim.timing import OsTileBackend, run_stream
 
     class EarlyB(OsTileBackend):
         def stream(self, t, now, ready, out_free):

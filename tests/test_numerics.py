@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.numerics import (from_bits, matmul_wrapped, pack, to_bits, unpack, value_range, wrap,
+from tpesim.numerics import (from_bits, matmul_wrapped, pack, to_bits, unpack, value_range, wrap,
                           wrap_array)
 
 

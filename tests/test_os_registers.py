@@ -10,8 +10,8 @@ agree at every cycle, compiled and interpreted.
 import numpy as np
 import pytest
 
-from sim.engines import load_core
-from sim.numerics import wrap
+from tpesim.engines import load_core
+from tpesim.numerics import wrap
 
 
 class LiteralOs:

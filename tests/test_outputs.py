@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sim.cli import main
-from sim.outputs import write_text_atomic
+from tpesim.cli import main
+from tpesim.outputs import write_text_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 CFG = ROOT / "kernels" / "workloads" / "scalesim_32x32_os.cfg"
@@ -69,7 +69,7 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     target = tmp_path / "out.csv"
     target.write_text("old")
 
-    import sim.outputs as outputs
+    import tpesim.outputs as outputs
 
     real = outputs.os.replace
 

@@ -18,7 +18,7 @@ import pytest
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
-from rtl.systolic import (
+from tpesim.rtl.systolic import (
     StationaryArray,
     SystolicArray,
     component,
@@ -26,10 +26,10 @@ from rtl.systolic import (
     to_verilog,
     write_verilog,
 )
-from sim.engines import load_core
-from sim.engines.systolic import SystolicConfig
-from sim.errors import ConfigError
-from sim.numerics import pack, unpack
+from tpesim.engines import load_core
+from tpesim.engines.systolic import SystolicConfig
+from tpesim.errors import ConfigError
+from tpesim.numerics import pack, unpack
 
 CFGS = [
     SystolicConfig(rows=3, cols=2),

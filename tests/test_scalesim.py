@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from kernels.conv import ConvLayer
-from kernels.scalesim import (
+from tpesim.kernels.conv import ConvLayer
+from tpesim.kernels.scalesim import (
     REPORT_COLUMNS, Layer, ScaleSimCompatWarning, ScaleSimConfig, cli_main, effective_k,
     explain_delta, format_config, format_topology, parse_config, parse_topology, read_config,
     read_topology, report, scalesim_compute, scalesim_compute_cycles, scalesim_fold_shape,
 )
-from sim.errors import ConfigError, FileFormatError, TpesimError
+from tpesim.errors import ConfigError, FileFormatError, TpesimError
 
 WORKLOADS = Path(__file__).resolve().parent.parent / "kernels" / "workloads"
 
@@ -489,12 +489,12 @@ def test_llama_topology():
 # ------------------------------------------------------------------------------------------------
 @pytest.fixture
 def no_tile_timing(monkeypatch):
-    monkeypatch.setitem(sys.modules, "sim.timing", None)  # import raises ImportError
+    monkeypatch.setitem(sys.modules, "tpesim.timing", None)  # import raises ImportError
 
 
 @pytest.fixture
 def fake_tile_timing(monkeypatch):
-    mod = types.ModuleType("sim.timing")
+    mod = types.ModuleType("tpesim.timing")
 
     def tile_gemm_cycles(M, N, K, rows, cols, dataflow):  # noqa: N803
         if dataflow != "os":
@@ -502,7 +502,7 @@ def fake_tile_timing(monkeypatch):
         return scalesim_compute_cycles(M, N, K, rows, cols, dataflow) + 1
 
     mod.tile_gemm_cycles = tile_gemm_cycles
-    monkeypatch.setitem(sys.modules, "sim.timing", mod)
+    monkeypatch.setitem(sys.modules, "tpesim.timing", mod)
 
 
 def _files(tmp_path, cfg_subs=None, topo=None, kind="gemm"):
@@ -638,7 +638,7 @@ def test_stationary_delta_is_folds_plus_two(dataflow, topology, kind):
 def test_stationary_delta_fallbacks():
     # N:M sparsity: SCALE-Sim compresses K, tpesim times the dense GEMM
     sc = scalesim_compute(100, 30, 70, 8, 8, "ws", sparsity=(2, 4))
-    from sim.timing import tile_gemm_cycles
+    from tpesim.timing import tile_gemm_cycles
 
     text = explain_delta(sc, tile_gemm_cycles(100, 30, 70, 8, 8, "ws"))
     assert "N:M-compressed reduction (36 of 70 rows, 20 folds)" in text

@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.gemm import run_gemm, time_gemm
-from kernels.stationary import plan
-from sim.engines.systolic import SystolicConfig, SystolicModel, reference
-from sim.numerics import pack, unpack
-from sim.tile_stationary import stationary_fold_times
+from tpesim.kernels.gemm import run_gemm, time_gemm
+from tpesim.kernels.stationary import plan
+from tpesim.engines.systolic import SystolicConfig, SystolicModel, reference
+from tpesim.numerics import pack, unpack
+from tpesim.tile_stationary import stationary_fold_times
 
 
 def folds(rng, cfg, ms):
@@ -149,7 +149,7 @@ def test_plan_matches_scalesim_fold_counts():
        M=st.integers(1, 40), uneven=st.booleans(), seed=st.integers(0, 2**31))
 def test_ideal_fold_times_equals_recurrence(R, C, db, F, M, uneven, seed):
     """The periodic shortcut of the stall-free form gives the recurrence's every fold."""
-    from sim.tile_stationary import ideal_fold_times
+    from tpesim.tile_stationary import ideal_fold_times
 
     ms = np.random.default_rng(seed).integers(1, 40, F) if uneven else np.full(F, M)
     ft = stationary_fold_times(R, C, ms, double_buffer=db)

@@ -12,9 +12,9 @@ from closed_form import row_cycles, total_cycles
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.engines import is_compiled, load_core
-from sim.engines.systolic import SystolicConfig, SystolicModel, reference
-from sim.numerics import pack, unpack
+from tpesim.engines import is_compiled, load_core
+from tpesim.engines.systolic import SystolicConfig, SystolicModel, reference
+from tpesim.numerics import pack, unpack
 
 COMPILED = is_compiled(load_core("_systolic_core", interpreted=False))
 

@@ -11,8 +11,8 @@ at every cycle, compiled and interpreted, single- and double-buffered.
 
 import pytest
 
-from sim.engines import load_core
-from sim.numerics import wrap
+from tpesim.engines import load_core
+from tpesim.numerics import wrap
 
 
 class LiteralWs:

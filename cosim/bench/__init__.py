@@ -1,8 +1,8 @@
 """`make bench`: three suites, measured side by side in one run -> docs/bench.md, docs/bench.json.
 
-    python -m cosim.bench                       # all suites
-    python -m cosim.bench --suite tile --suite scalesim
-    python -m cosim.bench --case systolic-os-8x8 --path model --path verilator_cpp   # cycle suite only
+    python -m tpesim.cosim.bench                       # all suites
+    python -m tpesim.cosim.bench --suite tile --suite scalesim
+    python -m tpesim.cosim.bench --case systolic-os-8x8 --path model --path verilator_cpp   # cycle suite only
 
 * cycle: simulated cycles/s of the cycle model against Verilator C++ and cocotb. Every case
   (cases.CASES) runs its paths (paths.PATHS) in order; rows get cycles/s, the ratios against the case's
@@ -13,7 +13,7 @@
   dataflow, ideal and finite memory, each in a fresh process: wall time and peak memory.
 * scalesim (scalesim.py): the same 512^3 GEMM by the real SCALE-Sim v3 (its own venv) and by tpesim:
   the speed ratio, and SCALE-Sim's Total Cycles = tpesim's compat closed form (else the run fails)
-  beside tpesim's RTL-proven cycles. `python -m cosim.bench.scalesim` is the full 80-layer check.
+  beside tpesim's RTL-proven cycles. `python -m tpesim.cosim.bench.scalesim` is the full 80-layer check.
 
 Hooks: engines (cases.ENGINES), cases (cases.CASES, TILE_CASES, SCALESIM_CASES), paths
 (paths.register_path) and targets (cases.TARGETS, TILE_TARGETS, SCALESIM_TARGETS).

@@ -1,4 +1,4 @@
-"""python -m cosim.bench [--suite cycle|tile|scalesim ...] [--quick] [--case NAME ...] [--path NAME ...]
+"""python -m tpesim.cosim.bench [--suite cycle|tile|scalesim ...] [--quick] [--case NAME ...] [--path NAME ...]
 [--md docs/bench.md] [--json docs/bench.json]
 
 Suites (all by default; --case/--path alone mean the cycle suite only):
@@ -35,7 +35,7 @@ def _prefer_venv_tools() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m cosim.bench", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m tpesim.cosim.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", action="append", choices=SUITES,
                     help="run only these suites (repeatable); default: all")

@@ -94,9 +94,9 @@ class SystolicAdapter:
                            reps=reps, seed=seed)
 
     def model(self, cfg, *, interpreted: bool):
-        from sim.engines.systolic import SystolicModel
+        from tpesim.engines.systolic import SystolicModel
 
-        from sim.engines import is_compiled
+        from tpesim.engines import is_compiled
 
         m = SystolicModel(cfg, interpreted=interpreted)
         if is_compiled(m.core_module) == interpreted:
@@ -133,7 +133,7 @@ class SystolicAdapter:
         return ModelRun(cycles, rows, h, secs, np.concatenate(kept) if keep_rows else None)
 
     def write_verilog(self, cfg, path: Path) -> str:
-        from rtl.systolic import write_verilog
+        from tpesim.rtl.systolic import write_verilog
 
         write_verilog(cfg, path, name=cfg.name)
         return cfg.name
@@ -227,7 +227,7 @@ ALL_PATHS = ("model", "interpreted", "verilator_cpp", "cocotb_verilator", "cocot
 
 
 def default_cases() -> list[BenchCase]:
-    from sim.engines.systolic import SystolicConfig
+    from tpesim.engines.systolic import SystolicConfig
 
     return [
         BenchCase("systolic-os-8x8", "systolic", SystolicConfig(rows=8, cols=8, in_bits=8, acc_bits=32),

@@ -210,7 +210,7 @@ def path_verilator_cpp(case: BenchCase, ctx: Context) -> Row:
 
 
 def _cocotb(case: BenchCase, ctx: Context, sim: str, path: str, default_cycles: int) -> Row:
-    from cosim import runner as cr
+    from tpesim.cosim import runner as cr
 
     kmax = case.param("cocotb_kmax", 64)
     want_cycles = case.param(f"{sim}_cycles", default_cycles)

@@ -1,7 +1,7 @@
 """The real SCALE-Sim v3.0.0 on whole shipped topologies (kernels/workloads), layer by layer,
 against tpesim's compat closed form and its RTL-proven tile-level timing (issue 3).
 
-    python -m cosim.bench.scalesim_topologies [--array 128] [--topology bert resnet50 llama2_decode]
+    python -m tpesim.cosim.bench.scalesim_topologies [--array 128] [--topology bert resnet50 llama2_decode]
                                               [--dataflow os ws is] [--deadline HH:MM] [--jobs 2]
 
 Every layer of each selected topology is written with kernels.scalesim's writers and run by the
@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernels.scalesim import Layer, read_topology, scalesim_compute_cycles
+from tpesim.kernels.scalesim import Layer, read_topology, scalesim_compute_cycles
 
 from .scalesim import (
     DEFAULT_VENV, ROOT, SRAM_KB, Case, _rel, _write_case, compare, ensure_venv, run_worker,
@@ -85,7 +85,7 @@ def load_layers(topology: str) -> list[Layer]:
 
 
 def tile_cycles(ly: Layer, rows: int, cols: int, dataflow: str) -> int:
-    from sim.timing import tile_gemm_cycles
+    from tpesim.timing import tile_gemm_cycles
     return tile_gemm_cycles(ly.M, ly.N, ly.K, rows, cols, dataflow)
 
 
@@ -324,7 +324,7 @@ def _ok(r: dict) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m cosim.bench.scalesim_topologies",
+    ap = argparse.ArgumentParser(prog="python -m tpesim.cosim.bench.scalesim_topologies",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--array", type=int, default=128, help="square array size (default 128)")
     ap.add_argument("--topology", nargs="+", default=["bert", "resnet50", "llama2_decode"],
@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         deadline = d.timestamp()
     python = ensure_venv(args.venv, log=log)
     versions = scalesim_versions(python)
-    cmd = "python -m cosim.bench.scalesim_topologies " + " ".join(
+    cmd = "python -m tpesim.cosim.bench.scalesim_topologies " + " ".join(
         a for a in (argv if argv is not None else sys.argv[1:]) if a != "--render-only")
     header = {"command": cmd.strip(), "node": platform.node(), "venv": _rel(args.venv),
               "jobs": args.jobs, **versions}

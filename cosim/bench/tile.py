@@ -1,7 +1,7 @@
 """Tile-level timing (`sim.timing.tile_gemm`) measured for wall time and peak memory, one fresh process per row.
 
-    python -m cosim.bench --suite tile                       # the issue-3 rows (cases.TILE_CASES)
-    python -m cosim.bench.tile '{"m": 4096, "n": 4096, "k": 4096, "rows": 128, "cols": 128}'
+    python -m tpesim.cosim.bench --suite tile                       # the issue-3 rows (cases.TILE_CASES)
+    python -m tpesim.cosim.bench.tile '{"m": 4096, "n": 4096, "k": 4096, "rows": 128, "cols": 128}'
 
 The second form is what the bench runs for every row: one measurement in this (fresh) process,
 printed as one JSON line. A fresh process per row makes its peak resident set (VmHWM, see
@@ -105,8 +105,8 @@ def _child(spec: dict) -> dict:
     import resource
     import tracemalloc
 
-    from sim.memory import MemoryConfig
-    from sim.timing import tile_gemm
+    from tpesim.memory import MemoryConfig
+    from tpesim.timing import tile_gemm
 
     def maxrss() -> int:
         return peak_rss_bytes()
@@ -153,10 +153,10 @@ def _child(spec: dict) -> dict:
 # -- the parent -----------------------------------------------------------------------------------------
 def measure_tile(case: TileCase, *, reps: int = 5, seconds: float = 2.0, python: str | None = None,
                  timeout: float = 300.0) -> TileRow:
-    """Run one TileCase in a fresh `python -m cosim.bench.tile` process and return its row."""
+    """Run one TileCase in a fresh `python -m tpesim.cosim.bench.tile` process and return its row."""
     row = TileRow(case.name, case.m, case.n, case.k, case.rows, case.cols, case.dataflow, case.memory,
                   case.events, case.target, case.options)
-    cmd = [python or sys.executable, "-m", "cosim.bench.tile", json.dumps(case.spec(reps, seconds))]
+    cmd = [python or sys.executable, "-m", "tpesim.cosim.bench.tile", json.dumps(case.spec(reps, seconds))]
     t0 = time.perf_counter()
     try:
         p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.numerics import pack, value_range
+from tpesim.numerics import pack, value_range
 
 __all__ = ["Case", "full_range", "lane_values"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.engines.adder_tree import AdderTreeConfig
+from tpesim.engines.adder_tree import AdderTreeConfig
 
 from . import Case, full_range, lane_values
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.engines.systolic import SystolicConfig, reference
+from tpesim.engines.systolic import SystolicConfig, reference
 
 from . import Case, full_range, lane_values
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sim.outputs import check_output_path, write_text_atomic
-from sim.errors import FileFormatError, TpesimError
+from tpesim.outputs import check_output_path, write_text_atomic
+from tpesim.errors import FileFormatError, TpesimError
 
 from .parse import ScaleSimCompatWarning, ScaleSimConfig, read_config, read_topology
 from .report import REPORT_COLUMNS, report

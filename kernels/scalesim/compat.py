@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from sim.config import check_choice, check_int
+from tpesim.config import check_choice, check_int
 
 from .parse import DATAFLOWS, WORD_BYTES
 

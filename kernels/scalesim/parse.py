@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sim.config import check_choice, check_int
-from sim.errors import ConfigError, FileFormatError
+from tpesim.config import check_choice, check_int
+from tpesim.errors import ConfigError, FileFormatError
 
 
 

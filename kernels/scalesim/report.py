@@ -6,7 +6,7 @@ import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sim.errors import ConfigError, TpesimError
+from tpesim.errors import ConfigError, TpesimError
 
 from .compat import ScaleSimCompute, scalesim_compute
 from .parse import Layer, ScaleSimConfig
@@ -28,7 +28,7 @@ TileTiming = Callable[[int, int, int, int, int, str], Any]
 def load_tile_timing() -> tuple[TileTiming | None, str]:
     """tpesim's tile-level GEMM timing if present, else (None, why not)."""
     try:
-        from sim.timing import tile_gemm_cycles
+        from tpesim.timing import tile_gemm_cycles
     except ImportError as e:
         return None, f"tpesim tile timing unavailable ({e}); SCALE-Sim-compatible timing only"
     return tile_gemm_cycles, ""

@@ -52,7 +52,7 @@ checks every register and port every cycle.
 import cython
 import numpy as np
 
-from sim.numerics import wrap_consts
+from tpesim.numerics import wrap_consts
 
 i64 = cython.typedef(cython.longlong)
 

@@ -43,7 +43,7 @@ exact whether or not out_valid is set.
 import cython
 import numpy as np
 
-from sim.numerics import wrap, wrap_consts
+from tpesim.numerics import wrap, wrap_consts
 
 i64 = cython.typedef(cython.longlong)
 
