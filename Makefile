@@ -32,9 +32,12 @@ demo: setup
 	$(VENV)/bin/tpesim run gemm --m 40 --n 24 --k 33 --rows 8 --cols 8 --dataflow ws --double-buffer
 	$(VENV)/bin/tpesim run gemm --m 4096 --n 4096 --k 4096 --rows 128 --cols 128 --fidelity tile \
 	    --sram-kib-a 4096 --sram-kib-b 4096 --sram-kib-c 4096 --dram-bw 64 --dram-latency 100
+	$(VENV)/bin/tpesim run gemm --engine adder_tree --lanes 16 --cols 32 --encoding ent --m 200 --n 100 --k 70
 	$(VENV)/bin/tpesim verilog systolic --rows 4 --cols 4 -o build/systolic_4x4.v
+	$(VENV)/bin/tpesim verilog adder_tree --lanes 16 --cols 8 --encoding ent -o build/adder_tree_16x8.v
 	$(PYBIN) -m tpesim.cosim.runner systolic --rows 4 --cols 4 --sim icarus --seed 1 --tiles 3
 	$(PYBIN) -m tpesim.cosim.runner systolic --rows 3 --cols 2 --dataflow is --double-buffer --sim icarus --seed 1
+	$(VENV)/bin/tpesim cosim adder_tree --lanes 5 --cols 3 --encoding ent --double-buffer --sim icarus --seed 1
 
 test: setup
 	$(PYBIN) -m pytest -q -n $(JOBS)
