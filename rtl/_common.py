@@ -6,7 +6,7 @@ import re
 
 from tpesim.errors import ConfigError
 
-__all__ = ["check_name"]
+__all__ = ["check_name", "convert", "write"]
 
 _VERILOG_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
 # IEEE 1364-2005 keywords and the IEEE 1800 (SystemVerilog) additions: Verilator and Icarus -g2012
@@ -42,3 +42,22 @@ def check_name(name: str) -> str:
         raise ConfigError("name must be a Verilog identifier (a letter or _, then letters, "
                           f"digits, _ or $; not a keyword), not {name!r}")
     return name
+
+
+def convert(component, default_name: str, name: str | None = None) -> str:
+    """Verilog of an engine's component, top module `name` (checked) or `default_name`."""
+    from amaranth.back import verilog
+
+    name = check_name(default_name if name is None else name)
+    return verilog.convert(component, name=name, emit_src=False)
+
+
+def write(text: str, path):
+    """Write generated Verilog atomically (no partial file on failure)."""
+    from pathlib import Path
+
+    from tpesim.outputs import write_text_atomic
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_text_atomic(path, text, "Verilog output")

@@ -30,7 +30,7 @@ from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from tpesim.rtl._common import check_name
+from tpesim.rtl import _common
 from tpesim.engines.systolic import SystolicConfig
 
 __all__ = ["SystolicArray", "StationaryArray", "OsPE", "StationaryPE", "Skew", "Deskew",
@@ -556,16 +556,9 @@ def component(cfg: SystolicConfig) -> wiring.Component:
 
 def to_verilog(cfg: SystolicConfig, name: str | None = None) -> str:
     """Synthesizable Verilog of the engine; the top module is named `name` or `cfg.name`."""
-    from amaranth.back import verilog
-
-    name = check_name(cfg.name if name is None else name)
-    return verilog.convert(component(cfg), name=name, emit_src=False)
+    return _common.convert(component(cfg), cfg.name, name)
 
 
 def write_verilog(cfg: SystolicConfig, path: str | Path, name: str | None = None) -> Path:
     """Write synthesizable Verilog of the engine; the module is named `name` or `cfg.name`."""
-    text = to_verilog(cfg, name)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+    return _common.write(to_verilog(cfg, name), path)

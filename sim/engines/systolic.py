@@ -15,6 +15,7 @@ from ..config import EngineConfig, Lanes, Operand, Stream, check_bool, check_cho
 from ..errors import ConfigError, WorkloadError
 from ..numerics import matmul_wrapped, pack, unpack, value_range
 from . import load_core
+from ._folds import FoldStreamMixin
 from ._vcd import VcdMixin
 
 __all__ = ["SystolicConfig", "SystolicModel", "StationaryModel", "reference"]
@@ -203,7 +204,7 @@ class SystolicModel(VcdMixin):
             raise WorkloadError(f"max_cycles ({max_cycles}) ended the run after {nxt} of {n} beats")
         return out_c[:nout], stamp[:nout], int(cycles)
 
-class StationaryModel(SystolicModel):
+class StationaryModel(FoldStreamMixin, SystolicModel):
     """Cycle model of the WS/IS array (see sim/engines/_stationary_core.py for the hardware)."""
 
     def __init__(self, cfg: SystolicConfig, *, interpreted: bool | None = None,
@@ -240,44 +241,6 @@ class StationaryModel(SystolicModel):
     def run_beats(self, *a, **k):
         raise ConfigError(f"run_beats is the OS stream; dataflow {self.cfg.dataflow!r} uses run_folds")
 
-    def run_folds(self, loads: np.ndarray, rows: np.ndarray, lasts: np.ndarray, *,
-                  load_avail: np.ndarray | None = None, in_avail: np.ndarray | None = None,
-                  ready: np.ndarray | None = None, max_cycles: int = 1 << 62,
-                  drain: bool = True, load_stamps: bool = False):
-        """Stream load beats (rows of stationary tiles, C lanes, each tile's row R-1 first) and
-        stream beats (R lanes, `lasts` marking each fold's last row) until every result row is out.
-        Returns (output rows, their cycles, cycles run), plus the number of load beats taken
-        when `drain` is False (then the run stops after the last stream beat; offer the untaken
-        loads again in the next call). `load_avail`/`in_avail` give, per beat, the first cycle at
-        which it can be offered (memory availability); `ready` is a per-cycle sink schedule.
-        With `load_stamps`, the cycle in which each load beat taken was taken is appended to the
-        returned tuple (an int64 array)."""
-        cfg = self.cfg
-        loads = np.ascontiguousarray(np.asarray(loads, dtype=np.int64).reshape(-1, cfg.cols))
-        rows = np.ascontiguousarray(np.asarray(rows, dtype=np.int64).reshape(-1, cfg.rows))
-        lasts = np.ascontiguousarray(lasts, dtype=np.int64)
-        n = rows.shape[0]
-        # rows still in the pipeline from an earlier (non-draining) call also leave during this one
-        cap = n + cfg.rows + cfg.cols + 1
-        out_c = np.zeros((cap, cfg.cols), np.int64)
-        stamp = np.zeros(cap, np.int64)
-        empty = np.zeros(0, np.uint8)
-
-        def sched(x):
-            return empty if x is None else np.ascontiguousarray(x, dtype=np.uint8)
-
-        def avail(x):
-            return np.zeros(0, np.int64) if x is None else np.ascontiguousarray(x, dtype=np.int64)
-
-        lstamp = np.zeros(loads.shape[0] if load_stamps else 0, np.int64)
-        li, bi, nout, cycles = self.core.run(loads, rows, lasts, out_c, stamp, avail(load_avail),
-                                             avail(in_avail), sched(ready), max_cycles,
-                                             1 if drain else 0, lstamp)
-        extra = (lstamp[:li],) if load_stamps else ()
-        if not drain and bi == n:
-            return (out_c[:nout], stamp[:nout], int(cycles), int(li), *extra)
-        if bi != n or li != loads.shape[0]:
-            raise WorkloadError(f"the run stopped after {cycles} cycles with {li} of {loads.shape[0]} "
-                                f"load beats and {bi} of {n} stream beats taken (max_cycles "
-                                f"{max_cycles}, or the load/stream order cannot make progress)")
-        return (out_c[:nout], stamp[:nout], int(cycles), *extra)
+    def _fold_geometry(self) -> tuple[int, int, int]:
+        """(load lanes, stream lanes, rows still in flight at most) for `run_folds`."""
+        return self.cfg.cols, self.cfg.rows, self.cfg.rows + self.cfg.cols + 1
