@@ -44,12 +44,13 @@ def check_name(name: str) -> str:
     return name
 
 
-def convert(component, default_name: str, name: str | None = None) -> str:
-    """Verilog of an engine's component, top module `name` (checked) or `default_name`."""
+def convert(make_component, default_name: str, name: str | None = None) -> str:
+    """Verilog of the component `make_component()` builds, top module `name` (checked first) or
+    `default_name`."""
     from amaranth.back import verilog
 
     name = check_name(default_name if name is None else name)
-    return verilog.convert(component, name=name, emit_src=False)
+    return verilog.convert(make_component(), name=name, emit_src=False)
 
 
 def write(text: str, path):

@@ -442,7 +442,7 @@ def component(cfg: AdderTreeConfig) -> wiring.Component:
 
 def to_verilog(cfg: AdderTreeConfig, name: str | None = None) -> str:
     """Synthesizable Verilog of the engine; the top module is named `name` or `cfg.name`."""
-    return _common.convert(component(cfg), cfg.name, name)
+    return _common.convert(lambda: component(cfg), cfg.name, name)
 
 
 def write_verilog(cfg: AdderTreeConfig, path: str | Path, name: str | None = None) -> Path:

@@ -556,7 +556,7 @@ def component(cfg: SystolicConfig) -> wiring.Component:
 
 def to_verilog(cfg: SystolicConfig, name: str | None = None) -> str:
     """Synthesizable Verilog of the engine; the top module is named `name` or `cfg.name`."""
-    return _common.convert(component(cfg), cfg.name, name)
+    return _common.convert(lambda: component(cfg), cfg.name, name)
 
 
 def write_verilog(cfg: SystolicConfig, path: str | Path, name: str | None = None) -> Path:
