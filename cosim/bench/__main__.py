@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         cases = [c for c in CASES if c.name in args.case]
     if args.quick:
         args.seconds, args.interp_seconds = min(args.seconds, 0.1), min(args.interp_seconds, 0.1)
-    ctx = Context(out_dir=args.out_dir, model_seconds=args.seconds, interp_seconds=args.interp_seconds,
+    ctx = Context(out_dir=args.out_dir.resolve(), model_seconds=args.seconds,
+                  interp_seconds=args.interp_seconds,
                   reps=args.reps, seed=args.seed, quick=args.quick, ccache=args.ccache,
                   paired=not args.no_paired,
                   log=lambda s: print(s, file=sys.stderr, flush=True))
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             print(tab + "\n")
     print(f"{info['cpu']}, {info['cores']} cores; {info['date']}; whole run {total:.0f} s "
           f"({', '.join(f'{k} {v:.0f} s' for k, v in suite_s.items())}). Wrote {args.md} and {args.json}.")
-    missed = [(f"{r.size} {r.path}", t) for r in rows for t in r.targets if t["met"] is False]
+    missed = [(f"{r.engine} {r.size} {r.path}", t) for r in rows for t in r.targets
+              if t["met"] is False]
     missed += [(r.name, t) for r in list(trows) + list(srows) for t in r.targets if t["met"] is False]
     for who, t in missed:
         print(f"target not met: {who}: {t['text']} (measured {t['value']:,.4g})")

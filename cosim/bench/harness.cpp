@@ -1,20 +1,22 @@
-// Free-running Verilator harness for stream engines with tpesim's port convention (no cocotb, no VPI).
+// Free-running Verilator harness for any engine with tpesim's stream convention (no cocotb, no VPI).
 //
 //   vbench STIMULUS_FILE
 //
-// The stimulus file is written by cosim/bench/stimulus.py (all fields little-endian):
-//   header, 16 x uint32: magic "TPSB" (0x42535054), version (1), nbeats, reps, a_words, b_words,
-//                        out_words, out_lanes, lane_bits, 7 x reserved
-//   A:    nbeats x a_words uint32   raw bit pattern of in_a for each beat (lane i at bits i*w..)
-//   B:    nbeats x b_words uint32   raw bit pattern of in_b
-//   LAST: nbeats x uint8            in_last of each beat
-// The block of beats is streamed `reps` times back to back. Per cycle (the cycle model's convention:
-// inputs applied, outputs sampled, then one rising edge):
-//   in_valid = beats remain; in_a/in_b/in_last = the current beat; out_ready = 1;
-//   eval with clk low; a beat is consumed when in_valid & in_ready; an out_c row is taken when out_valid;
+// This file names no engine and no port: the design's port layout (its input streams with their
+// valid/ready/last and payload ports, and its output stream) comes from tpsb_layout.h, generated from
+// the config's streams() by cosim/bench/vcpp.py (layout_header) next to a copy of this file.
+//
+// The stimulus file (format in cosim/bench/stimulus.py, version 3) holds one block of beats per input
+// stream; every block is offered `reps` times back to back, each stream at its own pace. Per cycle (the
+// cycle model's convention: inputs applied, outputs sampled, then one rising edge):
+//   <stream>_valid = beats of that stream remain; payload/last = its current beat; out_ready = 1;
+//   eval with clk low; a beat is taken when valid & ready; an output row is taken when out_valid;
 //   rising edge.
 // Cycles are counted from the first stimulus cycle (after reset) to the cycle of the last output row,
-// inclusive. Prints one JSON line: cycles, rows, checksum (see checksum_term), seconds (main loop only).
+// inclusive. The run stops as the model's drain does: every input beat is in and every block closed
+// by an input `last` has come out (as many out_last rows taken as last beats taken; without `last`
+// ports: the expected number of rows). Prints one JSON line: cycles, rows, checksum (see
+// checksum_term), last_row_cycle, seconds (main loop only).
 #include <chrono>
 #include <cinttypes>
 #include <cstdint>
@@ -29,7 +31,7 @@
 
 double sc_time_stamp() { return 0; }
 
-namespace {
+namespace tpsb {
 
 // ---- port <-> 32-bit word array, for any Verilator port type ------------------------------------
 inline void set_port(CData& p, const uint32_t* w) { p = static_cast<CData>(w[0]); }
@@ -63,15 +65,57 @@ inline uint64_t get_bits(const uint32_t* w, int lo, int n) {
     return v;
 }
 
-// Checksum of the result stream; cosim/bench/stimulus.py computes the same from the cycle model's rows.
-// k = global lane index (row number * out_lanes + lane), u = lane value as an unsigned lane_bits pattern.
+// Checksum of the result stream; cosim/bench/stimulus.py (checksum_rows) computes the same from the
+// cycle model's rows. k = global lane index (row number * out_lanes + lane), u = lane value as an
+// unsigned lane_bits pattern.
 constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
 constexpr uint64_t kMul = 0xBF58476D1CE4E5B9ull;
 inline uint64_t checksum_term(uint64_t k, uint64_t u) { return (u ^ (k * kGolden)) * kMul; }
 
+// The checksum terms of one payload port of the output row: LANES lanes of BITS bits, the first at
+// global lane index k0.
+template <int LANES, int BITS>
+inline uint64_t lanes_checksum(const uint32_t* w, uint64_t k0) {
+    uint64_t h = 0;
+    if (BITS == 32) {
+        for (int j = 0; j < LANES; ++j) h += checksum_term(k0 + j, w[j]);
+    } else {
+        constexpr uint64_t mask = BITS >= 64 ? ~0ull : ((1ull << (BITS & 63)) - 1);
+        for (int j = 0; j < LANES; ++j)
+            h += checksum_term(k0 + j, get_bits(w, j * BITS, BITS) & mask);
+    }
+    return h;
+}
+
 [[noreturn]] void die(const char* msg) { std::fprintf(stderr, "vbench: %s\n", msg); std::exit(2); }
 
-}  // namespace
+// One input stream: its block of beats (payload words and last bits), offered `reps` times.
+struct InStream {
+    std::vector<uint32_t> words;   // nbeats x nwords: the payload ports of each beat
+    std::vector<uint8_t> last;     // nbeats, empty when the stream has no last port
+    uint64_t nbeats = 0, nwords = 0, reps = 0, i = 0, rep = 0;
+    bool have() const { return rep < reps && nbeats > 0; }
+    const uint32_t* beat() const { return &words[i * nwords]; }
+    uint8_t last_bit() const { return last.empty() ? 0 : last[i]; }
+    void advance() { if (++i == nbeats) { i = 0; ++rep; } }
+    uint64_t total_lasts() const {
+        uint64_t n = 0;
+        for (uint8_t b : last) n += b ? 1 : 0;
+        return n * reps;
+    }
+};
+
+inline uint64_t u64(const uint32_t* w) {
+    return static_cast<uint64_t>(w[0]) | (static_cast<uint64_t>(w[1]) << 32);
+}
+
+}  // namespace tpsb
+
+using namespace tpsb;
+
+// The design's streams: kLayoutId, kNumIn, kInWords[], kInHasLast[], kOutLanes, kTrackLast and
+// ports_match / reset_inputs / drive / take / out_valid / out_last / out_row_checksum.
+#include "tpsb_layout.h"
 
 int main(int argc, char** argv) {
     if (argc < 2) die("usage: vbench STIMULUS_FILE");
@@ -79,83 +123,84 @@ int main(int argc, char** argv) {
     if (!f) die("cannot open the stimulus file");
     uint32_t hdr[16];
     if (std::fread(hdr, sizeof(uint32_t), 16, f) != 16) die("short header");
-    if (hdr[0] != 0x42535054u || hdr[1] != 1) die("not a version-1 TPSB stimulus file");
-    const uint64_t nbeats = hdr[2], reps = hdr[3];
-    const int a_words = hdr[4], b_words = hdr[5], out_words = hdr[6], out_lanes = hdr[7], lane_bits = hdr[8];
-    std::vector<uint32_t> A(nbeats * a_words), B(nbeats * b_words);
-    std::vector<uint8_t> L(nbeats);
-    if (std::fread(A.data(), sizeof(uint32_t), A.size(), f) != A.size() ||
-        std::fread(B.data(), sizeof(uint32_t), B.size(), f) != B.size() ||
-        std::fread(L.data(), 1, L.size(), f) != L.size())
-        die("short stimulus file");
+    if (hdr[0] != 0x42535054u || hdr[1] != 3) die("not a version-3 TPSB stimulus file");
+    if (hdr[2] != static_cast<uint32_t>(layout::kNumIn) ||
+        hdr[7] != static_cast<uint32_t>(layout::kOutLanes) || hdr[8] != layout::kLayoutId)
+        die("the stimulus file was written for another port layout than this harness's");
+    const uint64_t reps = u64(&hdr[3]), expected_rows = u64(&hdr[5]);
+    InStream in[layout::kNumIn];
+    uint32_t desc[4 * layout::kNumIn];
+    if (std::fread(desc, sizeof(uint32_t), 4 * layout::kNumIn, f) != 4u * layout::kNumIn)
+        die("short header");
+    for (int s = 0; s < layout::kNumIn; ++s) {
+        InStream& st = in[s];
+        st.nbeats = u64(&desc[4 * s]);
+        st.nwords = desc[4 * s + 2];
+        st.reps = reps;
+        if (st.nwords != static_cast<uint64_t>(layout::kInWords[s]) ||
+            (desc[4 * s + 3] != 0) != layout::kInHasLast[s])
+            die("the stimulus file's beats differ from the layout's");
+    }
+    for (int s = 0; s < layout::kNumIn; ++s) {
+        InStream& st = in[s];
+        st.words.resize(st.nbeats * st.nwords);
+        if (std::fread(st.words.data(), sizeof(uint32_t), st.words.size(), f) != st.words.size())
+            die("short stimulus file");
+        if (layout::kInHasLast[s]) {
+            st.last.resize(st.nbeats);
+            if (std::fread(st.last.data(), 1, st.last.size(), f) != st.last.size())
+                die("short stimulus file");
+        }
+    }
     std::fclose(f);
 
     const std::unique_ptr<VerilatedContext> ctx{new VerilatedContext};
     ctx->commandArgs(argc, argv);
     const std::unique_ptr<Vtop> top{new Vtop{ctx.get(), "top"}};
-    if (port_nwords(top->in_a) != a_words || port_nwords(top->in_b) != b_words ||
-        port_nwords(top->out_c) != out_words)
-        die("port widths of the design differ from the stimulus file's");
+    if (!layout::ports_match(*top)) die("port widths of the design differ from the layout's");
 
-    uint64_t total_tiles = 0;
-    for (uint64_t i = 0; i < nbeats; ++i) total_tiles += L[i] ? 1 : 0;
-    total_tiles *= reps;
+    uint64_t total_lasts = 0;
+    for (int s = 0; s < layout::kNumIn; ++s) total_lasts += in[s].total_lasts();
 
-    // reset: two cycles with rst high, inputs zero
-    top->clk = 0; top->rst = 1; top->in_valid = 0; top->in_last = 0; top->out_ready = 0;
+    // reset: two cycles with rst high, every valid/last low, out_ready low
+    top->clk = 0; top->rst = 1;
+    layout::reset_inputs(*top);
     top->eval();
     for (int i = 0; i < 2; ++i) { top->clk = 1; top->eval(); top->clk = 0; top->eval(); }
     top->rst = 0;
-    top->out_ready = 1;
+    layout::set_out_ready(*top, 1);
     top->eval();
 
-    uint64_t cycle = 0, rows = 0, last_row_cycle = 0, h = 0, bi = 0, rep = 0, tiles_in = 0;
-    uint32_t tmp[2];
-    const bool fast_lanes = lane_bits == 32;
-    const uint64_t lane_mask = lane_bits >= 64 ? ~0ull : ((1ull << lane_bits) - 1);
-    // Stop as the model's drain does: every beat is in and no tile is left in the engine (a tile is
-    // finished once its last row, flagged by out_last, has been taken).
-    uint64_t tiles_out = 0;
+    uint64_t cycle = 0, rows = 0, last_row_cycle = 0, h = 0, lasts_in = 0, lasts_out = 0, idle = 0;
+    constexpr uint64_t kMaxIdle = 1u << 22;   // cycles without a beat taken or a row out: a hang
     const auto t0 = std::chrono::steady_clock::now();
     for (;;) {
-        const bool have = rep < reps;
-        if (!have && tiles_out == tiles_in) break;
+        const bool have = layout::any_have(in);
+        if (!have && (layout::kTrackLast ? lasts_out == lasts_in : rows >= expected_rows)) break;
         top->clk = 0;
-        if (have) {
-            top->in_valid = 1;
-            set_port(top->in_a, &A[bi * a_words]);
-            set_port(top->in_b, &B[bi * b_words]);
-            top->in_last = L[bi];
-        } else {
-            top->in_valid = 0;
-            top->in_last = 0;
-        }
+        layout::drive(*top, in);
         top->eval();
-        if (top->out_valid) {
-            const uint32_t* w = port_words(top->out_c, tmp);
-            const uint64_t k0 = rows * static_cast<uint64_t>(out_lanes);
-            if (fast_lanes) {
-                for (int j = 0; j < out_lanes; ++j) h += checksum_term(k0 + j, w[j]);
-            } else {
-                for (int j = 0; j < out_lanes; ++j)
-                    h += checksum_term(k0 + j, get_bits(w, j * lane_bits, lane_bits) & lane_mask);
-            }
+        bool progress = false;
+        if (layout::out_valid(*top)) {
+            h += layout::out_row_checksum(*top, rows);
             ++rows;
             last_row_cycle = cycle;
-            if (top->out_last) ++tiles_out;
+            if (layout::out_last(*top)) ++lasts_out;
+            progress = true;
         }
-        if (have && top->in_ready) {
-            if (L[bi]) ++tiles_in;
-            if (++bi == nbeats) { bi = 0; ++rep; }
-        }
+        if (have) progress |= layout::take(*top, in, lasts_in);
         top->clk = 1;
         top->eval();
         ++cycle;
+        if (progress) idle = 0;
+        else if (++idle > kMaxIdle) die("no beat taken and no row out for 4M cycles: the design hangs");
     }
     const auto t1 = std::chrono::steady_clock::now();
     const double secs = std::chrono::duration<double>(t1 - t0).count();
     top->final();
-    if (tiles_out != total_tiles) die("the number of finished tiles differs from the stimulus's");
+    if (layout::kTrackLast && lasts_out != total_lasts)
+        die("the number of finished blocks (out_last rows) differs from the stimulus's (last beats)");
+    if (expected_rows && rows != expected_rows) die("the number of output rows differs from the expected");
     std::printf("{\"cycles\": %" PRIu64 ", \"rows\": %" PRIu64 ", \"checksum\": %" PRIu64
                 ", \"last_row_cycle\": %" PRIu64 ", \"seconds\": %.9f}\n",
                 cycle, rows, h, last_row_cycle, secs);

@@ -18,8 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-from .cases import ENGINES, BenchCase, ModelRun
-from .stimulus import Stream, write_stimulus_file
+from .cases import BenchCase, ModelRun, adapter_of
+from .stimulus import Stream
 
 __all__ = ["Row", "Context", "PATHS", "LABELS", "register_path"]
 
@@ -48,6 +48,7 @@ class Row:
     # back, so both sides of each ratio see the same machine load (the VM is shared)
     ratio_vs_verilator_cpp_paired: float | None = None
     targets: list[dict] = field(default_factory=list)
+    carried_from: str = ""           # set when the report carries the row over from an earlier run
 
 
 @dataclass
@@ -85,7 +86,7 @@ def register_path(name: str, label: str):
 
 
 def _row(case: BenchCase, path: str, **kw) -> Row:
-    ad = ENGINES[case.engine]
+    ad = adapter_of(case.cfg)
     return Row(case=case.name, engine=case.engine, size=ad.size(case.cfg), config=ad.describe(case.cfg),
                path=path, label=LABELS[path], **kw)
 
@@ -96,7 +97,7 @@ def stream_for(case: BenchCase, ctx: Context) -> Stream:
     s = ctx.get(case, "stream")
     if s is not None:
         return s
-    ad = ENGINES[case.engine]
+    ad = adapter_of(case.cfg)
     k = case.param("k", 64)
     tpb = case.param("tiles_per_block", 1024 if not ctx.quick else 64)
     if "tiles_per_block" in case.params and ctx.quick:
@@ -116,14 +117,14 @@ def stream_for(case: BenchCase, ctx: Context) -> Stream:
 def reference_run(case: BenchCase, ctx: Context) -> ModelRun:
     ref = ctx.get(case, "reference")
     if ref is None:
-        ref = ENGINES[case.engine].run_model(case.cfg, stream_for(case, ctx))
+        ref = adapter_of(case.cfg).run_model(case.cfg, stream_for(case, ctx))
         ctx.put(case, "reference", ref)
     return ref
 
 
 @register_path("model", "cycle model, compiled (Cython), free-running")
 def path_model(case: BenchCase, ctx: Context) -> Row:
-    ad = ENGINES[case.engine]
+    ad = adapter_of(case.cfg)
     s = stream_for(case, ctx)
     runs = [ad.run_model(case.cfg, s) for _ in range(ctx.reps)]
     first = runs[0]
@@ -134,7 +135,7 @@ def path_model(case: BenchCase, ctx: Context) -> Row:
     walls = [r.seconds for r in runs]
     return _row(case, "model", cycles=first.cycles, wall_s=statistics.median(walls), reps=len(runs),
                 wall_all_s=walls, check="reference",
-                notes=f"{s.nbeats:,} beats, K={s.k}, one {getattr(ad, 'run_call', 'run_beats')} call per "
+                notes=f"{s.nbeats:,} beats, K={s.k}, one {ad.run_call} call per "
                       f"{s.nblock:,} beats",
                 extra={"rows": first.rows, "checksum": f"{first.checksum:#018x}", "k": s.k,
                        "beats": s.nbeats})
@@ -142,7 +143,7 @@ def path_model(case: BenchCase, ctx: Context) -> Row:
 
 @register_path("interpreted", "cycle model, interpreted (same .py source)")
 def path_interpreted(case: BenchCase, ctx: Context) -> Row:
-    ad = ENGINES[case.engine]
+    ad = adapter_of(case.cfg)
     s = stream_for(case, ctx)
     probe = ad.run_model(case.cfg, s.prefix(2), interpreted=True)
     rate = probe.cycles / max(probe.seconds, 1e-9)
@@ -162,7 +163,7 @@ def path_interpreted(case: BenchCase, ctx: Context) -> Row:
 def path_verilator_cpp(case: BenchCase, ctx: Context) -> Row:
     from .vcpp import VERILATOR_FLAGS, build_harness, run_harness
 
-    ad = ENGINES[case.engine]
+    ad = adapter_of(case.cfg)
     s = stream_for(case, ctx)
     ref = reference_run(case, ctx)
     d = ctx.out_dir / case.name / "verilator_cpp"
@@ -171,14 +172,9 @@ def path_verilator_cpp(case: BenchCase, ctx: Context) -> Row:
     top = ad.write_verilog(case.cfg, d / "top.v")
     gen_s = time.perf_counter() - t0
     extra_flags = case.param("verilator_extra_flags", [])
-    exe, build_s = build_harness(d / "top.v", top, d, extra_flags=extra_flags, ccache=ctx.ccache,
-                                 harness=getattr(ad, "harness", None))
-    if hasattr(ad, "write_stimulus"):
-        stim = ad.write_stimulus(case.cfg, s, d / "stimulus.bin")
-    else:
-        lay = ad.port_layout(case.cfg)
-        stim = write_stimulus_file(d / "stimulus.bin", s, lay["a_bits"], lay["b_bits"], lay["out_words"],
-                                   lay["out_lanes"], lay["lane_bits"])
+    exe, build_s = build_harness(d / "top.v", top, d, case.cfg.streams(), extra_flags=extra_flags,
+                                 ccache=ctx.ccache)
+    stim = ad.write_stimulus(case.cfg, s, d / "stimulus.bin")
     runs = []
     paired = []
     for _ in range(ctx.reps):
@@ -196,7 +192,8 @@ def path_verilator_cpp(case: BenchCase, ctx: Context) -> Row:
                 raise AssertionError(f"{case.name}: the compiled model is not deterministic across runs")
             paired.append((m.cycles / m.seconds) / (h.cycles / h.seconds))
     walls = [h.seconds for h in runs]
-    # the stimulus file (one block + a repeat count, ~1 MB) and the executable stay for reproduction:
+    # the stimulus file (one block per input stream + a repeat count, ~1 MB), the generated harness
+    # sources and the executable stay for reproduction:
     #   build/bench/<case>/verilator_cpp/obj/vbench build/bench/<case>/verilator_cpp/stimulus.bin
     return _row(case, "verilator_cpp", cycles=runs[0].cycles, wall_s=statistics.median(walls),
                 reps=len(runs), wall_all_s=walls, build_s=build_s,
@@ -218,7 +215,7 @@ def _cocotb(case: BenchCase, ctx: Context, sim: str, path: str, default_cycles: 
         want_cycles = min(want_cycles, 300)
     # tiles of random K in 1..kmax (mean (kmax+1)/2 beats), back to back since p_valid = p_ready = 1
     tiles = max(1, round(want_cycles / ((kmax + 1) / 2)))
-    root = ctx.out_dir / "cosim_build"
+    root = (ctx.out_dir / "cosim_build").resolve()   # the simulator runs in the case directory
     cached = (root / sim / case.cfg.name).exists()
     t0 = time.perf_counter()
     cr.build(case.cfg, sim, root, waves=False)
