@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Sequence
 
-from .config import check_int
 from .errors import TpesimError
 
 __all__ = ["main"]

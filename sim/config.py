@@ -84,7 +84,6 @@ class ConfigMixin:
 
     @classmethod
     def from_toml(cls, text: str):
-        import tomllib
 
         return cls.from_dict(_load_toml(text, cls.__name__))
 

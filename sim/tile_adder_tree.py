@@ -43,9 +43,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .engines.adder_tree import AdderTreeConfig
-from .timing import WsTiming
+from .tile_systolic import WsTiming
 
-__all__ = ["AdderTreeTiming", "adder_tree_timing", "AdderTreeFoldTimer", "AdderTreeTileBackend", "AdderTreeFoldTimes", "adder_tree_timing",
+__all__ = ["AdderTreeTiming", "adder_tree_timing", "AdderTreeFoldTimer", "AdderTreeTileBackend",
+           "AdderTreeFoldTimes",
            "adder_tree_fold_times", "ideal_fold_times", "fold_row_cycles", "ideal_cycles"]
 
 _NEVER = -(1 << 60)
@@ -242,44 +243,6 @@ class AdderTreeTileBackend:
         L = self.cfg.lanes
         W = np.asarray(self.W_list, np.int64)
         return ((W - L + 1)[:, None] + np.arange(L, dtype=np.int64)).reshape(-1)
-
-
-_TIMING_CLASS = None
-
-
-def _timing_class():
-    global _TIMING_CLASS
-    if _TIMING_CLASS is None:
-        from .timing import WsTiming   # the shared tile layer, imported when first used
-
-        class AdderTreeTiming(WsTiming):
-            """The adder tree on sim.timing's tile layer: WsTiming's fold plan and memory policy
-            (fold = one lanes x cols block of B and the M rows of A's K-slice) with this module's
-            recurrences (`ideal`: the closed form; `backend`: AdderTreeTileBackend)."""
-
-            dataflow = "ws"
-
-            def __init__(self, cfg: AdderTreeConfig):
-                super().__init__(cfg.lanes, cfg.cols, in_bits=cfg.in_bits, acc_bits=cfg.acc_bits,
-                                 double_buffer=cfg.double_buffer)
-                self.cfg = cfg
-
-            def ideal(self, stream, record_rows=False):
-                beats = np.asarray(stream.beats, dtype=np.int64)
-                S, X = ideal_fold_times(self.cfg, beats)
-                rows = fold_row_cycles(self.cfg, beats, S) if record_rows else None
-                return int(X[-1]) + self.cfg.latency + 1, rows
-
-            def backend(self, stream, record_rows=False):
-                return AdderTreeTileBackend(self.cfg, stream.beats, record_rows)
-
-        _TIMING_CLASS = AdderTreeTiming
-    return _TIMING_CLASS
-
-
-def adder_tree_timing(cfg: AdderTreeConfig):
-    """Registry face `timing`: the adder tree's tile-level timing, a sim.timing.EngineTiming."""
-    return _timing_class()(cfg)
 
 
 class AdderTreeTiming(WsTiming):

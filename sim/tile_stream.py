@@ -1,0 +1,161 @@
+"""Tile-level interfaces shared by every engine: a GEMM as a stream of tiles (operand blocks per
+tile), the per-tile timing rule a backend implements, and the engine timing base class."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from .errors import ConfigError, WorkloadError
+
+__all__ = ["FIDELITIES", "MAX_GEMM_DIM", "MAX_GEMM_MACS", "check_gemm_shape", "OperandBlocks",
+           "TileStream", "TileBackend", "EngineTiming", "default_acc_bits", "packed_bytes"]
+
+FIDELITIES = ("cycle", "tile")
+# Cycle, MAC and byte counts are int64 in the vectorised closed forms: bound the workload so that
+# none of them can overflow (a silent wrap would be a wrong answer).
+MAX_GEMM_DIM = 2**31 - 1
+MAX_GEMM_MACS = 2**52
+
+
+def check_gemm_shape(m, n, k) -> tuple[int, int, int]:
+    """m, n, k as ints, each 1..MAX_GEMM_DIM with m*n*k <= MAX_GEMM_MACS, or a one-line error."""
+    for name, v in (("m", m), ("n", n), ("k", k)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise WorkloadError(f"{name} must be an integer, not {v!r}")
+        if v < 1:
+            raise WorkloadError(f"{name} must be a positive integer, not {v!r}")
+        if v > MAX_GEMM_DIM:
+            raise WorkloadError(f"{name} must be at most {MAX_GEMM_DIM} (2**31 - 1), not {v!r}")
+    macs = int(m) * int(n) * int(k)
+    if macs > MAX_GEMM_MACS:
+        raise WorkloadError(f"m*n*k must be at most 2**52 (cycle and byte counts stay exact), not "
+                            f"{m}*{n}*{k} = {macs:.3e}")
+    return int(m), int(n), int(k)
+
+
+# -------------------------------------------------------------------------------------------------
+# Workload as a tile stream
+# -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class OperandBlocks:
+    """Which block of one operand every tile reads (inputs) or writes (output).
+
+    `block[t]` identifies tile t's block (consecutive tiles with equal ids share one fetch or one
+    write-back); `block_bytes[t]` is that block's size; `tile_bytes[t]` (outputs) what tile t itself
+    writes into the output buffer (= block_bytes when each tile owns its block). `block_rows` and
+    `block_cols` give the block's shape for messages.
+    """
+
+    name: str
+    block: np.ndarray
+    block_bytes: np.ndarray
+    bits: int
+    block_rows: np.ndarray
+    block_cols: np.ndarray
+    tile_bytes: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.tile_bytes is None:
+            object.__setattr__(self, "tile_bytes", self.block_bytes)
+
+    def describe(self, t: int) -> str:
+        return f"{int(self.block_rows[t])} x {int(self.block_cols[t])} of {self.bits} bits"
+
+
+@dataclass(frozen=True, eq=False)
+class TileStream:
+    """Tiles in stream order: beats per tile, input operand blocks, output blocks."""
+
+    beats: np.ndarray
+    inputs: tuple[OperandBlocks, ...]
+    output: OperandBlocks
+    out_rows: int
+    unit: str = "tile"        # what one entry is called in messages ("fold" for WS/IS)
+
+    @property
+    def ntiles(self) -> int:
+        return len(self.beats)
+
+
+def packed_bytes(elements: np.ndarray, bits: int) -> np.ndarray:
+    return (elements * bits + 7) // 8
+
+
+def default_acc_bits(in_bits: int) -> int:
+    """The engine's default accumulator width (SystolicConfig's rule)."""
+    return 32 if in_bits <= 8 else 48
+
+
+class TileBackend(Protocol):
+    """How one engine streams tiles (the tile-level closed form, or the cycle model).
+
+    `stream(t, now, ready, out_free)`: the engine is free to take tile t's first beat in cycle
+    `now`; `ready[i]` is the cycle from which input operand i's block is in SRAM; the result rows
+    of tile t + `out_tile` may leave from cycle `out_free`. Returns (release, prev_done,
+    next_wake): the cycle of the tile's last operand read (its SRAM halves are free from
+    release + 1; a tuple gives one cycle per input operand; a list gives (tile, operand index,
+    cycle) triples, for blocks of any tile whose last read happened during this call, e.g. a
+    stationary operand loaded while the previous tile streams), the cycle in which tile t-1's last
+    result row left (-1 for t = 0), and the cycle to wake the engine for tile t+1. Every cycle
+    reported must be >= now.
+    `drain(now, out_free)`: after the last tile, returns the cycle its last result row left.
+
+    Optional attributes (defaults: the OS engine's):
+
+    * `ahead` (tuple of input operand indices, default ()): operands whose block for tile t+1 the
+      backend needs while streaming tile t (a double-buffered stationary operand loads the next
+      tile's block meanwhile). Their ready cycles follow tile t's in `ready` (0 for the last
+      tile). Valid only if those fetches are issued by the time tile t starts; the memory checks
+      (a RuntimeError names the tile otherwise).
+    * `out_tile` (-1 or 0, default -1): -1 when tile t's call drains tile t-1's rows (OS: a
+      result leaves after its tile's last beat), 0 when the backend must know tile t's own
+      output space before streaming it (WS/IS: results leave while the tile streams).
+    """
+
+    ahead: tuple[int, ...]
+    out_tile: int
+
+    def stream(self, t: int, now: int, ready: tuple[int, ...], out_free: int
+               ) -> tuple[int, int, int]: ...
+
+    def drain(self, now: int, out_free: int) -> int: ...
+
+
+class EngineTiming:
+    """Timing of one dataflow on an R x C array (subclass per dataflow; see `register_timing`)."""
+
+    dataflow = ""
+
+    def __init__(self, rows: int, cols: int, *, in_bits: int = 8, acc_bits: int | None = None,
+                 double_buffer: bool = False):
+        for name, v in (("rows", rows), ("cols", cols), ("in_bits", in_bits)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ConfigError(f"{name} must be a positive integer, not {v!r}")
+        if not isinstance(double_buffer, bool):
+            raise ConfigError(f"double_buffer must be a bool, not {double_buffer!r}")
+        self.rows, self.cols, self.in_bits = int(rows), int(cols), int(in_bits)
+        self.acc_bits = default_acc_bits(self.in_bits) if acc_bits is None else int(acc_bits)
+        self.double_buffer = double_buffer
+
+    @staticmethod
+    def _check_shape(m, n, k) -> None:
+        check_gemm_shape(m, n, k)
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        """The engine's peak (utilization is MACs / (cycles x this)); an R x C array's by default."""
+        return self.rows * self.cols
+
+    def gemm_stream(self, m: int, n: int, k: int) -> TileStream:
+        raise NotImplementedError
+
+    def ideal(self, stream: TileStream, record_rows: bool = False
+              ) -> tuple[int, np.ndarray | None]:
+        """Stall-free cycles (and, if asked, each result row's cycle) in closed form."""
+        raise NotImplementedError
+
+    def backend(self, stream: TileStream, record_rows: bool = False) -> TileBackend:
+        raise NotImplementedError
