@@ -8,8 +8,21 @@ __all__ = ["VcdMixin"]
 
 
 class VcdMixin:
-    """Writes the ports of `self.cfg.ports()` each `step`: a model sets `self._vcd = None`, calls
-    `self._open_vcd(path)` when asked for waves and `self._dump(cycle, ins, outs)` in `step`."""
+    """What every cycle model shares around its core (`self.core`, with `cycle` and `reset()`):
+    the clock, reset, and VCD output of `self.cfg.ports()`. A model calls `self._init_waves(path)`
+    in its constructor and `self._dump(cycle, ins, outs)` in `step`."""
+
+    @property
+    def cycle(self) -> int:
+        return int(self.core.cycle)
+
+    def reset(self) -> None:
+        self.core.reset()
+
+    def _init_waves(self, vcd_path) -> None:
+        self._vcd = None
+        if vcd_path is not None:
+            self._open_vcd(Path(vcd_path))
 
     def _open_vcd(self, path: Path) -> None:
         from vcd import VCDWriter

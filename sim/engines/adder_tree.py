@@ -203,18 +203,9 @@ class AdderTreeModel(FoldStreamMixin, VcdMixin):
         self.core_module = load_core("_adder_tree_core", interpreted)
         self.core = self.core_module.AdderTreeCore(cfg.lanes, cfg.cols, cfg.result_bits, cfg.signed,
                                                    cfg.latency, cfg.drain_cycles, cfg.banks)
-        self._vcd = None
-        if vcd_path is not None:
-            self._open_vcd(Path(vcd_path))
+        self._init_waves(vcd_path)
 
     # -- lockstep ------------------------------------------------------------------------------
-    @property
-    def cycle(self) -> int:
-        return int(self.core.cycle)
-
-    def reset(self) -> None:
-        self.core.reset()
-
     def step(self, ins: dict[str, int]) -> dict[str, int]:
         """Apply this cycle's inputs, return this cycle's outputs, then clock once."""
         cfg = self.cfg

@@ -153,18 +153,9 @@ class SystolicModel(VcdMixin):
         self.cfg = cfg
         self.core_module = load_core("_systolic_core", interpreted)
         self.core = self.core_module.OsCore(cfg.rows, cfg.cols, cfg.acc_bits, cfg.signed)
-        self._vcd = None
-        if vcd_path is not None:
-            self._open_vcd(Path(vcd_path))
+        self._init_waves(vcd_path)
 
     # -- lockstep ------------------------------------------------------------------------------
-    @property
-    def cycle(self) -> int:
-        return int(self.core.cycle)
-
-    def reset(self) -> None:
-        self.core.reset()
-
     def step(self, ins: dict[str, int]) -> dict[str, int]:
         """Apply this cycle's inputs, return this cycle's outputs, then clock once."""
         cfg = self.cfg
@@ -215,9 +206,7 @@ class StationaryModel(FoldStreamMixin, SystolicModel):
         self.core_module = load_core("_stationary_core", interpreted)
         self.core = self.core_module.StationaryCore(cfg.rows, cfg.cols, cfg.acc_bits, cfg.signed,
                                                     cfg.double_buffer)
-        self._vcd = None
-        if vcd_path is not None:
-            self._open_vcd(Path(vcd_path))
+        self._init_waves(vcd_path)
 
     def step(self, ins: dict[str, int]) -> dict[str, int]:
         cfg = self.cfg
