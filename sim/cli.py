@@ -213,7 +213,7 @@ def _print_table(r: dict, title: str) -> None:
         ("mapping / fidelity", f"{r['dataflow']}"
                                f"{' (double buffer)' if r.get('double_buffer') else ''}"
                                f" / {r['fidelity']}"),
-        (f"{r['unit']}s", f"{r['tiles']:,}"),
+        (f"{r['unit']}s", f"{r['blocks']:,}"),
         ("cycles", f"{r['cycles']:,}"),
         ("compute cycles", f"{r['compute_cycles']:,}"),
         ("stall cycles", f"{r['stall_cycles']:,}"),

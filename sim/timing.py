@@ -160,7 +160,7 @@ class TimingReport:
     utilization = macs / (cycles * rows * cols). writeback_done_cycle: when the last result byte
     has been sent to DRAM. out_cycles: the cycle each result row left the engine, in stream order,
     when asked for: R per tile for OS (padded rows included), the fold's stream beats for WS/IS
-    (M or N per fold; partial sums of a K-fold count as rows). tiles: tiles (OS) or folds (WS/IS).
+    (M or N per fold; partial sums of a K-fold count as rows). blocks: tiles (OS) or folds (held-block engines), as `unit` says.
     """
 
     dataflow: str
@@ -170,7 +170,7 @@ class TimingReport:
     m: int
     n: int
     k: int
-    tiles: int
+    blocks: int
     cycles: int
     compute_cycles: int
     stall_cycles: int
@@ -227,7 +227,7 @@ def make_report(*, timing: EngineTiming, fidelity: str, m: int, n: int, k: int,
         wb, busy = run.writeback_done_cycle, run.dram_busy_cycles
     macs = m * n * k
     return cls(dataflow=timing.dataflow, fidelity=fidelity, rows=timing.rows, cols=timing.cols,
-               m=m, n=n, k=k, tiles=stream.ntiles, cycles=cycles, compute_cycles=compute_cycles,
+               m=m, n=n, k=k, blocks=stream.ntiles, cycles=cycles, compute_cycles=compute_cycles,
                stall_cycles=cycles - compute_cycles, macs=macs,
                utilization=macs / (cycles * timing.peak_macs_per_cycle),
                writeback_done_cycle=wb, dram_busy_cycles=busy, memory=memory, wall_s=wall_s,

@@ -35,7 +35,7 @@ def test_run_gemm_json(capsys):
     assert rep["cycles"] == 8 + 19 * 11 + 11
     assert rep["macs"] == 20 * 11 * 9
     assert rep["utilization"] == pytest.approx(20 * 11 * 9 / (rep["cycles"] * 12))
-    assert rep["tiles"] == 20
+    assert rep["blocks"] == 20 and rep["unit"] == "tile"
     for key, val in {"rows": 4, "cols": 3, "in_bits": 8, "signed": True, "acc_bits": 32,
                      "dataflow": "os", "m": 20, "n": 11, "k": 9, "seed": 5}.items():
         assert rep[key] == val
@@ -203,7 +203,7 @@ def test_tile_fidelity_json(capsys):
     cyc = json.loads(run(capsys, [*GEMM, "--json"])[1])
     assert rep["fidelity"] == "tile" and cyc["fidelity"] == "cycle"
     assert rep["matched"] is None and cyc["matched"] is True
-    for key in ("cycles", "compute_cycles", "stall_cycles", "macs", "utilization", "tiles",
+    for key in ("cycles", "compute_cycles", "stall_cycles", "macs", "utilization", "blocks",
                 "sram_read_bytes_a", "dram_read_bytes_b", "dram_write_bytes_c"):
         assert rep[key] == cyc[key], key
     assert rep["stall_cycles"] == 0 and rep["cycles"] == 8 + 19 * 11 + 11
@@ -327,7 +327,7 @@ def test_run_gemm_stationary_both_fidelities(capsys, dataflow, db):
     assert (cyc["dataflow"], cyc["double_buffer"]) == (dataflow, db)
     assert cyc["stall_cycles"] > 0
     # folds: ceil(9/4) K-slices times ceil(11/3) (WS) or ceil(20/3) (IS) output blocks
-    assert cyc["tiles"] == 3 * (4 if dataflow == "ws" else 7)
+    assert cyc["blocks"] == 3 * (4 if dataflow == "ws" else 7)
     for key in cyc:
         if key not in ("fidelity", "matched", "wall_s", "total_wall_s", "cycles_per_s"):
             assert cyc[key] == til[key], key

@@ -28,7 +28,7 @@ def check(cfg, m, n, k, seed, **kw) -> GemmResult:
     assert res.matched
     np.testing.assert_array_equal(res.c, reference(cfg, a, b))
     assert res.c.shape == (m, n)
-    assert res.tiles == tiles
+    assert res.blocks == tiles
     assert res.macs == m * n * k
     if kw.get("memory") is None:
         assert res.cycles == total_cycles(cfg.rows, cfg.cols, ks)
@@ -237,7 +237,7 @@ def test_tile_fidelity_values_only_when_verified(seed):
 def test_time_gemm_needs_no_operands():
     res = gemm.time_gemm(SystolicConfig(rows=128, cols=128), 4096, 4096, 4096)
     assert res.c is None and res.matched is None and res.out_cycles is None
-    assert res.cycles == 1024 * 4096 - 1 + 384 and res.tiles == 1024
+    assert res.cycles == 1024 * 4096 - 1 + 384 and res.blocks == 1024
     rows = gemm.time_gemm(SystolicConfig(rows=4, cols=4), 9, 7, 11, record_rows=True).out_cycles
     assert rows.tolist() == row_cycles(4, 4, [11] * 6)
 
@@ -299,7 +299,7 @@ def check_stationary(cfg, m, n, k, seed, **kw) -> GemmResult:
     folds = ceil_div(k, R) * outer
     assert res.matched is True and res.dataflow == cfg.dataflow
     np.testing.assert_array_equal(res.c, reference(cfg, a, b))
-    assert res.tiles == folds and res.macs == m * n * k
+    assert res.blocks == folds and res.macs == m * n * k
     ideal = stationary_total_cycles(R, C, T, folds, cfg.double_buffer)
     if kw.get("memory") is None:
         assert res.cycles == ideal

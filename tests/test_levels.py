@@ -52,7 +52,7 @@ def test_levels_agree(case, seed, mem):
     for lvl in LEVELS:
         assert np.array_equal(out[lvl][0], out["functional"][0]), f"{lvl}: {ctx}"
     tile, cyc = out["tile"][1], out["cycle"][1]
-    for f in ("cycles", "compute_cycles", "stall_cycles", "tiles", "writeback_done_cycle",
+    for f in ("cycles", "compute_cycles", "stall_cycles", "blocks", "writeback_done_cycle",
               "sram_read_bytes_a", "sram_read_bytes_b", "dram_read_bytes_a", "dram_read_bytes_b",
               "dram_write_bytes_c"):
         assert getattr(tile, f) == getattr(cyc, f), f"{f}: {ctx}"

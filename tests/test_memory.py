@@ -77,7 +77,7 @@ def test_link_fractional_and_unbounded_bandwidth():
 def test_gemm_traffic_reuses_a_row_block():
     # 2 x 3 tiles (M=8, N=9 on 4x4; the last column block is 1 wide), K=5, int8, acc 32
     r = tile_gemm(8, 9, 5, 4, 4)
-    assert r.tiles == 6
+    assert r.blocks == 6
     assert r.dram_read_bytes_a == 8 * 5                  # each A row block fetched once
     assert r.sram_read_bytes_a == 3 * 8 * 5              # ... and read by 3 tiles each
     assert r.dram_read_bytes_b == 2 * 9 * 5              # B column blocks fetched per tile
@@ -193,7 +193,7 @@ def test_stationary_traffic(dataflow, db):
     # blocks (70 folds); int8 operands, int32 results
     r = tile_gemm(40, 30, 50, 8, 4, dataflow=dataflow, double_buffer=db)
     stat, strm, outer = ("b", "a", 8) if dataflow == "ws" else ("a", "b", 10)
-    assert r.tiles == 7 * outer
+    assert r.blocks == 7 * outer
     assert getattr(r, f"dram_read_bytes_{stat}") == getattr(r, f"sram_read_bytes_{stat}") == \
         (30 if dataflow == "ws" else 40) * 50          # every stationary block once
     streamed = (40 if dataflow == "ws" else 30) * 50
@@ -203,7 +203,7 @@ def test_stationary_traffic(dataflow, db):
     # K <= R: the streamed operand is one block, resident for the whole run
     r = tile_gemm(40, 30, 5, 8, 4, dataflow=dataflow)
     assert getattr(r, f"dram_read_bytes_{strm}") == (40 if dataflow == "ws" else 30) * 5
-    assert getattr(r, f"sram_read_bytes_{strm}") == r.tiles * (40 if dataflow == "ws" else 30) * 5
+    assert getattr(r, f"sram_read_bytes_{strm}") == r.blocks * (40 if dataflow == "ws" else 30) * 5
 
 
 @settings(max_examples=30, deadline=None)

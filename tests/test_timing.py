@@ -236,7 +236,7 @@ def _check_accounting(case: Case, out: Outcome) -> None:
         # run can end a few cycles before the stall-free one (negative stall cycles; the RTL does
         # the same, see test_double_buffer_timing_anomaly_is_real).
         assert out.stall_cycles >= 0
-    assert rep["tiles"] == case.tiles and rep["macs"] == case.m * case.n * case.k
+    assert rep["blocks"] == case.tiles and rep["macs"] == case.m * case.n * case.k
     assert rep["dataflow"] == case.dataflow
     assert rep["utilization"] == pytest.approx(rep["macs"] / (out.cycles * case.rows * case.cols))
     assert len(out.out_cycles) == case.tiles * case.rows_per_tile
@@ -374,7 +374,7 @@ def test_tile_equals_cycle_sweep(case):
 # -------------------------------------------------------------------------------------------------
 def test_big_gemm_closed_form():
     r = tile_gemm(4096, 4096, 4096, 128, 128)
-    assert r.tiles == 1024
+    assert r.blocks == 1024
     assert r.cycles == r.compute_cycles == 1024 * 4096 - 1 + 3 * 128
     assert r.utilization == pytest.approx(4096**3 / (r.cycles * 128 * 128))
     assert r.dram_read_bytes_a == 4096 * 4096 and r.dram_read_bytes_b == 32 * 4096 * 4096
@@ -438,7 +438,7 @@ def test_a_dataflow_plugs_in_by_registration(monkeypatch):
 def test_report_fields_have_units():
     d = tile_gemm(10, 10, 10, 4, 4, memory=MemoryConfig(dram_bw=2, sram_kib_a=1)).to_dict()
     for key in d:
-        if key in ("dataflow", "unit", "fidelity", "rows", "cols", "m", "n", "k", "tiles", "macs",
+        if key in ("dataflow", "unit", "fidelity", "rows", "cols", "m", "n", "k", "blocks", "macs",
                    "utilization"):
             continue
         assert key.endswith(("_cycles", "cycles", "_bytes_a", "_bytes_b", "_bytes_c", "_s",
@@ -472,7 +472,7 @@ def test_big_stationary_gemm_closed_form(dataflow):
     # 32 x 32 folds of 4096 rows: single buffer 2R + C + M - 1 per fold (+1); double buffer with
     # M >= 2R + C streams back to back after the first load (M per fold + 2R + C + 1)
     r = tile_gemm(4096, 4096, 4096, 128, 128, dataflow=dataflow)
-    assert r.tiles == 1024 and r.cycles == r.compute_cycles == 1024 * (3 * 128 + 4095) + 1
+    assert r.blocks == 1024 and r.cycles == r.compute_cycles == 1024 * (3 * 128 + 4095) + 1
     db = tile_gemm(4096, 4096, 4096, 128, 128, dataflow=dataflow, double_buffer=True)
     assert db.cycles == 1024 * 4096 + 3 * 128 + 1
     assert db.utilization == pytest.approx(4096**3 / (db.cycles * 128 * 128))

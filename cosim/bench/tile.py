@@ -143,7 +143,7 @@ def _child(spec: dict) -> dict:
     tile_gemm(*args, **kw)
     _, traced = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return {"status": "ok", "tiles": rep.tiles, "cycles": rep.cycles, "compute_cycles": rep.compute_cycles,
+    return {"status": "ok", "tiles": rep.blocks, "cycles": rep.cycles, "compute_cycles": rep.compute_cycles,
             "stall_cycles": rep.stall_cycles, "utilization": rep.utilization,
             "event_run": bool(spec.get("events")) or (mem is not None and not mem.ideal),
             "wall_first_s": first, "wall_all_s": walls, "rss_base_bytes": base, "rss_peak_bytes": peak,
