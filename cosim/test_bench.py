@@ -39,9 +39,9 @@ def test_tile_row_with_memory_stalls():
     assert row.event_run and row.stall_cycles > 0
 
 
-def test_unknown_dataflow_is_not_available_and_os_error_is_an_error():
+def test_unknown_dataflow_and_bad_memory_are_errors():
     row = measure_tile(TileCase("x", 8, 8, 8, 4, 4, "xx"), reps=1)
-    assert row.status == "not available yet" and "xx" in row.error
+    assert row.status == "error" and "xx" in row.error
     row = measure_tile(TileCase("bad", 8, 8, 8, 4, 4, "os", memory={"dram_bw": -1}), reps=1)
     assert row.status == "error"
 
@@ -67,11 +67,10 @@ def test_report_renders_all_suites():
                    "value": getattr(ok, t.metric), "met": t.check(ok)} for t in SCALESIM_TARGETS]
     bad = ScaleSimRow("512^3-32x32-ws", 512, 512, 512, 32, 32, "ws", True, scalesim_total_cycles=155135,
                       scalesim_stall_cycles=0, scalesim_wall_s=30.0, scalesim_rss_bytes=1 << 29,
-                      compat_cycles=155134, compat_match=False, tile_status="not available yet",
+                      compat_cycles=155134, compat_match=False, tile_status="error",
                       tile_error="TpesimError: no")
     md = markdown([], _info(), {"total_s": 1.0, "suites": ["tile", "scalesim"]}, trows, [ok, bad],
                   {"scalesim": "3.0.0", "numpy": "2.3.5", "python": "3.11", "venv": ".venv-scalesim"})
     assert "**30,000×**" in md and "**met**" in md
     assert "**NO (the bench fails)**" in md and "**NO**" in scalesim_table([bad])
-    assert "not available yet" in tile_table(trows) and "not available yet" in md
     json.dumps([ok.__dict__, bad.__dict__])
