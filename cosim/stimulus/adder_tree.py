@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tpesim.engines.adder_tree import AdderTreeConfig
+from tpesim.engines.adder_tree import AdderTreeConfig, AdderTreeModel
 
 from . import Case, full_range, lane_values
 
@@ -26,8 +26,8 @@ def make_case(cfg: AdderTreeConfig, rng: np.random.Generator, blocks: int, max_r
             wt[:, 0] = lo
             x[0, :] = lo
             x[-1, -1] = hi
-        for i in range(cfg.lanes):
-            loads.append({"load_data": lane_values(wt[i, :], w)})
+        for row in AdderTreeModel.load_order(wt):   # the order the model's banks take
+            loads.append({"load_data": lane_values(row, w)})
         for r in range(m):
             rows.append({"in_data": lane_values(x[r, :], w), "in_last": int(r == m - 1)})
         # exact int64 products: the engine's result_bits hold every row's true sum (never wraps)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tpesim.engines.systolic import SystolicConfig, reference
+from tpesim.engines.systolic import StationaryModel, SystolicConfig, reference
 
 from . import Case, full_range, lane_values
 
@@ -42,8 +42,8 @@ def make_case(cfg: SystolicConfig, rng: np.random.Generator, blocks: int, max_ro
             if f == 0:
                 x[0, 0], wt[0, 0] = lo, lo
                 x[-1, -1], wt[-1, -1] = hi, lo
-            for i in range(cfg.rows - 1, -1, -1):      # the shift chain takes row R-1 first
-                loads.append({"load_data": lane_values(wt[i, :], w)})
+            for row in StationaryModel.load_order(wt):  # the order the model's load chain takes
+                loads.append({"load_data": lane_values(row, w)})
             for r in range(m):
                 rows.append({"in_data": lane_values(x[r, :], w), "in_last": int(r == m - 1)})
             expected.append(reference(cfg, x, wt))
