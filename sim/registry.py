@@ -36,7 +36,8 @@ class Engine:
         the RTL module (with `component`, `to_verilog`, `write_verilog`); the cosim stimulus
         module (with `make_case(cfg, rng, blocks, max_rows)`).
     bench : dict
-        Parameters of the bench harness (cosim/perf): config fields of the benched sizes.
+        `make bench` (cosim/bench): "adapters" maps each `cfg.mapping` to the "module:attr" of its
+        bench adapter; "cases" lists dicts of name, config "fields", "paths" and "params".
     variants : tuple of str
         Config field that selects a variant of the engine, if any (the systolic dataflows), with
         its values: shown by `tpesim engines`, never used as a lookup key by shared layers.
@@ -103,6 +104,43 @@ def engine_of(cfg: Any) -> Engine:
     return get_engine(cfg.engine)
 
 
+# Bench cases (`make bench`, cosim/bench): name, config fields, paths, params (cosim.bench.cases.BenchCase),
+# and the bench adapter per `cfg.mapping`.
+_BENCH = "tpesim.cosim.bench.cases:"
+_ALL_PATHS = ("model", "interpreted", "verilator_cpp", "cocotb_verilator", "cocotb_icarus")
+_SYSTOLIC_BENCH = {
+    "adapters": {"os": _BENCH + "SystolicAdapter", "ws": _BENCH + "StationaryStreamAdapter",
+                 "is": _BENCH + "StationaryStreamAdapter"},
+    "cases": (
+        {"name": "systolic-os-8x8", "fields": {"rows": 8, "cols": 8, "in_bits": 8, "acc_bits": 32},
+         "paths": _ALL_PATHS, "params": {"k": 64}},
+        {"name": "systolic-os-16x16", "fields": {"rows": 16, "cols": 16, "in_bits": 8, "acc_bits": 32},
+         "paths": _ALL_PATHS[:-1], "params": {"k": 64}},
+    ) + tuple(
+        # WS (IS is the same hardware and core, only the kernel mapping differs): folds of k=64 rows.
+        # `seconds_scale` keeps the Verilator runs short (~1-4 s at 5-15x slower than the model). No
+        # 16x16 double-buffer case: its Verilator build alone takes ~75 s.
+        {"name": f"systolic-ws-{n}x{n}{'-db' if db else ''}",
+         "fields": {"rows": n, "cols": n, "dataflow": "ws", "in_bits": 8, "acc_bits": 32, "double_buffer": db},
+         "paths": ("model", "interpreted", "verilator_cpp"),
+         "params": {"k": 64, "tiles_per_block": 256, "seconds_scale": 0.1}}
+        for n, db in ((8, False), (16, False), (8, True))),
+}
+# int8 signed EN-T at lanes x cols 16x16 and 16x32, plus plain at 16x16; folds of k=64 rows.
+# seconds_scale 0.02: Verilator runs the EN-T RTL at only ~5-15 k cycles/s (plain ~120 k; 99.6 % of the
+# time inside the Verilated eval), so one Verilator run takes ~5-40 s; the clean Verilator builds take
+# ~6 (16x16) and ~15 minutes (16x32) on the 2-core VM.
+_ADDER_TREE_BENCH = {
+    "adapters": {"ws": _BENCH + "StationaryStreamAdapter"},
+    "cases": tuple(
+        {"name": f"adder-tree-{enc}-{lanes}x{cols}",
+         "fields": {"lanes": lanes, "cols": cols, "in_bits": 8, "signed": True, "encoding": enc},
+         "paths": ("model", "interpreted", "verilator_cpp", "cocotb_verilator"),
+         "params": {"k": 64, "tiles_per_block": 256, "seconds_scale": 0.02}}
+        for lanes, cols, enc in ((16, 16, "ent"), (16, 32, "ent"), (16, 16, "plain"))),
+}
+
+
 def _builtin() -> None:
     from .engines.adder_tree import AdderTreeConfig
     from .engines.systolic import SystolicConfig
@@ -113,7 +151,7 @@ def _builtin() -> None:
         reference="tpesim.engines.systolic:reference", model="tpesim.engines.systolic:SystolicModel",
         timing="tpesim.timing:systolic_timing", cycle_backend="tpesim.kernels.gemm:systolic_cycle_backend",
         rtl="tpesim.rtl.systolic", stimulus="tpesim.cosim.stimulus.systolic",
-        bench={"sizes": ({"rows": 8, "cols": 8}, {"rows": 16, "cols": 16})},
+        bench=_SYSTOLIC_BENCH,
         variants=("dataflow", ("os", "ws", "is")),
         examples=({"rows": 4, "cols": 3}, {"rows": 3, "cols": 5, "in_bits": 4},
                   {"rows": 3, "cols": 4, "dataflow": "ws"},
@@ -130,7 +168,7 @@ def _builtin() -> None:
         timing="tpesim.tile_adder_tree:adder_tree_timing",
         cycle_backend="tpesim.kernels.stationary:stationary_cycle_backend",
         rtl="tpesim.rtl.adder_tree", stimulus="tpesim.cosim.stimulus.adder_tree",
-        bench={"sizes": ({"lanes": 16, "cols": 16}, {"lanes": 16, "cols": 32})},
+        bench=_ADDER_TREE_BENCH,
         examples=({"lanes": 4, "cols": 3}, {"lanes": 16, "cols": 4, "encoding": "ent"},
                   {"lanes": 5, "cols": 3, "encoding": "ent", "double_buffer": True},
                   {"lanes": 7, "cols": 2, "in_bits": 4, "signed": False},

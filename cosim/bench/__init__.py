@@ -15,8 +15,8 @@
   the speed ratio, and SCALE-Sim's Total Cycles = tpesim's compat closed form (else the run fails)
   beside tpesim's RTL-proven cycles. `python -m tpesim.cosim.bench.scalesim` is the full 80-layer check.
 
-Hooks: engine adapters (cases.register_adapter, cases.ENGINES), cases (cases.CASES, TILE_CASES,
-SCALESIM_CASES), paths (paths.register_path) and targets (cases.TARGETS, TILE_TARGETS, SCALESIM_TARGETS).
+Hooks: each engine's registry entry (`bench`: adapters per mapping, cases), cases.register_adapter,
+cases (cases.CASES, TILE_CASES, SCALESIM_CASES), paths (paths.register_path) and targets (cases.TARGETS, TILE_TARGETS, SCALESIM_TARGETS).
 """
 
 from __future__ import annotations

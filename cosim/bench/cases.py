@@ -1,30 +1,18 @@
-"""What `make bench` measures: bench cases (an engine config + the paths to time) and engine adapters.
+"""What `make bench` measures: bench cases and engine adapters (from the registry's `bench` entries),
+the tile-level and SCALE-Sim suites, and the speed targets.
 
 An adapter drives one kind of engine on the free-running paths: it makes the random stream, runs the
-cycle model over it in a few big calls, and says what the Verilator harness gets (the config's
-streams and their beats). Adapters are registered per engine name and per `cfg.mapping` (how a GEMM
-maps onto the engine): `adapter_of(cfg)`. Two kinds exist:
-
-* `StationaryStreamAdapter`: every engine whose cycle model has `run_folds` (a held block loaded
-  on an input stream without `last`, rows streamed on an input stream with `last`, one result row
-  per stream beat): the systolic WS/IS array and the adder tree.
-* `SystolicAdapter`: the OS systolic array (`run_beats`, one input stream with two operands).
-
-Everything else comes from the registry (sim.registry: the model class, the RTL module) and the
-config's port layout (`cfg.streams()`); the Verilator C++ harness is generated from that layout
-(vcpp.layout_header). To bench another engine with one of these interfaces, register it with
-`register_adapter(engine name, adapter, mappings)`; to add a case, append a BenchCase to CASES (or
-build your own list and pass it to run_bench). Paths are named in cosim.bench.paths.PATHS; targets
-(pass/fail speed goals) in TARGETS below.
-
-The other two suites: TILE_CASES (tile-level timing, wall time and peak memory, cosim.bench.tile) and
-SCALESIM_CASES (the same GEMM by SCALE-Sim v3 and by tpesim, cosim.bench.scalesim), with their
-targets in TILE_TARGETS and SCALESIM_TARGETS.
+cycle model over it in a few big calls, and says what the generated Verilator harness gets (the
+config's streams and their beats). Two kinds ship: `StationaryStreamAdapter` (engines whose model has
+`run_folds`: a held block loaded on a stream without `last`, rows on a stream with `last`) and
+`SystolicAdapter` (the OS array's `run_beats`). A registry entry names its adapter per `cfg.mapping`
+and its cases (sim/registry.py); paths are in cosim.bench.paths.PATHS.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,79 +293,64 @@ class StationaryStreamAdapter(Adapter):
 
 StationaryAdapter = StationaryStreamAdapter   # the name of the WS/IS-only adapter it replaced
 
-# Adapters per engine name, then per cfg.mapping.
+# Adapters per engine name, then per cfg.mapping: filled from each registry entry's
+# bench["adapters"] ({mapping: "module:attr"} of an Adapter class or instance) when first asked.
 ENGINES: dict[str, dict[str, Adapter]] = {}
 
 
 def register_adapter(engine: str, adapter: Adapter, mappings: tuple[str, ...]) -> Adapter:
-    """Bench the registry's engine `engine` with `adapter` for configs whose `mapping` is in `mappings`."""
+    """Bench the registry's engine `engine` with `adapter` for configs whose `mapping` is in `mappings`
+    (what a registry entry's bench["adapters"] does; for adapters defined outside the registry)."""
     for m in mappings:
         ENGINES.setdefault(engine, {})[m] = adapter
     return adapter
 
 
+_BY_SPEC: dict[str, Adapter] = {}   # one adapter object per "module:attr" spec
+
+
+def _load(spec: str) -> Adapter:
+    if spec not in _BY_SPEC:
+        module, _, attr = spec.partition(":")
+        obj = getattr(importlib.import_module(module), attr)
+        _BY_SPEC[spec] = obj() if isinstance(obj, type) else obj
+    return _BY_SPEC[spec]
+
+
 def adapter_of(cfg) -> Adapter:
     """The adapter of a config: by its engine's registry name and its mapping."""
-    by_mapping = ENGINES.get(engine_of(cfg).name, {})
+    eng = engine_of(cfg)
+    by_mapping = ENGINES.setdefault(eng.name, {})
+    spec = eng.bench.get("adapters", {}).get(cfg.mapping)
+    if cfg.mapping not in by_mapping and spec is not None:
+        by_mapping[cfg.mapping] = _load(spec)
     try:
         return by_mapping[cfg.mapping]
     except KeyError:
-        known = ", ".join(f"{e}/{m}" for e, d in ENGINES.items() for m in d)
+        known = ", ".join(f"{e.name}/{m}" for e in registered() for m in e.bench.get("adapters", {}))
         raise KeyError(f"no bench adapter for engine {cfg.engine!r} with mapping {cfg.mapping!r} "
                        f"(registered: {known})") from None
 
 
-_STATIONARY = StationaryStreamAdapter()
-register_adapter("systolic", SystolicAdapter(), ("os",))
-register_adapter("systolic", _STATIONARY, ("ws", "is"))
-register_adapter("adder_tree", _STATIONARY, ("ws",))
+def registered() -> list:
+    """The registry's engines, in registration order."""
+    from tpesim.registry import ENGINES as REGISTRY
+
+    return list(REGISTRY.values())
+
 
 ALL_PATHS = ("model", "interpreted", "verilator_cpp", "cocotb_verilator", "cocotb_icarus")
 
 
 def default_cases() -> list[BenchCase]:
-    from tpesim.engines.systolic import SystolicConfig
-
-    return [
-        BenchCase("systolic-os-8x8", "systolic", SystolicConfig(rows=8, cols=8, in_bits=8, acc_bits=32),
-                  ALL_PATHS, {"k": 64}),
-        BenchCase("systolic-os-16x16", "systolic",
-                  SystolicConfig(rows=16, cols=16, in_bits=8, acc_bits=32),
-                  ALL_PATHS[:-1], {"k": 64}),
-    ] + [
-        # WS (IS is the same hardware and core, only the kernel mapping differs): model, interpreted and
-        # Verilator C++ on the same two streams; folds of k=64 rows. `seconds_scale` keeps the Verilator
-        # runs short (the model stream is sized to seconds_scale x --seconds of model time, ~0.1 s, so
-        # one Verilator run takes ~1-4 s at 5-15x slower). No 16x16 double-buffer case: its Verilator
-        # build alone takes ~75 s (the 16x16 one ~40 s).
-        BenchCase(f"systolic-ws-{n}x{n}{'-db' if db else ''}", "systolic",
-                  SystolicConfig(rows=n, cols=n, dataflow="ws", in_bits=8, acc_bits=32, double_buffer=db),
-                  ("model", "interpreted", "verilator_cpp"),
-                  {"k": 64, "tiles_per_block": 256, "seconds_scale": 0.1})
-        for n, db in ((8, False), (16, False), (8, True))
-    ] + adder_tree_cases()
-
-
-def adder_tree_cases() -> list[BenchCase]:
-    """The adder tree at the registry's bench sizes (lanes x cols 16x16 and 16x32), int8 signed EN-T,
-    plus the plain encoding at the first size: model, interpreted, Verilator C++ (the same generated
-    harness as every engine) and the cocotb lockstep under Verilator. Single weight bank, folds of
-    k=64 rows (L + 64 + F + N cycles each). `seconds_scale` 0.02: the model stream is ~0.02 s of model
-    time, because Verilator runs the EN-T RTL at only ~5-15 k cycles/s (plain: ~120 k; perf: 99.6 % of
-    the time inside the Verilated design's eval, 0.4 % in the harness), so one Verilator run takes
-    ~5-40 s. Its clean Verilator builds take ~6 (16x16) and ~15 minutes (16x32) on the 2-core VM."""
-    from tpesim.engines.adder_tree import AdderTreeConfig
-    from tpesim.registry import get_engine
-
-    sizes = get_engine("adder_tree").bench["sizes"]
-    specs = [(sz, "ent") for sz in sizes] + [(sizes[0], "plain")]
-    return [
-        BenchCase(f"adder-tree-{enc}-{sz['lanes']}x{sz['cols']}", "adder_tree",
-                  AdderTreeConfig(**sz, in_bits=8, signed=True, encoding=enc),
-                  ("model", "interpreted", "verilator_cpp", "cocotb_verilator"),
-                  {"k": 64, "tiles_per_block": 256, "seconds_scale": 0.02})
-        for sz, enc in specs
-    ]
+    """Every registered engine's bench cases (registry entry bench["cases"]: name, config fields,
+    paths, params), in registry order."""
+    out = []
+    for eng in registered():
+        for c in eng.bench.get("cases", ()):
+            out.append(BenchCase(c["name"], eng.name, eng.config(**c["fields"]), tuple(c["paths"]),
+                                 dict(c.get("params", {}))))
+    return out
 
 
 CASES: list[BenchCase] = default_cases()
