@@ -533,8 +533,8 @@ def test_report_side_by_side(fake_tile_timing):
     assert note == ""
     assert r["timing"] == "tpesim" and r["delta_cycles"] == 1
     assert r["compute_cycles"] == r["tpesim_compute_cycles"] == r["scalesim_compute_cycles"] + 1
-    assert r["reason"].startswith("+1: SCALE-Sim reports its last 0-based cycle (-1, issue #125)")
-    assert "serializes its 8 folds" in r["reason"]
+    assert r["reason"].startswith("+1 (tpesim slower)")
+    assert "serializes its 8 folds" in r["reason"] and "(-1, issue #125)" in r["reason"]
     (c,), _ = report(cfg, [Layer.gemm("g", 64, 64, 64)], compat=True)
     assert c["timing"] == "scalesim" and c["compute_cycles"] == c["scalesim_compute_cycles"]
     assert c["tpesim_compute_cycles"] == r["tpesim_compute_cycles"]
@@ -545,10 +545,11 @@ def test_report_side_by_side(fake_tile_timing):
     assert note.startswith("tpesim tile timing supports none")
 
 
-def test_explain_delta_mentions_partial_folds():
+def test_explain_delta_other_timing():
+    """A tpesim count that is not the OS closed form (another tile timing) still gets the sign right."""
     sc = scalesim_compute(100, 30, 7, 32, 16, "os")
     text = explain_delta(sc, sc.compute_cycles - 50)
-    assert text.startswith("-50: ") and "partial folds cost a full fold" in text
+    assert text.startswith("-50 (tpesim faster)") and f"serializes its {sc.folds} folds" in text
     assert explain_delta(sc, sc.compute_cycles) == "same"
 
 
@@ -641,7 +642,7 @@ def test_stationary_delta_fallbacks():
     from tpesim.timing import tile_gemm_cycles
 
     text = explain_delta(sc, tile_gemm_cycles(100, 30, 70, 8, 8, "ws"))
-    assert "N:M-compressed reduction (36 of 70 rows, 20 folds)" in text
+    assert "N:M-compressed reduction (36 of 70 rows)" in text and f"{sc.folds} folds" in text
     # a double-buffered figure is not the serialized closed form
     sc = scalesim_compute(100, 30, 70, 8, 8, "is")
     text = explain_delta(sc, tile_gemm_cycles(100, 30, 70, 8, 8, "is", double_buffer=True))
@@ -658,3 +659,32 @@ def test_cli_stationary_json(tmp_path, capsys, dataflow):
         assert r["compute_cycles"] == r["tpesim_compute_cycles"] == \
             r["scalesim_compute_cycles"] + r["folds"] + 2
         assert r["dataflow"] == dataflow
+
+
+@pytest.mark.parametrize("m,n,k,rows,cols", [(1, 4096, 16, 32, 32), (512, 512, 512, 32, 32),
+                                             (100, 70, 300, 16, 8)])
+def test_os_reason_matches_sign_and_cause(m, n, k, rows, cols):
+    """The OS reason derives the delta from both closed forms: its sign says who is slower, and the
+    per-fold cost it names is tpesim's max(K, 2R+C) (short K: the drain bound; long K: the beats)."""
+    from tpesim.kernels.scalesim.compat import scalesim_compute
+    from tpesim.kernels.scalesim.report import explain_delta
+    from tpesim.timing import tile_gemm_cycles
+
+    sc = scalesim_compute(m, n, k, rows, cols, "os")
+    ours = tile_gemm_cycles(m, n, k, rows, cols, "os")
+    why = explain_delta(sc, ours)
+    delta = ours - sc.compute_cycles
+    assert why.startswith(f"{delta:+d} ({'tpesim slower' if delta > 0 else 'tpesim faster'})")
+    assert f"max(K, 2R+C) = {max(k, 2 * rows + cols)}" in why
+    assert ("2R+C = " + str(2 * rows + cols) + " > K") in why if k < 2 * rows + cols else "K = " in why
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+def test_sparse_layer_reason_mentions_sparsity(dataflow):
+    from tpesim.kernels.scalesim.compat import scalesim_compute
+    from tpesim.kernels.scalesim.report import explain_delta
+    from tpesim.timing import tile_gemm_cycles
+
+    sc = scalesim_compute(64, 48, 96, 16, 16, dataflow, sparsity=(2, 4))
+    why = explain_delta(sc, tile_gemm_cycles(64, 48, 96, 16, 16, dataflow))
+    assert "N:M-compressed reduction (48 of 96 rows)" in why

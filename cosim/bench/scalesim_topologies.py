@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tpesim.kernels.scalesim import Layer, read_topology, scalesim_compute_cycles
+from tpesim.kernels.scalesim.compat import scalesim_dataflow
 
 from .scalesim import (
     DEFAULT_VENV, ROOT, SRAM_KB, Case, _rel, _write_case, compare, ensure_venv, run_worker,
@@ -281,7 +282,7 @@ def _delta_counts(runs: list[Run], state: dict) -> dict:
     for run in runs:
         for r in state.get(run.rid, {}).values():
             n, ok, stalls = n + 1, ok + _ok(r), stalls + r["stall"]
-            if run.dataflow == "os":
+            if not scalesim_dataflow(run.dataflow).preload:
                 os_n += 1
                 os_less += r["tile"] < r["total"]
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -10,9 +11,53 @@ from tpesim.config import check_choice, check_int
 
 from .parse import DATAFLOWS, WORD_BYTES
 
-# -------------------------------------------------------------------------------------------------
-# SCALE-Sim v3.0.0 compute timing (closed forms of compute/systolic_compute_{os,ws,is}.py)
-# -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScaleSimDataflow:
+    """How SCALE-Sim 3.0.0 maps C[MxN] = A[MxK] @ B[KxN] for one of its dataflows.
+
+    `dims(M, N, K)` gives (Sr, Sc, T): the GEMM dims on array rows and columns and the one streamed
+    in time. `preload`: the stationary operand is loaded before each fold (WS, IS: R more cycles per
+    fold, and Compute Util counts the C-1 skew cycles too). `reads(...)` gives the SRAM word reads of
+    ifmap and filter and the ofmap word writes."""
+
+    name: str
+    dims: Callable[[int, int, int], tuple[int, int, int]]
+    preload: bool
+    reads: Callable[..., tuple[int, int, int]]
+
+    def fold_shape(self, M: int, N: int, K: int, R: int, C: int) -> tuple[int, int]:  # noqa: N803
+        sr, sc, t = self.dims(M, N, K)
+        return math.ceil(sr / R) * math.ceil(sc / C), (2 * R if self.preload else R) + C + t - 2
+
+
+def _os_reads(M, N, k_eff, R, C, row_folds, col_folds, folds, sparsity):  # noqa: N803
+    # OS ofmap writes are over-counted by R+C per fold (systolic_compute_os.py).
+    return col_folds * M * k_eff, row_folds * k_eff * N, M * N + folds * (R + C)
+
+
+def _ws_reads(M, N, k_eff, R, C, row_folds, col_folds, folds, sparsity):  # noqa: N803
+    # Sparse WS charges ifmap reads at M/N times the compressed rate (systolic_compute_ws.py).
+    n_sp, m_sp = sparsity
+    return round(Fraction(col_folds * M * k_eff * m_sp, n_sp)), k_eff * N, row_folds * M * N
+
+
+def _is_reads(M, N, k_eff, R, C, row_folds, col_folds, folds, sparsity):  # noqa: N803
+    return M * k_eff, col_folds * k_eff * N, row_folds * M * N
+
+
+# SCALE-Sim's `Dataflow` key -> its mapping (the only place its dataflow strings are read).
+SCALESIM_DATAFLOWS = {
+    "os": ScaleSimDataflow("os", lambda M, N, K: (M, N, K), False, _os_reads),
+    "ws": ScaleSimDataflow("ws", lambda M, N, K: (K, N, M), True, _ws_reads),
+    "is": ScaleSimDataflow("is", lambda M, N, K: (K, M, N), True, _is_reads),
+}
+
+
+def scalesim_dataflow(dataflow: str) -> ScaleSimDataflow:
+    check_choice("dataflow", dataflow, DATAFLOWS)
+    return SCALESIM_DATAFLOWS[dataflow]
+
+
 @dataclass(frozen=True)
 class ScaleSimCompute:
     """What SCALE-Sim 3.0.0 reports for a stall-free layer (CALC mode), derived in closed form.
@@ -56,15 +101,18 @@ class ScaleSimCompute:
         return self.per_fold_cycles - self.temporal
 
     @property
+    def mapping(self) -> ScaleSimDataflow:
+        return SCALESIM_DATAFLOWS[self.dataflow]
+
+    @property
     def spatial(self) -> tuple[int, int]:
         """(Sr, Sc): the GEMM dims mapped onto array rows and columns."""
-        return {"os": (self.M, self.N), "ws": (self.k_eff, self.N),
-                "is": (self.k_eff, self.M)}[self.dataflow]
+        return self.mapping.dims(self.M, self.N, self.k_eff)[:2]
 
     @property
     def temporal(self) -> int:
         """T: the GEMM dim streamed through the array in time."""
-        return {"os": self.k_eff, "ws": self.M, "is": self.N}[self.dataflow]
+        return self.mapping.dims(self.M, self.N, self.k_eff)[2]
 
 
 def effective_k(K: int, sparsity: tuple[int, int] = (1, 1)) -> int:  # noqa: N803
@@ -78,12 +126,7 @@ def scalesim_fold_shape(M: int, N: int, K: int, R: int, C: int,  # noqa: N803
     """(folds, per-fold cycles) of SCALE-Sim 3.0.0's compute model."""
     for name, v in (("M", M), ("N", N), ("K", K), ("R", R), ("C", C)):
         check_int(name, v)
-    check_choice("dataflow", dataflow, DATAFLOWS)
-    if dataflow == "os":
-        return math.ceil(M / R) * math.ceil(N / C), R + C + K - 2
-    if dataflow == "ws":
-        return math.ceil(K / R) * math.ceil(N / C), 2 * R + C + M - 2
-    return math.ceil(K / R) * math.ceil(M / C), 2 * R + C + N - 2
+    return scalesim_dataflow(dataflow).fold_shape(M, N, K, R, C)
 
 
 def scalesim_compute_cycles(M: int, N: int, K: int, R: int, C: int,  # noqa: N803
@@ -110,22 +153,15 @@ def scalesim_compute(M: int, N: int, K: int, R: int, C: int, dataflow: str, *,  
     folds, per_fold = scalesim_fold_shape(M, N, k_eff, R, C, dataflow)
     cycles = folds * per_fold - 1
     macs = M * N * K
-    sr, sc, t = {"os": (M, N, k_eff), "ws": (k_eff, N, M), "is": (k_eff, M, N)}[dataflow]
+    df = scalesim_dataflow(dataflow)
+    sr, sc, t = df.dims(M, N, k_eff)
     # Every fold adds used/(R*C); the used PEs of all folds sum to Sr*Sc.
     mapping = sr * sc / (folds * R * C)
-    # Compute Util takes the fold length before the skew for WS/IS (2R+2C+T-3, C-1 too many).
-    fold_len = per_fold if dataflow == "os" else per_fold + C - 1
+    # Compute Util takes the fold length before the skew when preloading (2R+2C+T-3, C-1 too many).
+    fold_len = per_fold + (C - 1 if df.preload else 0)
     compute_util = mapping * t / fold_len
     row_folds, col_folds = math.ceil(sr / R), math.ceil(sc / C)
-    if dataflow == "os":
-        reads = (col_folds * M * k_eff, row_folds * k_eff * N, M * N + folds * (R + C))
-    elif dataflow == "ws":
-        # Sparse WS charges ifmap reads at M/N times the compressed rate (systolic_compute_ws.py).
-        n_sp, m_sp = sparsity
-        reads = (round(Fraction(col_folds * M * k_eff * m_sp, n_sp)), k_eff * N,
-                 row_folds * M * N)
-    else:
-        reads = (M * k_eff, col_folds * k_eff * N, row_folds * M * N)
+    reads = df.reads(M, N, k_eff, R, C, row_folds, col_folds, folds, sparsity)
     return ScaleSimCompute(M, N, K, R, C, dataflow, k_eff, folds, per_fold, cycles, macs,
                            macs / (cycles * R * C), mapping, compute_util,
                            *(r * WORD_BYTES for r in reads))

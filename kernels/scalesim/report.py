@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -54,20 +55,41 @@ def explain_delta(sc: ScaleSimCompute, tpesim_cycles: int | None) -> str:
     delta = tpesim_cycles - sc.compute_cycles
     if delta == 0:
         return "same"
-    if sc.dataflow in ("ws", "is"):
+    if sc.mapping.preload:
         return _explain_stationary(sc, tpesim_cycles, delta)
-    parts = [f"{delta:+d}: SCALE-Sim reports its last 0-based cycle (-1, issue #125)"]
-    ovh = sc.overhead_cycles_per_fold
-    what = "fill+skew+drain" if sc.dataflow == "os" else "preload+fill+skew+drain"
-    if sc.folds > 1:
-        parts.append(f"SCALE-Sim serializes its {sc.folds} folds: each pays {ovh} {what} cycles "
-                     f"({sc.folds * ovh} in all), no preload/drain overlap")
+    return _explain_pipelined(sc, tpesim_cycles, delta)
+
+
+def _sparsity_note(sc: ScaleSimCompute) -> list[str]:
+    if sc.k_eff == sc.K:
+        return []
+    return [f"SCALE-Sim streams the N:M-compressed reduction ({sc.k_eff} of {sc.K} rows), tpesim the "
+            f"dense one"]
+
+
+def _explain_pipelined(sc: ScaleSimCompute, ours: int, delta: int) -> str:
+    """OS. tpesim's array takes a fold's last beat once the previous fold's wavefront has reached the
+    corner PE and its results have drained, so folds overlap (docs/architecture.md):
+        tpesim     K - 1 + (F - 1) max(K, 2R + C) + 2R + C
+        SCALE-Sim  F (R + C + K - 2) - 1               (folds serialized; -1: last 0-based cycle)
+    with F = ceil(M/R) ceil(N/C) and tpesim's dense K. Long reductions gain from the overlap, short
+    ones (K < 2R + C) pay the drain per fold: the sign of the delta follows from these two forms."""
+    R, C, K = sc.rows, sc.cols, sc.K
+    F = math.ceil(sc.M / R) * math.ceil(sc.N / C)
+    step = max(K, 2 * R + C)
+    serial = R + C + sc.k_eff - 2
+    parts = [f"{delta:+d} ({'tpesim slower' if delta > 0 else 'tpesim faster'})"]
+    if ours == K - 1 + (F - 1) * step + 2 * R + C:
+        bound = (f"its K = {K} beats" if K >= 2 * R + C else
+                 f"the previous fold's wavefront and drain, 2R+C = {2 * R + C} > K = {K}")
+        parts.append(f"tpesim overlaps its {F} folds: after the first, each costs max(K, 2R+C) = {step} "
+                     f"cycles (bound by {bound}), plus 2R+C = {2 * R + C} to drain the last; SCALE-Sim "
+                     f"serializes them at R+C+K-2 = {serial} each and reports its last 0-based cycle "
+                     f"(-1, issue #125)")
     else:
-        parts.append(f"its single fold pays {ovh} {what} cycles")
-    sr, sc_ = sc.spatial
-    if sr % sc.rows or sc_ % sc.cols:
-        parts.append("partial folds cost a full fold in SCALE-Sim")
-    return "; ".join(parts)
+        parts.append(f"SCALE-Sim serializes its {sc.folds} folds at {serial} cycles each and reports "
+                     f"its last 0-based cycle (-1, issue #125); tpesim overlaps folds")
+    return "; ".join(parts + _sparsity_note(sc))
 
 
 def _explain_stationary(sc: ScaleSimCompute, ours: int, delta: int) -> str:
@@ -87,9 +109,7 @@ def _explain_stationary(sc: ScaleSimCompute, ours: int, delta: int) -> str:
                 f"result row leaves the cycle after its MAC; SCALE-Sim reports its last 0-based "
                 f"cycle (-1, issue #125)")
     parts = [f"{delta:+d}: SCALE-Sim reports its last 0-based cycle (-1, issue #125)"]
-    if sc.k_eff != sc.K:
-        parts.append(f"SCALE-Sim streams the N:M-compressed reduction ({sc.k_eff} of {sc.K} rows, "
-                     f"{F} folds), tpesim the dense one")
+    parts += _sparsity_note(sc)
     parts.append(f"SCALE-Sim's {F} folds take {sc.per_fold_cycles} cycles each (2R+C+T-2); a "
                  f"single-buffered "
                  f"tpesim fold takes 2R+C+T-1 (input register), a double-buffered one overlaps "
