@@ -23,6 +23,11 @@ FORWARDED = {
     "cosim": ("tpesim.cosim.runner", "main", "co-simulate an engine's RTL against its cycle model"),
     "scalesim": ("tpesim.kernels.scalesim", "cli_main", "run SCALE-Sim config and topology files"),
 }
+# `run` kernels that own their parser (in kernels/), forwarded untouched the same way.
+RUN_FORWARDED = {
+    "lut-layers": ("tpesim.kernels.lut", "cli_main",
+                   "low-bit LLM linears on the LUT engine beside the systolic array at equal peak"),
+}
 
 
 class UsageError(TpesimError):
@@ -129,6 +134,8 @@ def _build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     _engine_options(conv, engine)
     _run_args(conv)
     conv.set_defaults(func=_cmd_run_conv)
+    for name, (_, _, helptext) in RUN_FORWARDED.items():
+        run_sub.add_parser(name, help=f"{helptext} (`{PROG} run {name} --help`)", add_help=False)
 
     verilog = sub.add_parser("verilog", help="emit the Verilog of a configured engine")
     v_sub = verilog.add_subparsers(dest="engine", metavar="ENGINE", required=True)
@@ -384,6 +391,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and argv[0] in FORWARDED:
             return _forward(argv[0], argv[1:])
+        if len(argv) > 1 and argv[0] == "run" and argv[1] in RUN_FORWARDED:
+            module, attr, _ = RUN_FORWARDED[argv[1]]
+            rc = _lazy(module, attr)(argv[2:])
+            return 0 if rc is None else int(rc)
         if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
             raise UsageError(f"unrecognized argument {argv[0]!r} (commands: "
                              f"{', '.join(_commands())}; `{PROG} --help`)")
