@@ -1,0 +1,435 @@
+"""Amaranth RTL of the N:M sparse engine and its hardware compressor, built from the same
+NmSparseConfig as the cycle model (register-level contract: docs/nm_sparse.md).
+
+    NmSparse                      bank control (cnt, drain, lsel/rsel), input register, valid/last/err
+    |                             pipes, the out_c/out_err Cats
+    +- mode_ctl: ModeCtl          per bank: mode (dense) and error registers, the metadata checker
+    +- col_<j>: Column            column j of every bank; rows SparseLanes and the column tree
+       +- lane_<i>: SparseLane    N index muxes (bypassed in dense mode), N multipliers (product
+       |                          registers), the lane adder (lane-sum register)
+       +- tree: ColumnTree        sum of the rows lane sums (column-sum register)
+    NMCompressor                  standalone: top-N |value| of an M-group, values + ascending indices
+
+Every pipeline register updates only when `adv = ~out_valid | out_ready`; the banks load
+independently of it. Every register resets to 0.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+from pathlib import Path
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from tpesim.engines.nm_sparse import NmSparseConfig
+from tpesim.rtl import _common
+
+__all__ = ["NmSparse", "ModeCtl", "Column", "SparseLane", "ColumnTree", "NMCompressor",
+           "component", "signature", "to_verilog", "write_verilog", "compressor_to_verilog"]
+
+
+def signature(cfg: NmSparseConfig) -> wiring.Signature:
+    """The component signature, from the config's port list (the contract shared with the model)."""
+    return wiring.Signature({p.name: (In if p.direction == "in" else Out)(p.width)
+                             for p in cfg.ports()})
+
+
+def _clog2(n: int) -> int:
+    return (n - 1).bit_length()
+
+
+def _field(bus, idx: int, bits: int, is_signed: bool):
+    raw = bus[idx * bits:(idx + 1) * bits]
+    return raw.as_signed() if is_signed else raw
+
+
+def _pick(sel, items):
+    """items[sel] for one or two banks (one bank: the select is the constant 0)."""
+    return items[0] if len(items) == 1 else Mux(sel, items[1], items[0])
+
+
+def _sum(values):
+    return reduce(lambda x, y: x + y, values)
+
+
+class ModeCtl(wiring.Component):
+    """Mode control: per bank, the mode register (1 = dense) and the error register, and the
+    metadata checker of the load beat.
+
+    On a load beat into bank b (``shift[b]``): first = (bank b empty); mode = first ? load_dense :
+    dense[b]; the beat is bad if (not first and load_dense != dense[b]) or (mode sparse and some
+    column's indices are not strictly ascending or reach M); dense[b] <- mode; err[b] <- first ?
+    bad : err[b] | bad. Rows read a bank's err into the pipeline; a row with err leaves as zeros.
+
+    Attributes
+    ----------
+    shift, first : In(banks)
+        Bank b takes this load beat; bank b holds no lane yet.
+    load_idx : In(cols*N*idx_bits)
+    load_dense : In(1)
+    dense, err : Out(banks)
+        The registers.
+    """
+
+    def __init__(self, cfg: NmSparseConfig):
+        self.cfg = cfg
+        nb = cfg.banks
+        super().__init__({"shift": In(nb), "first": In(nb),
+                          "load_idx": In(cfg.cols * cfg.keep * cfg.idx_bits),
+                          "load_dense": In(1), "dense": Out(nb), "err": Out(nb)})
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        N, M, ib = cfg.keep, cfg.group, cfg.idx_bits
+        m = Module()
+        idx_bad = Signal()
+        terms = []
+        for j in range(cfg.cols):
+            idx = [_field(self.load_idx, j * N + s, ib, False) for s in range(N)]
+            for s in range(N):
+                if (1 << ib) > M:                     # an index field can name a lane >= M
+                    terms.append(idx[s] >= M)
+                if s:
+                    terms.append(idx[s] <= idx[s - 1])
+        m.d.comb += idx_bad.eq(Cat(*terms).any() if terms else 0)
+        dense = [Signal(name=f"dense_{b}") for b in range(cfg.banks)]
+        err = [Signal(name=f"err_{b}") for b in range(cfg.banks)]
+        for b in range(cfg.banks):
+            mode = Signal(name=f"mode_{b}")
+            bad = Signal(name=f"bad_{b}")
+            m.d.comb += [
+                mode.eq(Mux(self.first[b], self.load_dense, dense[b])),
+                bad.eq((~self.first[b] & (self.load_dense != dense[b])) | (~mode & idx_bad)),
+            ]
+            with m.If(self.shift[b]):
+                m.d.sync += [dense[b].eq(mode), err[b].eq(Mux(self.first[b], bad, err[b] | bad))]
+        m.d.comb += [self.dense.eq(Cat(*dense)), self.err.eq(Cat(*err))]
+        return m
+
+
+class SparseLane(wiring.Component):
+    """One sparse lane of one column: the M-wide activation window, N index muxes (slot s reads
+    window[index_s], or window[s] in dense mode: the muxes bypassed, N consecutive K positions), N
+    multipliers into the product registers, the lane adder into the lane-sum register.
+
+    Attributes
+    ----------
+    adv : In(1)
+    window : In(M*in_bits)
+        Lanes i*M .. i*M+M-1 of the input register.
+    weight : In(N*in_bits), index : In(N*idx_bits), dense : In(1)
+        This lane of the bank the row reads, and that bank's mode.
+    lane_sum : Out(2*in_bits + ceil(log2 N))
+    """
+
+    def __init__(self, cfg: NmSparseConfig):
+        self.cfg = cfg
+        self.sum_bits = 2 * cfg.in_bits + _clog2(cfg.keep)
+        super().__init__({"adv": In(1), "window": In(cfg.group * cfg.in_bits),
+                          "weight": In(cfg.keep * cfg.in_bits),
+                          "index": In(cfg.keep * cfg.idx_bits), "dense": In(1),
+                          "lane_sum": Out(signed(self.sum_bits))})
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        w, N, M, ib = cfg.in_bits, cfg.keep, cfg.group, cfg.idx_bits
+        m = Module()
+        win = Array(_field(self.window, k, w, True) for k in range(M))
+        prods = []
+        for s in range(N):
+            sel = Signal(range(max(M, 1 << ib)), name=f"sel_{s}")
+            act = Signal(signed(w), name=f"act_{s}")
+            prod = Signal(signed(2 * w), name=f"prod_{s}")
+            m.d.comb += [sel.eq(Mux(self.dense, s, _field(self.index, s, ib, False))),
+                         act.eq(win[sel])]
+            with m.If(self.adv):
+                m.d.sync += prod.eq(act * _field(self.weight, s, w, True))
+            prods.append(prod)
+        lane_sum = Signal(signed(self.sum_bits))
+        with m.If(self.adv):
+            m.d.sync += lane_sum.eq(_sum(prods))
+        m.d.comb += self.lane_sum.eq(lane_sum)
+        return m
+
+
+class ColumnTree(wiring.Component):
+    """A column's reduction: the sum of its `rows` lane sums into the column-sum register
+    (result_bits: exact for rows*N products).
+
+    Attributes
+    ----------
+    adv : In(1)
+    lane_sums : In(rows * lane_bits)
+    out : Out(result_bits)
+    """
+
+    def __init__(self, cfg: NmSparseConfig, lane_bits: int):
+        self.cfg = cfg
+        self.lane_bits = lane_bits
+        super().__init__({"adv": In(1), "lane_sums": In(cfg.rows * lane_bits),
+                          "out": Out(signed(cfg.result_bits))})
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        m = Module()
+        total = Signal(signed(cfg.result_bits))
+        with m.If(self.adv):
+            m.d.sync += total.eq(_sum(_field(self.lane_sums, i, self.lane_bits, True)
+                                      for i in range(cfg.rows)))
+        m.d.comb += self.out.eq(total)
+        return m
+
+
+class Column(wiring.Component):
+    """Output column j: column j of every weight bank (per lane N values and N indices, a shift
+    register: a load beat enters lane rows-1, lane i takes lane i+1, so the block's first beat
+    ends in lane 0), `rows` SparseLanes reading the bank the row carries, and the column tree.
+
+    Attributes
+    ----------
+    adv : In(1)
+    a : In(rows*M*in_bits)
+        The input register's row.
+    bank : In(1)
+        The bank the row in the input register reads (two banks only; else 0).
+    dense : In(1)
+        That bank's mode.
+    shift : In(banks)
+    wdata : In(N*in_bits), widx : In(N*idx_bits)
+        Column j's N values and indices of the load beat.
+    result : Out(result_bits)
+    """
+
+    def __init__(self, cfg: NmSparseConfig, index: int):
+        self.cfg = cfg
+        self.index = index
+        self.lanes = [SparseLane(cfg) for _ in range(cfg.rows)]
+        super().__init__({"adv": In(1), "a": In(cfg.rows * cfg.group * cfg.in_bits),
+                          "bank": In(1), "dense": In(1), "shift": In(cfg.banks),
+                          "wdata": In(cfg.keep * cfg.in_bits),
+                          "widx": In(cfg.keep * cfg.idx_bits),
+                          "result": Out(signed(cfg.result_bits))})
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        R, M, w = cfg.rows, cfg.group, cfg.in_bits
+        vb, ixb = cfg.keep * w, cfg.keep * cfg.idx_bits
+        m = Module()
+        wv = [[Signal(vb, name=f"w_{b}_{i}") for i in range(R)] for b in range(cfg.banks)]
+        wi = [[Signal(ixb, name=f"idx_{b}_{i}") for i in range(R)] for b in range(cfg.banks)]
+        for b in range(cfg.banks):
+            with m.If(self.shift[b]):
+                m.d.sync += [wv[b][R - 1].eq(self.wdata), wi[b][R - 1].eq(self.widx)]
+                for i in range(R - 1):
+                    m.d.sync += [wv[b][i].eq(wv[b][i + 1]), wi[b][i].eq(wi[b][i + 1])]
+        tree = ColumnTree(cfg, self.lanes[0].sum_bits)
+        m.submodules.tree = tree
+        sums = []
+        for i, lane in enumerate(self.lanes):
+            m.submodules[f"lane_{i}"] = lane
+            m.d.comb += [
+                lane.adv.eq(self.adv),
+                lane.window.eq(self.a[i * M * w:(i + 1) * M * w]),
+                lane.weight.eq(_pick(self.bank, [wv[b][i] for b in range(cfg.banks)])),
+                lane.index.eq(_pick(self.bank, [wi[b][i] for b in range(cfg.banks)])),
+                lane.dense.eq(self.dense),
+            ]
+            sums.append(lane.lane_sum)
+        m.d.comb += [tree.adv.eq(self.adv), tree.lane_sums.eq(Cat(*sums)),
+                     self.result.eq(tree.out)]
+        return m
+
+
+class NmSparse(wiring.Component):
+    """The N:M sparse engine: a stationary block of rows sparse lanes x cols columns per bank, one
+    A row of rows*M activations per beat, one result row per beat after `cfg.latency` cycles.
+
+    Parameters
+    ----------
+    cfg : NmSparseConfig
+        Ports are ``cfg.ports()``.
+
+    Attributes
+    ----------
+    load_valid, load_val, load_idx, load_dense : In
+        One sparse lane of the block per beat (lane 0 first): column j's N values and N indices at
+        lanes j*N..j*N+N-1, the block's mode (the first beat's bit sets it).
+    load_ready : Out
+        The bank being loaded is not full and no longer read by rows in flight.
+    in_valid, in_data, in_last : In
+        One A row (rows*M lanes) per beat; ``in_last`` on a block's last row.
+    in_ready : Out
+    out_valid, out_c, out_err, out_last : Out
+        One result row per beat; ``out_err`` (and out_c all 0) for a row whose block had invalid
+        metadata.
+    out_ready : In
+        Low stalls the whole compute pipeline (one global enable).
+    """
+
+    def __init__(self, cfg: NmSparseConfig):
+        if not isinstance(cfg, NmSparseConfig):
+            raise TypeError(f"cfg must be an NmSparseConfig, not {cfg!r}")
+        self.cfg = cfg
+        self.mode_ctl = ModeCtl(cfg)
+        self.columns = [Column(cfg, j) for j in range(cfg.cols)]
+        super().__init__(signature(cfg))
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        R, C, N, nb = cfg.rows, cfg.cols, cfg.keep, cfg.banks
+        lat = cfg.latency
+        m = Module()
+        adv = Signal()
+        fire_load = Signal()
+        fire_in = Signal()
+        cnt = [Signal(range(R + 1), name=f"cnt_{b}") for b in range(nb)]
+        drain = [Signal(range(cfg.drain_cycles + 1), name=f"drain_{b}") for b in range(nb)]
+        lsel = Signal() if nb == 2 else Const(0, 1)
+        rsel = Signal() if nb == 2 else Const(0, 1)
+        m.d.comb += [
+            adv.eq(~self.out_valid | self.out_ready),
+            self.load_ready.eq((_pick(lsel, cnt) < R) & ~_pick(lsel, drain).any()),
+            self.in_ready.eq(adv & (_pick(rsel, cnt) == R)),
+            fire_load.eq(self.load_valid & self.load_ready),
+            fire_in.eq(self.in_valid & self.in_ready),
+        ]
+        shift = [fire_load & (lsel == b) for b in range(nb)]
+        for b in range(nb):
+            with m.If(shift[b]):
+                m.d.sync += cnt[b].eq(cnt[b] + 1)
+                if nb == 2:
+                    with m.If(cnt[b] == R - 1):
+                        m.d.sync += lsel.eq(b ^ 1)
+            with m.If(adv & drain[b].any()):
+                m.d.sync += drain[b].eq(drain[b] - 1)
+            with m.If(fire_in & self.in_last & (rsel == b)):
+                m.d.sync += [cnt[b].eq(0), drain[b].eq(cfg.drain_cycles)]
+        if nb == 2:
+            with m.If(fire_in & self.in_last):
+                m.d.sync += rsel.eq(~rsel)
+
+        mc = self.mode_ctl
+        m.submodules.mode_ctl = mc
+        m.d.comb += [mc.shift.eq(Cat(*shift)), mc.first.eq(Cat(*(~c.any() for c in cnt))),
+                     mc.load_idx.eq(self.load_idx), mc.load_dense.eq(self.load_dense)]
+
+        # input register (zeros when no beat is accepted), the bank bit it reads; valid/last ride
+        # in pipes of `latency` registers, err (read from the bank with the products) in a pipe
+        # from the product stage on
+        in_a = Signal(len(self.in_data))
+        in_bank = Signal() if nb == 2 else Const(0, 1)
+        vp = [Signal(name=f"valid_pipe_{d}") for d in range(lat)]
+        lp = [Signal(name=f"last_pipe_{d}") for d in range(lat)]
+        ep = [Signal(name=f"err_pipe_{d}") for d in range(1, lat)]
+        with m.If(adv):
+            m.d.sync += [in_a.eq(Mux(fire_in, self.in_data, 0)), vp[0].eq(fire_in),
+                         lp[0].eq(fire_in & self.in_last)]
+            if nb == 2:
+                m.d.sync += in_bank.eq(fire_in & rsel)
+            m.d.sync += ep[0].eq(vp[0] & _pick(in_bank, [mc.err[b] for b in range(nb)]))
+            for d in range(1, lat):
+                m.d.sync += [vp[d].eq(vp[d - 1]), lp[d].eq(lp[d - 1])]
+            for d in range(1, lat - 1):
+                m.d.sync += ep[d].eq(ep[d - 1])
+
+        dense = _pick(in_bank, [mc.dense[b] for b in range(nb)])
+        vb, ixb = N * cfg.in_bits, N * cfg.idx_bits
+        for j, col in enumerate(self.columns):
+            m.submodules[f"col_{j}"] = col
+            m.d.comb += [
+                col.adv.eq(adv), col.a.eq(in_a), col.bank.eq(in_bank), col.dense.eq(dense),
+                col.shift.eq(Cat(*shift)),
+                col.wdata.eq(self.load_val[j * vb:(j + 1) * vb]),
+                col.widx.eq(self.load_idx[j * ixb:(j + 1) * ixb]),
+            ]
+        err = ep[-1]
+        m.d.comb += [
+            self.out_c.eq(Mux(err, 0, Cat(*(col.result for col in self.columns)))),
+            self.out_err.eq(err),
+            self.out_valid.eq(vp[-1]),
+            self.out_last.eq(lp[-1]),
+        ]
+        return m
+
+
+class NMCompressor(wiring.Component):
+    """The hardware N:M compressor: one M-group of signed `bits`-bit values in per cycle, its top-N
+    by magnitude (ties to the lower index) out one cycle later as N values and N ascending indices.
+
+    Element i is kept when fewer than N elements beat it (|x_j| > |x_i|, or equal with j < i);
+    output slot s takes the kept element with exactly s kept elements before it.
+
+    Attributes
+    ----------
+    in_valid : In(1)
+    in_data : In(M*bits)
+    out_valid : Out(1)
+    out_val : Out(N*bits)
+    out_idx : Out(N*idx_bits)
+    """
+
+    def __init__(self, n: int, m: int, bits: int = 8):
+        if not (isinstance(n, int) and isinstance(m, int) and 1 <= n < m <= 16):
+            raise ValueError(f"n:m must satisfy 1 <= n < m <= 16, not {n}:{m}")
+        self.n, self.m, self.bits = n, m, bits
+        self.idx_bits = max(1, _clog2(m))
+        super().__init__({"in_valid": In(1), "in_data": In(m * bits), "out_valid": Out(1),
+                          "out_val": Out(n * bits), "out_idx": Out(n * self.idx_bits)})
+
+    def elaborate(self, platform):
+        n, M, w, ib = self.n, self.m, self.bits, self.idx_bits
+        m = Module()
+        x = [_field(self.in_data, i, w, True) for i in range(M)]
+        mag = [Signal(unsigned(w), name=f"mag_{i}") for i in range(M)]   # |-2^(w-1)| fits w bits
+        for i in range(M):
+            m.d.comb += mag[i].eq(Mux(x[i] < 0, -x[i], x[i]))
+        rank_bits = _clog2(M + 1)
+        keep = []
+        for i in range(M):
+            beats = [(mag[j] > mag[i]) if j > i else (mag[j] >= mag[i]) for j in range(M) if j != i]
+            rank = Signal(rank_bits, name=f"rank_{i}")
+            m.d.comb += rank.eq(_sum(b.as_unsigned() for b in beats) if beats else 0)
+            k = Signal(name=f"keep_{i}")
+            m.d.comb += k.eq(rank < n)
+            keep.append(k)
+        vals, idxs = [], []
+        for s in range(n):
+            v = Signal(signed(w), name=f"val_{s}")
+            ix = Signal(ib, name=f"idx_{s}")
+            hit = []
+            for i in range(M):
+                before = _sum(keep[j].as_unsigned() for j in range(i)) if i else Const(0, 1)
+                hit.append(keep[i] & (before == s))
+            m.d.comb += [v.eq(_sum(Mux(hit[i], x[i], 0) for i in range(M))),
+                         ix.eq(_sum(Mux(hit[i], i, 0) for i in range(M)))]
+            vals.append(v)
+            idxs.append(ix)
+        ov = Signal()
+        oval = Signal(n * w)
+        oidx = Signal(n * ib)
+        m.d.sync += [ov.eq(self.in_valid), oval.eq(Cat(*vals)), oidx.eq(Cat(*idxs))]
+        m.d.comb += [self.out_valid.eq(ov), self.out_val.eq(oval), self.out_idx.eq(oidx)]
+        return m
+
+
+def component(cfg: NmSparseConfig) -> wiring.Component:
+    """The engine's RTL."""
+    return NmSparse(cfg)
+
+
+def to_verilog(cfg: NmSparseConfig, name: str | None = None) -> str:
+    """Synthesizable Verilog of the engine; the top module is named `name` or `cfg.name`."""
+    return _common.convert(lambda: component(cfg), cfg.name, name)
+
+
+def write_verilog(cfg: NmSparseConfig, path: str | Path, name: str | None = None) -> Path:
+    """Write synthesizable Verilog of the engine; the module is named `name` or `cfg.name`."""
+    return _common.write(to_verilog(cfg, name), path)
+
+
+def compressor_to_verilog(n: int, m: int, bits: int = 8, name: str | None = None) -> str:
+    """Synthesizable Verilog of one NMCompressor."""
+    return _common.convert(lambda: NMCompressor(n, m, bits), f"nm_compressor_{n}of{m}_s{bits}",
+                           name)
