@@ -3,7 +3,7 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-HOT = ["sim/event/_core.py", "sim/engines/_systolic_core.py", "sim/engines/_stationary_core.py",
+HOT = ["sim/event/_core.py", "sim/engines/_systolic_core.py", "sim/engines/_preload_core.py",
        "sim/engines/_adder_tree_core.py"]
 
 ext = [

@@ -1,9 +1,6 @@
 """2-D convolution lowered to a GEMM by im2col (padding, stride, dilation, batch), and its golden.
 
-Layouts: activations NHWC, weights HWIO (kernel_h, kernel_w, in_channels, out_channels). With these
-the lowering is free of transposes: A = im2col(x) is M x K with rows ordered (n, oh, ow) and columns
-(kh, kw, c); B = w.reshape(K, N); the GEMM result C = A @ B (M x N) *is* the NHWC output, reshaped.
-`conv2d_direct` computes the same convolution window by window without im2col, as the reference.
+Notes and derivations: docs/internals.md, section `kernels/conv.py`.
 """
 
 from __future__ import annotations

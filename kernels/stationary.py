@@ -1,14 +1,6 @@
 """GEMM on a stationary-operand engine (systolic WS/IS, the adder tree): fold plan and cycle backend.
 
-Any engine whose config has `mapping` ("ws" or "is") and `block_shape` (R reduction rows, C output
-columns of the held block) and whose model has `run_folds` and `load_order` uses this mapping.
-
-WS: fold (nf, kf) holds B[kf*R:(kf+1)*R, nf*C:(nf+1)*C] in the PEs and streams the M rows of
-    A[:, kf*R:(kf+1)*R]; output row r is the partial C[r, nf*C:(nf+1)*C] of that K-slice.
-IS: fold (mf, kf) holds A[mf*C:(mf+1)*C, kf*R:(kf+1)*R]^T and streams the N columns of
-    B[kf*R:(kf+1)*R, :]; output beat n is the partial column C[mf*C:(mf+1)*C, n].
-Partial results of the K-folds are summed outside the array (an accumulator buffer, as in a TPU),
-wrapped to acc_bits like the PE registers. Folds are ordered output block by output block.
+Notes and derivations: docs/internals.md, section `kernels/stationary.py`.
 """
 
 from __future__ import annotations
@@ -86,6 +78,10 @@ class StationaryCycleBackend:
         self.p = plan(cfg, m, n, k)
         self.R, self.C = R, C = cfg.block_shape
         self.model = engine_of(cfg).load("model")(cfg, interpreted=interpreted)
+        # load beats per held block: R for a block loaded row by row, fewer for an engine whose
+        # beats carry more than one row (a compressed N:M block: one beat per sparse lane)
+        probe = np.asarray(self.model.load_order(np.zeros((R, C), np.int64)))
+        self.LB = len(probe)
         self.stat, self.strm = (1, 0) if cfg.mapping == "ws" else (0, 1)
         self.ahead = (self.stat,) if cfg.double_buffer else ()
         self.values = a is not None
@@ -99,7 +95,7 @@ class StationaryCycleBackend:
             self._zx = np.zeros((self.p.rows, R), np.int64)
         self._lasts = np.zeros(self.p.rows, np.int64)
         self._lasts[-1] = 1
-        self.pending = np.zeros((0, C), np.int64)
+        self.pending = np.zeros((0,) + probe.shape[1:], np.int64)
         self.pending_av = np.zeros(0, np.int64)
         self.offered = 0          # folds whose loads have been offered
         self.loads_taken = 0      # load beats taken so far
@@ -116,13 +112,13 @@ class StationaryCycleBackend:
     def _offer(self, f: int, avail: int) -> None:
         w, _ = self._operands(f)
         self.pending = np.concatenate([self.pending, self.model.load_order(w)])
-        self.pending_av = np.concatenate([self.pending_av, np.full(self.R, avail, np.int64)])
+        self.pending_av = np.concatenate([self.pending_av, np.full(self.LB, avail, np.int64)])
         self.offered = f + 1
 
     def stream(self, t, now, ready, out_free):
         if now != self.cycle:
             raise RuntimeError(f"engine woken at cycle {now} but its clock is at {self.cycle}")
-        F, R = self.p.folds, self.R
+        F, LB = self.p.folds, self.LB
         if self.offered == t:
             self._offer(t, ready[self.stat])
         if self.ahead and t + 1 < F and self.offered == t + 1:
@@ -136,8 +132,8 @@ class StationaryCycleBackend:
         rel = []
         for j in range(taken):
             beat = self.loads_taken + j
-            if beat % R == R - 1:
-                rel.append((beat // R, self.stat, int(lst[j])))
+            if beat % LB == LB - 1:
+                rel.append((beat // LB, self.stat, int(lst[j])))
         self.loads_taken += taken
         self.pending = self.pending[taken:]
         self.pending_av = self.pending_av[taken:]

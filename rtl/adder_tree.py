@@ -1,18 +1,7 @@
 """Amaranth RTL of the multiplier-adder-tree engine (HPCA'25 OPT2), built from the same
 AdderTreeConfig as the cycle model.
 
-Register for register the micro-architecture of docs/adder_tree.md:
-
-    AdderTree                      control (weight-bank counters, lsel/rsel, drain), input register,
-    |                              valid/last pipe, de-skew registers, the out_c Cat
-    +- encoder: VectorEncoder      ("ent" only, one per engine, shared by all columns)
-    |  +- lane_<i>: EntEncoder     EN-T digits of one int8 lane (combinational)
-    +- col_<j>: Column             column register, weight banks (column j of every bank),
-       +- tree / tree_b<b>         product / partial-product register, reduction tree(s), shift-add
-          : ReductionTree          radix-4, a register every `levels_per_stage` levels
-
-Every stage register updates only when `adv = ~out_valid | out_ready` (one global enable); the
-weight banks load independently of it. Every register resets to 0.
+Notes and derivations: docs/internals.md, section `rtl/adder_tree.py`.
 """
 
 from __future__ import annotations

@@ -1,25 +1,6 @@
 """Amaranth RTL of the systolic engine, built from the same SystolicConfig as the cycle model.
 
-Register for register the micro-architectures documented in sim/engines/_systolic_core.py
-(output stationary) and sim/engines/_stationary_core.py (weight / input stationary):
-
-    SystolicArray ("os")           drain control (pending, full, rptr), the R:1 row mux onto out_c
-    +- skew_a: Skew                row i of A, and the tile's `last` with it, through i+1 registers
-    +- skew_b: Skew                column j of B through j+1 registers
-    +- pe_<i>_<j>: OsPE            a/b/last pass-through registers, accumulator, shadow register
-
-    StationaryArray ("ws", "is")   control (wcnt, act_valid, tok_flight, tok_swap), the valid/last
-    |                              pipe of R+C stages, the out_c Cat
-    +- skew: Skew                  lane i of the moving operand, and `last`, through i+1 registers
-    +- pe_<i>_<j>: StationaryPE    weight (and, double-buffered, shadow weight) register, psum,
-    |                              a/last pass-through registers
-    +- deskew: Deskew              column j of the bottom row's psums through C-1-j registers
-
-The PEs are wired in the parent: a and last move right (PE(i,0) takes skew lane i), b moves down
-(OS; PE(0,j) takes skew lane j), psums move down (WS/IS), and the weight load chain moves down
-(PE(0,j) takes lane j of load_data). The OS array never stalls; every compute register of the
-stationary array advances only when `adv = ~out_valid | out_ready` (one global enable), the
-weight load chain independently of it. Every register resets to 0.
+Notes and derivations: docs/internals.md, section `rtl/systolic.py`.
 """
 
 from __future__ import annotations
@@ -33,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 from tpesim.rtl import _common
 from tpesim.engines.systolic import SystolicConfig
 
-__all__ = ["SystolicArray", "StationaryArray", "OsPE", "StationaryPE", "Skew", "Deskew",
+__all__ = ["SystolicArray", "PreloadArray", "OsPE", "PreloadPE", "Skew", "Deskew",
            "component", "signature", "to_verilog", "write_verilog"]
 
 
@@ -232,8 +213,8 @@ class OsPE(wiring.Component):
         return m
 
 
-class StationaryPE(wiring.Component):
-    """One stationary-operand PE: psum = psum_in + a * w (wrapped to acc_bits; the top row has no
+class PreloadPE(wiring.Component):
+    """One preload-array PE: psum = psum_in + a * w (wrapped to acc_bits; the top row has no
     psum_in); a and last pass right through one register each. Everything but the weights advances
     only while ``en``.
 
@@ -402,10 +383,11 @@ class SystolicArray(wiring.Component):
         return m
 
 
-class StationaryArray(wiring.Component):
-    """Stationary-operand R x C systolic array: the WS and IS dataflows (same hardware).
+class PreloadArray(wiring.Component):
+    """Preload R x C systolic array (an operand block preloaded through a shift chain, held while rows
+    stream): the WS and IS dataflows (same hardware).
 
-    Register for register the micro-architecture documented in sim/engines/_stationary_core.py.
+    Register for register the micro-architecture documented in sim/engines/_preload_core.py.
 
     Attributes
     ----------
@@ -420,7 +402,7 @@ class StationaryArray(wiring.Component):
     out_ready : In
         Low stalls the whole compute pipeline (a single global enable).
     skew : Skew
-    pes : list of list of StationaryPE
+    pes : list of list of PreloadPE
         ``pes[i][j]`` is instance ``pe_<i>_<j>``.
     deskew : Deskew or None
         None for a single column (nothing to de-skew).
@@ -432,7 +414,7 @@ class StationaryArray(wiring.Component):
         self.cfg = cfg
         lane_shape, acc_shape = _shapes(cfg)
         self.skew = Skew(cfg.rows, lane_shape, prefix="a", with_last=True, enable=True)
-        self.pes = [[StationaryPE(cfg, top_row=i == 0) for _ in range(cfg.cols)]
+        self.pes = [[PreloadPE(cfg, top_row=i == 0) for _ in range(cfg.cols)]
                     for i in range(cfg.rows)]
         self.deskew = Deskew(cfg.cols, acc_shape) if cfg.cols > 1 else None
         super().__init__(signature(cfg))
@@ -551,7 +533,7 @@ class StationaryArray(wiring.Component):
 
 def component(cfg: SystolicConfig) -> wiring.Component:
     """The engine's RTL for its dataflow."""
-    return SystolicArray(cfg) if cfg.dataflow == "os" else StationaryArray(cfg)
+    return SystolicArray(cfg) if cfg.dataflow == "os" else PreloadArray(cfg)
 
 
 def to_verilog(cfg: SystolicConfig, name: str | None = None) -> str:

@@ -1,45 +1,6 @@
 """Memory model: per-operand double-buffered SRAMs and one DRAM link, as event-driven components.
 
-The engine streams a sequence of tiles (a `sim.timing.TileStream`). Each tile reads one *block* of
-every input operand (for the OS GEMM: the R x K row block of A and the K x C column block of B) and
-writes one block of the output C. For WS/IS a tile is a fold: it reads its stationary block (B for
-WS, A for IS; one per fold) and its streamed block (one per K-slice), and writes partial sums into
-its output block, which the consecutive K-folds of one output block share (sim.timing.WsTiming).
-The same components serve both fidelities: at tile level the engine's timing is a closed form per
-tile, at cycle level it is the register model, and both see the same per-tile operand-ready and
-output-free cycles from here, so they agree exactly.
-
-Components (all times are integer cycles; nothing here runs per cycle):
-
-* `DramLink` -- one link shared by operand fetches and result write-backs, served first come first
-  served in issue order. A request of `n` bytes issued at cycle `i` starts at `max(i, busy_until)`
-  and occupies the link for `ceil(n / bw)` cycles (0 with unlimited bandwidth). A read's data is in
-  SRAM `latency` cycles after its transfer ends; a write frees its SRAM space as soon as its
-  transfer ends (posted write: the latency is not waited for).
-* `InputBuffer` -- the SRAM of one input operand, split in two halves (double buffering). Fetch
-  number f (f = 0, 1, ... in tile order) goes to half f % 2. Consecutive tiles that use the same
-  block share one fetch: the block stays resident (the OS GEMM walks tiles row-block-major, so one A
-  row block serves a whole row of tiles). A half is refilled only once every tile reading its block
-  has finished reading it: by default the engine has taken the tile's last beat; a backend may
-  release an operand earlier (a stationary WS/IS block once its last row is in the array's load
-  chain: `MemorySystem.release`). With no size given (the
-  default) the SRAM is unbounded: fetches never wait for space (there is still one fetch per block
-  change).
-* `OutputBuffer` -- the SRAM of the output, two halves; output block k goes to half k % 2. A tile's
-  result rows may leave the engine only once its half is free, i.e. once block k-2 has been written
-  back (OS: the sink waits; WS/IS: the fold's stream waits, see sim.timing.WsTiming). A block is
-  written back when the last tile writing it has delivered its last row; for WS/IS the K-folds of
-  one output block accumulate in it (read-modify-write inside the accumulator buffer, counted as
-  writes of each fold's partial sums) and it is written back once.
-* `Prefetcher` -- one DMA engine on the event kernel. It walks the fetches in tile order (for
-  each tile: the new block of A, then of B) and issues each as soon as its half is free; a fetch
-  that must wait for space blocks the ones behind it (in-order issue). It sleeps while blocked and
-  is woken by the event that frees the half.
-
-Byte counters per operand (units in the names): `sram_read_bytes_<op>` (engine reads of inputs;
-write-back reads of the output), `sram_write_bytes_<op>` (fills of inputs; result rows into the
-output buffer), `dram_read_bytes_<op>`, `dram_write_bytes_<op>`. Blocks are packed at the operand's
-width: ceil(elements * bits / 8) bytes (results at the accumulator width).
+Notes and derivations: docs/internals.md, section `sim/memory.py`.
 """
 
 from __future__ import annotations

@@ -1,39 +1,6 @@
 """Tile-level timing of the multiplier-adder-tree engine: one step per fold, no per-cycle work.
 
-A fold is one weight block (L = lanes load beats) and its M_f row beats (docs/adder_tree.md). The
-recurrences follow the contract's control for a sink that is always ready (so `adv` = 1 every
-cycle: as for WS, the output space gates the stream, not the sink), fold f's L load beats offered
-from cycle LA_f and its M_f rows from RA_f, one beat per cycle, in order. D = drain_cycles = F + N,
-lat = latency. Notation (cycle indices; a beat "at c" is taken at the edge ending cycle c):
-
-  W_f  fold f's last load beat        S_f  its first row        X_f = S_f + M_f - 1  its last row
-
-* Rows of a fold are consecutive: in_ready = adv & cnt[rsel] == L stays 1 until the block's
-  in_last; a row taken at c leaves at c + lat, so the run ends after X_last + lat + 1 cycles.
-* A bank becomes loadable (cnt < L and drain == 0) D cycles after its block's last row: in_last at
-  X sets drain = D and cnt = 0; D advancing edges later (X + 1 .. X + D) drain is 0, so the first
-  load is at X + D + 1 at the earliest. Once it starts, a block's L loads are consecutive (nothing
-  else changes cnt or drain of that bank) and cnt == L from the edge of the last one, W_f.
-
-Single bank:  W_f = max(LA_f, X_{f-1} + D + 1) + L - 1          (no X_{-1} term for f = 0)
-              S_f = max(RA_f, W_f + 1)
-Two banks (fold f in bank f mod 2, last read by fold f-2; lsel reaches it after fold f-1's last
-load, rsel after fold f-1's last row):
-              W_f = max(LA_f, W_{f-1} + 1, X_{f-2} + D + 1) + L - 1
-              S_f = max(RA_f, W_f + 1, X_{f-1} + 1)
-W_{f+1} needs only X_{f-1}, so it is known when fold f starts (the look-ahead `ready[2]`).
-
-Stall-free (`ideal_fold_times`, every availability 0, M rows per fold): one bank, S_f = L +
-f (L + M + D). Two banks: the recurrence is max-plus linear with cycle mean (cycles per fold)
-lam = max(L, M, (L + M + D) / 2): loads (L), rows (M), or a bank's drain + reload overlapping the
-other bank's rows (two folds per L + M + D). It is periodic from fold 2 on:
-S_f = S_{2 + f mod 2} + (f - 2 - f mod 2) * lam (checked exhaustively for L <= 40, D <= 60,
-M < 130 and by tests/test_adder_tree_timing.py). So two banks stream back to back (lam = M) only
-when M >= L + D.
-
-`AdderTreeTileBackend` is the per-fold rule for sim.timing's event-driven engine (the interface of
-StationaryTileBackend); `adder_tree_timing(cfg)` (the registry's `timing` face) puts it and the
-closed form on WsTiming's fold plan and memory policy.
+Notes and derivations: docs/internals.md, section `sim/tile_adder_tree.py`.
 """
 
 from __future__ import annotations

@@ -1,30 +1,6 @@
-"""Tile-level timing of the stationary-operand (WS/IS) array: one step per fold, no per-PE work.
+"""Tile-level timing of the preload (WS/IS) array: one step per fold, no per-PE work.
 
-The recurrences below follow the control of sim/engines/_stationary_core.py (and rtl/systolic.py)
-fold by fold, for a sink that is always ready and sources that offer fold f's R load beats from
-cycle `load_avail[f]` and its M_f stream beats from cycle `row_avail[f]`, one beat per cycle, in
-order. Notation (all cycle indices; an event "at c" happens at the clock edge ending cycle c):
-
-  W_f  last load beat of fold f          L_f  last stream beat (the token launch)
-  E_f  = L_f + R + C - 1: the token is at PE(R-1, C-1); tok_flight clears at the end of E_f
-  a row accepted at c leaves at c + R + C; the run ends after L_last + R + C + 1 cycles.
-
-Single buffer: fold f's loads start when the previous token has left (E_{f-1} + 1); act_valid is set
-by the R-th load (W_f), so the stream starts at W_f + 1.
-
-Double buffer: the shadow chain loads fold f+1 while fold f computes. Fold f+1 becomes active
-  * by the token's swap if its shadow was full during L_f (W_{f+1} <= L_f - 1): its stream may
-    start at L_f + 1, and the chain stays frozen until E_f, so fold f+2 loads from E_f + 1;
-  * otherwise by a global copy at G = max(W_{f+1}, E_f) + 1 (shadow full and no token in flight),
-    its stream from G + 1 and fold f+2's loads from G + 1.
-The last beat of a fold waits for the previous token to leave: L_f >= E_{f-1} + 1.
-Each fold's M_f stream beats are consecutive otherwise.
-
-Incremental form (`FoldTimer`): the same recurrence one fold per call, for the event-driven engine
-(sim/timing.py), where the memory's availability times become known fold by fold: fold f's step
-needs fold f's stream availability and, with double buffering, fold f+1's load availability (its
-loads overlap fold f's stream). `ideal_fold_times` is the stall-free form (every availability 0),
-which becomes periodic after a few folds when the folds are alike, so it costs O(1) per GEMM.
+Notes and derivations: docs/internals.md, section `sim/tile_stationary.py`.
 """
 
 from __future__ import annotations

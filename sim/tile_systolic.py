@@ -1,22 +1,7 @@
 """Tile-level timing of the systolic engine: OS (closed form per tile) and WS/IS (fold recurrence,
 sim/tile_stationary.py), registered per dataflow inside this engine.
 
-OS timing, derived from the micro-architecture (sim/engines/_systolic_core.py, rtl/systolic.py).
-Tile t streams K_t beats; its operands are in SRAM from cycle ready_t; its result rows may leave
-from cycle free_t (output space). A beat accepted in cycle x reaches PE(i, j) in cycle
-x + 1 + i + j, so tile t's `last` wavefront leaves PE(R-1, C-1) at the end of cycle
-L_t + R + C - 1 and the shadow bank is full from cycle L_t + R + C. The sink takes one row per
-cycle while it is ready; the bank is empty again the cycle after its last row left. Non-`last`
-beats are always taken; a `last` beat only while no wavefront is pending and the bank is empty
-(in_ready = !in_last | !(pending | full)). Hence, with L_{-1} = -1:
-
-    s_t      = max(L_{t-1} + 1, ready_t)                       first beat of tile t
-    D_{t-1}  = max(L_{t-1} + R + C, free_{t-1})                rows of t-1 leave at D_{t-1} + r
-    L_t      = max(s_t + K_t - 1, D_{t-1} + R)                 last beat (t = 0: s_0 + K_0 - 1)
-    cycles   = D_{T-1} + R                                     engine idle (the run's cycle count)
-
-With an ideal memory (ready_t = 0, free_t = 0): L_t = L_{t-1} + max(K_t, 2R + C), row r of tile t
-leaves at L_t + R + C + r, and cycles = L_{T-1} + 2R + C.
+Notes and derivations: docs/internals.md, section `sim/tile_systolic.py`.
 """
 
 from __future__ import annotations
@@ -173,7 +158,7 @@ class StationaryTileBackend:
 
 
 class WsTiming(EngineTiming):
-    """Weight-stationary on the stationary-operand array (sim/engines/_stationary_core.py).
+    """Weight-stationary on the stationary-operand array (sim/engines/_preload_core.py).
 
     Fold f = (o, kf), o-major (output block by output block, K-folds consecutive): the PEs hold
     B[kf*R:(kf+1)*R, o*C:(o+1)*C] (loaded row by row, R load beats), the stream carries the M rows

@@ -1,14 +1,7 @@
 """Tile-level timing (`fidelity="tile"`): the engine advanced one tile per event on the event kernel,
 with its memory, and the reports; cycle counts identical to the register-level cycle model.
 
-* `TileEngine` -- the engine as an event-kernel component. Each wake-up streams one tile through a
-  backend: the engine's tile backend (closed form), or a cycle-level backend (kernels/) that runs the
-  register model. The engine asks the memory (sim/memory.py) when the tile's operands are in SRAM and
-  when its results may leave, and reports back when the tile was streamed and drained. Both
-  fidelities run the same engine and memory components; only the backend differs.
-* `time_stream` is the tile level's one driver; `tile_gemm` / `tile_gemm_cycles` the systolic entry
-  points (kernels.gemm.time_gemm for any engine). The shared interfaces are in sim/tile_stream.py,
-  the systolic timings in sim/tile_systolic.py.
+Notes and derivations: docs/internals.md, section `sim/timing.py`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 
 from tpesim.cosim.bench.cases import StationaryAdapter
 from tpesim.cosim.bench.stimulus import checksum_rows, make_fold_stream
-from tpesim.engines.systolic import StationaryModel, SystolicConfig
+from tpesim.engines.systolic import PreloadModel, SystolicConfig
 
 
 @pytest.mark.parametrize("db", [False, True])
@@ -19,7 +19,7 @@ def test_chunked_fold_stream_equals_one_call(db, dataflow):
     lo, hi = cfg.in_range
     s = make_fold_stream(cfg.rows, cfg.cols, lo, hi, k=5, folds_per_block=3, reps=4, seed=7)
     run = StationaryAdapter().run_model(cfg, s, keep_rows=True)
-    oc, st, cyc = StationaryModel(cfg).run_folds(np.concatenate([s.loads] * s.reps),
+    oc, st, cyc = PreloadModel(cfg).run_folds(np.concatenate([s.loads] * s.reps),
                                                  np.concatenate([s.a] * s.reps),
                                                  np.concatenate([s.last] * s.reps))
     assert run.cycles == cyc and run.rows == len(oc) == s.nbeats

@@ -9,7 +9,7 @@ from tpesim.engines import is_compiled, load_core
 def test_hot_paths_are_compiled():
     import tpesim.event._core as kcore
 
-    for core in ("_systolic_core", "_stationary_core"):
+    for core in ("_systolic_core", "_preload_core"):
         assert is_compiled(load_core(core, interpreted=False)), "run `make setup` (or make ext)"
     assert is_compiled(kcore), "run `make setup` (or make ext)"
 

@@ -331,16 +331,16 @@ def test_stationary_sweep_shapes(rows, cols, m, n, k, in_bits, signed, df, seed)
 
 @pytest.mark.parametrize(("dataflow", "db"), STATIONARY)
 def test_stationary_python_touched_once_per_fold(monkeypatch, dataflow, db):
-    from tpesim.engines.systolic import StationaryModel
+    from tpesim.engines.systolic import PreloadModel
 
     calls = []
-    real = StationaryModel.run_folds
+    real = PreloadModel.run_folds
 
     def spy(self, loads, rows, lasts, **kw):
         calls.append((len(loads), len(rows), kw.get("drain")))
         return real(self, loads, rows, lasts, **kw)
 
-    monkeypatch.setattr(StationaryModel, "run_folds", spy)
+    monkeypatch.setattr(PreloadModel, "run_folds", spy)
     cfg = SystolicConfig(rows=4, cols=3, dataflow=dataflow, double_buffer=db)
     check_stationary(cfg, 9, 7, 11, seed=3)
     T = 9 if dataflow == "ws" else 7

@@ -19,7 +19,7 @@ from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
 from tpesim.rtl.systolic import (
-    StationaryArray,
+    PreloadArray,
     SystolicArray,
     component,
     signature,
@@ -171,7 +171,7 @@ def test_verilog_name(tmp_path):
 
 
 def test_component_per_dataflow():
-    for df, cls in (("os", SystolicArray), ("ws", StationaryArray), ("is", StationaryArray)):
+    for df, cls in (("os", SystolicArray), ("ws", PreloadArray), ("is", PreloadArray)):
         dut = component(SystolicConfig(rows=2, cols=2, dataflow=df))
         assert type(dut) is cls
         Fragment.get(dut, None)   # elaborated (and no UnusedElaboratable warning)
@@ -256,7 +256,7 @@ def test_stationary_registers_match_model(cfg, rng):
     """Every port every cycle, and every PE's a/last/psum/w/w_shadow and every skew and de-skew
     register after every edge, against the WS/IS core (loads at any time, valid gaps, stalls)."""
     R, C = cfg.rows, cfg.cols
-    core = load_core("_stationary_core").StationaryCore(R, C, cfg.acc_bits, cfg.signed,
+    core = load_core("_preload_core").StationaryCore(R, C, cfg.acc_bits, cfg.signed,
                                                         cfg.double_buffer)
 
     async def body(ctx, dut):

@@ -3,7 +3,7 @@
 The core keeps an equivalent state (control and load chain stepped per cycle, a ring of the last
 advancing edges with each beat's result row computed when it is fired, weight-version snapshots) and
 rebuilds the registers on request (`StationaryCore.register`). Here a literal register-transfer
-model, written plainly from rtl/systolic.py's StationaryArray (skew lines, PE grid shifting a/last,
+model, written plainly from rtl/systolic.py's PreloadArray (skew lines, PE grid shifting a/last,
 psums, de-skew lines, valid/last pipe, load chain, token swap, control), runs beside it on random
 stimulus with valid gaps, ready stalls and loads at any time, and every register and port must agree
 at every cycle, compiled and interpreted, single- and double-buffered.
@@ -108,7 +108,7 @@ class LiteralWs:
     (4, 4, 8, False, 17), (1, 1, 8, True, 16),
 ])
 def test_every_register_every_cycle(R, C, in_bits, signed, acc_bits, dbuf, interpreted, rng):
-    core = load_core("_stationary_core", interpreted).StationaryCore(R, C, acc_bits, signed, dbuf)
+    core = load_core("_preload_core", interpreted).StationaryCore(R, C, acc_bits, signed, dbuf)
     ref = LiteralWs(R, C, acc_bits, signed, dbuf)
     lo, hi = (-(1 << (in_bits - 1)), (1 << (in_bits - 1)) - 1) if signed else (0, (1 << in_bits) - 1)
     rows_left = 0

@@ -215,7 +215,7 @@ class SystolicAdapter(Adapter):
 
 
 class StationaryStreamAdapter(Adapter):
-    """Every engine driven through `run_folds` (StationaryModel.run_folds' contract): the systolic
+    """Every engine driven through `run_folds` (PreloadModel.run_folds' contract): the systolic
     WS/IS array and the adder tree. Its layout has two input streams: the load port (no `last`: rows
     of the held block, `cfg.block_shape[0]` beats per block) and the stream port (`last` on a block's
     last row), and one result row per stream beat.

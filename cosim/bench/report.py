@@ -309,7 +309,7 @@ def markdown(rows, info: dict, meta: dict, trows=(), srows=(), sinfo: dict | Non
                   "adder tree): `run_folds(...)` over folds of one held block's random load beats "
                   "(`cfg.block_shape[0]` of them) and K random stream beats; one call per block of the "
                   "stream port, the load port offered ahead as the harness offers it.",
-                  "- **interpreted**: the same core module (`_systolic_core.py`, `_stationary_core.py`, "
+                  "- **interpreted**: the same core module (`_systolic_core.py`, `_preload_core.py`, "
                   "`_adder_tree_core.py`) run by CPython (`interpreted=True`) on a prefix of the same "
                   "stream; its result rows and cycle count are checked equal to the compiled model's.",
                   "- **Verilator C++**: the same Amaranth Verilog (the registry's `rtl` face, "

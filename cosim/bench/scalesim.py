@@ -1,28 +1,6 @@
 """SCALE-Sim v3.0.0, run for real in its own venv, against tpesim's compat closed form and its own timing.
 
-Two uses:
-
-* `make bench` (`python -m tpesim.cosim.bench`, suite "scalesim"): a few GEMMs (cases.SCALESIM_CASES, 512^3
-  on 32x32 per dataflow), each run by SCALE-Sim alone and by tpesim's tile-level timing in a fresh
-  process, in the same run on the same machine: SCALE-Sim's wall time over ours (the speed ratio),
-  and three cycle counts side by side: SCALE-Sim's `Total Cycles`, tpesim's compat closed form
-  (`kernels.scalesim.scalesim_compute_cycles`, which must equal it: the run fails otherwise) and
-  tpesim's RTL-proven cycles (`sim.timing.tile_gemm`).
-* The full ground-truth comparison of the compat mode, 80 layers (ISPASS single-fold cases, conv
-  quirks, depthwise, N:M sparsity, layers of the shipped workloads, random GEMMs on odd arrays):
-
-      python -m tpesim.cosim.bench.scalesim            # -> docs/scalesim_compare.md (about 3 min on 2 cores)
-      python -m tpesim.cosim.bench.scalesim --quick    # only the tiny cases
-
-Every case is written with kernels.scalesim's own writers (`format_config`, `format_topology`) under
-build/scalesim/, run by the real SCALE-Sim through its Python API (no traces) by
-`scalesim_worker.py` under the SCALE-Sim venv's Python, and its COMPUTE_REPORT /
-DETAILED_ACCESS_REPORT and its own parse of the topology are compared here with
-`kernels.scalesim.scalesim_compute` and `read_topology`.
-
-The SCALE-Sim venv (git-ignored, default .venv-scalesim/) is created when missing:
-`python3 -m venv .venv-scalesim && .venv-scalesim/bin/pip install scalesim==3.0.0 "numpy<2.4"`
-(numpy 2.4 breaks scalesim 3.0.0; scalesim is not a dependency of tpesim).
+Notes and derivations: docs/internals.md, section `cosim/bench/scalesim.py`.
 """
 
 from __future__ import annotations

@@ -1,14 +1,6 @@
 """Runs the real SCALE-Sim v3.0.0 on prepared cases; executed by the SCALE-Sim venv's Python, not tpesim's.
 
-    <scalesim venv>/bin/python cosim/bench/scalesim_worker.py JOBS.json RESULTS.json [--jobs N]
-
-Standard library and scalesim only (tpesim is not installed in that venv; cosim.bench.scalesim writes
-the config, topology and layout files with kernels.scalesim's writers and compares the results).
-JOBS.json is a list of {"slug", "dir", "cfg", "topo", "layout", "gemm"}; RESULTS.json gets, per job
-in order: COMPUTE_REPORT and DETAILED_ACCESS_REPORT rows, SCALE-Sim's own parse of the topology, the
-wall time of constructing `scalesim(...)` and `run_scale` (after `import scalesim`; no traces written),
-the import time, and the worker process's peak RSS (VmHWM; one job per process gives that job's own
-peak).
+Notes and derivations: docs/internals.md, section `cosim/bench/scalesim_worker.py`.
 """
 
 from __future__ import annotations

@@ -1,22 +1,6 @@
 """Benchmark stimulus: a block of random full-range beats streamed `reps` times, shared by every path.
 
-The Python side keeps the block as int64 lane arrays (what the cycle model's `run_beats` / `run_folds`
-take); the Verilator C++ harness reads the same block from a binary file of raw port bit patterns,
-one section per input stream of the config (`write_stimulus_file`, format below). Both sides reduce
-the result rows to the same position-weighted checksum (`checksum_rows`).
-
-Stimulus file, version 3 (all fields little-endian; read by harness.cpp):
-
-    header, 16 x uint32: magic "TPSB" (0x42535054), version (3), n_in (input streams), reps (lo, hi),
-                         expected output rows (lo, hi; 0 = not given), out_lanes (all lanes of the
-                         output stream's payload ports), layout id (crc32 of `layout_key`), 7 x reserved
-    per input stream, in cfg.streams() order, 4 x uint32: nbeats (lo, hi), words per beat, has_last
-    per input stream, in the same order:
-        nbeats x words uint32   each beat's payload ports in declaration order, each port's raw bit
-                                pattern (lane 0 in the low bits) padded to whole 32-bit words
-        nbeats x uint8          the stream's `last` of each beat (only when has_last)
-
-Each stream's block of beats is offered `reps` times back to back, at the pace its ready allows.
+Notes and derivations: docs/internals.md, section `cosim/bench/stimulus.py`.
 """
 
 from __future__ import annotations

@@ -1,20 +1,6 @@
 """Tile-level timing (`sim.timing.tile_gemm`) measured for wall time and peak memory, one fresh process per row.
 
-    python -m tpesim.cosim.bench --suite tile                       # the issue-3 rows (cases.TILE_CASES)
-    python -m tpesim.cosim.bench.tile '{"m": 4096, "n": 4096, "k": 4096, "rows": 128, "cols": 128}'
-
-The second form is what the bench runs for every row: one measurement in this (fresh) process,
-printed as one JSON line. A fresh process per row makes its peak resident set (VmHWM, see
-`peak_rss_bytes`) the peak of that row alone (interpreter, numpy and tpesim imports included, so an
-upper bound of what the timing itself needs); the Python/numpy allocations of the call itself are
-measured separately with tracemalloc, in an extra call after the timed ones (tracemalloc slows the
-call, so no timing is taken from it).
-
-Wall time: `first` is the first call of `tile_gemm` for the row's GEMM in the process (imports done,
-nothing warmed up: the honest single-shot time); `median` is the median of the repeated calls after it.
-
-A dataflow whose tile-level timing is not wired into `sim.timing` yet (tile_gemm raises even on a tiny
-GEMM) gives a row "not available yet"; the row fills in by itself once `tile_gemm(dataflow=...)` works.
+Notes and derivations: docs/internals.md, section `cosim/bench/tile.py`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tpesim.engines.systolic import StationaryModel, SystolicConfig, reference
+from tpesim.engines.systolic import PreloadModel, SystolicConfig, reference
 
 from . import Case, full_range, lane_values
 
@@ -42,7 +42,7 @@ def make_case(cfg: SystolicConfig, rng: np.random.Generator, blocks: int, max_ro
             if f == 0:
                 x[0, 0], wt[0, 0] = lo, lo
                 x[-1, -1], wt[-1, -1] = hi, lo
-            for row in StationaryModel.load_order(wt):  # the order the model's load chain takes
+            for row in PreloadModel.load_order(wt):  # the order the model's load chain takes
                 loads.append({"load_data": lane_values(row, w)})
             for r in range(m):
                 rows.append({"in_data": lane_values(x[r, :], w), "in_last": int(r == m - 1)})

@@ -1,38 +1,6 @@
 """Register-level multiplier-adder-tree engine (HPCA'25 OPT2), Cython pure-Python mode.
 
-The hardware is docs/adder_tree.md (the contract shared with rtl/adder_tree.py): one weight-stationary
-lanes x cols block per bank, one A row per beat, one pipelined reduction tree per output column, one
-global stall `adv = !out_valid | out_ready`. L = lanes, N = cols.
-
-Representation (why it is fast and still register-exact):
-  * the control registers are stepped every cycle exactly as in the contract: `cnt[b]`, `drain[b]`
-    (b < banks), `lsel`, `rsel`; load_ready = cnt[lsel] < L & drain[lsel] == 0,
-    in_ready = adv & cnt[rsel] == L;
-  * every pipeline register (input, EN-T digit/vector, column forward, product, tree stages,
-    shift-add, de-skew, valid/last) is a pure delay of the row accepted at some advancing edge,
-    enabled by `adv` only. So the pipeline is a ring of the last H >= latency+1 advancing edges
-    (slot = edge number mod H) holding, per edge, the valid/last bits of the row that entered the
-    input register at that edge and its sequence number. Out port = the edge `latency - 1` edges ago;
-    column j's result register = the edge `column_latency - 1 + j` edges ago (a bubble's value is 0).
-    A slot is cleared when its row leaves, so an empty pipeline is an all-zero ring;
-  * the arithmetic is done once per accepted row: its result row is row . W(bank), computed when the
-    row is accepted. That is exact: the bank a row reads cannot change from its acceptance until
-    column N-1 has latched its products (`drain` = F + N holds loads off for exactly that long, and a
-    bank is only loaded while cnt < L, i.e. while no row can be accepted from it); and the EN-T digit
-    trees are exact (each bit-weight tree is 10 + ceil(log2 L) bits: no overflow, see the contract),
-    so the shift-add of the four bit-weight sums equals the plain dot product;
-  * result rows of rows in flight wait in a FIFO (rows leave in acceptance order); the free-running
-    `run` writes each row's result straight into the caller's out_c row it will occupy, computed for
-    a whole block of rows at a time (all rows up to the block's `in_last` read the same bank) in a
-    tight typed loop: int16 operands / int32 dot products when result_bits <= 24 (exact: every
-    partial sum is below 2^24), int64 otherwise. Runs of idle cycles (nothing in flight, no beat can
-    be taken) are skipped in O(1).
-  * a bank is kept as loaded (beat c of a block in row c, which is where the contract's shift register
-    puts it after L beats: "the first beat loaded sits in row 0"), transposed (column j contiguous).
-
-tests/test_adder_tree_model.py steps a literal register-transfer model of the contract (every stage
-register, banks as shift registers, EN-T partial products) beside this core and compares every port
-every cycle.
+Notes and derivations: docs/internals.md, section `sim/engines/_adder_tree_core.py`.
 """
 
 import cython

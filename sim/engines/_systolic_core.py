@@ -1,43 +1,6 @@
 """Register-level OS systolic array: the hot path, in Cython pure-Python mode.
 
-Compiled by `make setup` into an extension; the same file runs interpreted when
-TPESIM_INTERPRETED=1 (see sim/engines/__init__.py). One call to `OsCore.run` advances many cycles
-in C; `OsCore.step` is the per-cycle entry used by lockstep cosim.
-
-Micro-architecture (identical to rtl/systolic.py, signal for signal):
-  * skew lines: row i of A passes through i+1 registers (ask[i][0..i]), column j of B through j+1
-    (bsk[j][0..j]); the tile's `last` marker rides with A (lsk). A cycle with no accepted beat shifts
-    in zeros, which multiply to 0 where they meet, so input gaps need no valid bits in the array.
-  * PE(i,j): a moves right, b moves down, last moves right with a. acc += a*b wrapped to acc_bits;
-    when `last` passes, acc + a*b goes to the PE's shadow register and acc restarts from 0, so the
-    next tile streams in behind the wavefront with no bubble.
-  * drain: once the wavefront leaves PE(R-1,C-1) the shadow bank is `full`; rows leave one per
-    accepted output beat through an R:1 row mux (out_c = shadow[rptr]), out_last on row R-1.
-  * back-pressure: a beat carrying `last` is accepted only when no earlier wavefront is pending and
-    the shadow bank is empty: in_ready = !in_last | !(pending | full).
-
-Representation (why it is fast and still register-exact). Every a/b/last register of the array is a
-pure delay, so PE(i,j)'s input during cycle t is the beat accepted in cycle t-1-(i+j), and the MACs
-of a PE are exactly the products of the beats of one tile, added mod 2**acc_bits. Addition mod 2**n
-does not care about order, so the model does not move the MACs through the array cycle by cycle:
-  * the control (in_ready, pending, full, rptr, out_valid, out_last) is stepped every cycle, exactly
-    as in the RTL; the wavefront of the tile whose `last` beat was accepted in cycle tl reaches
-    PE(i,j) in cycle tl+1+i+j, so `full` rises at the edge of cycle tl+R+C-1 (no ring lookup);
-  * the open tile's beats are summed per PE in T (T[i,j] = sum a_i*b_j over the beats accepted since
-    the last `last`; compiled, kept mod 2**64, or mod 2**32 when acc_bits <= 32, a multiple of
-    2**acc_bits either way; exact Python ints when interpreted; wrapped to acc_bits only when read). `run` sums them in C straight from the caller's
-    beat arrays, one tile (or the rest of one call) at a time, with a vectorised 16-bit kernel when
-    the operands allow it (see `_sum16`), else 64-bit scalar MACs; when a `last` beat is accepted the
-    tile's wrapped result becomes res[cur] and the one before it res[cur^1] (a last waits for an
-    empty shadow bank, so at most two results are ever visible and at most one wavefront, the one
-    of cycle tl, is in the array);
-  * the beats of the last H=R+C cycles stay in a ring (ha, hb; zeros for cycles without a beat),
-    slot = cycle mod H, for reading the skew registers back.
-Every RTL register is a function of this state (see `register`): shadow(i,j) during cycle t is
-res[cur] once t >= tl+2+i+j, else res[cur^1]; acc(i,j) is T (or, while the last wavefront has not
-reached the PE, res[cur]) minus the products of the beats still on their way to PE(i,j), i.e. those
-accepted in cycles t-1-(i+j)..t-1. out_c is read through the same rule every cycle, so the port is
-exact whether or not out_valid is set.
+Notes and derivations: docs/internals.md, section `sim/engines/_systolic_core.py`.
 """
 
 import cython

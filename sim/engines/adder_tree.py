@@ -193,7 +193,7 @@ class AdderTreeModel(FoldStreamMixin, VcdMixin):
     """Cycle model of the adder-tree engine with the RTL's ports (sim/engines/_adder_tree_core.py).
 
     `step(inputs)` advances one clock in lockstep (cosim); `run_folds(...)` advances many cycles in
-    compiled code (kernels), with StationaryModel.run_folds' contract. Port values in `step` are raw
+    compiled code (kernels), with PreloadModel.run_folds' contract. Port values in `step` are raw
     bit patterns, as on the RTL's wires; each lane of `out_c` is `result_bits` wide.
     """
 

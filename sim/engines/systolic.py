@@ -18,7 +18,7 @@ from . import load_core
 from ._folds import FoldStreamMixin
 from ._vcd import VcdMixin
 
-__all__ = ["SystolicConfig", "SystolicModel", "StationaryModel", "reference"]
+__all__ = ["SystolicConfig", "SystolicModel", "PreloadModel", "reference"]
 
 DATAFLOWS = ("os", "ws", "is")
 IN_BITS = (4, 8, 16)
@@ -140,12 +140,12 @@ class SystolicModel(VcdMixin):
 
     `step(inputs)` advances one clock in lockstep (cosim); `run_beats(...)` (OS) or `run_folds(...)`
     (WS/IS) advance many cycles in compiled code (kernels). Port values in `step` are raw bit
-    patterns, as on the RTL's wires. `SystolicModel(cfg)` returns a `StationaryModel` for WS/IS.
+    patterns, as on the RTL's wires. `SystolicModel(cfg)` returns a `PreloadModel` for WS/IS.
     """
 
     def __new__(cls, cfg: SystolicConfig, **kw):
         if cls is SystolicModel and getattr(cfg, "dataflow", "os") != "os":
-            return super().__new__(StationaryModel)
+            return super().__new__(PreloadModel)
         return super().__new__(cls)
 
     def __init__(self, cfg: SystolicConfig, *, interpreted: bool | None = None,
@@ -195,15 +195,16 @@ class SystolicModel(VcdMixin):
             raise WorkloadError(f"max_cycles ({max_cycles}) ended the run after {nxt} of {n} beats")
         return out_c[:nout], stamp[:nout], int(cycles)
 
-class StationaryModel(FoldStreamMixin, SystolicModel):
-    """Cycle model of the WS/IS array (see sim/engines/_stationary_core.py for the hardware)."""
+class PreloadModel(FoldStreamMixin, SystolicModel):
+    """Cycle model of the preload array: WS and IS (an operand block preloaded through a shift chain;
+    see sim/engines/_preload_core.py for the hardware)."""
 
     def __init__(self, cfg: SystolicConfig, *, interpreted: bool | None = None,
                  vcd_path: str | Path | None = None):
         if cfg.dataflow == "os":
-            raise ConfigError("dataflow must be 'ws' or 'is' for StationaryModel, not 'os'")
+            raise ConfigError("dataflow must be 'ws' or 'is' for PreloadModel, not 'os'")
         self.cfg = cfg
-        self.core_module = load_core("_stationary_core", interpreted)
+        self.core_module = load_core("_preload_core", interpreted)
         self.core = self.core_module.StationaryCore(cfg.rows, cfg.cols, cfg.acc_bits, cfg.signed,
                                                     cfg.double_buffer)
         self._init_waves(vcd_path)

@@ -1,9 +1,6 @@
 """Event-driven simulation kernel (Cython pure-Python mode; compiled by `make setup`).
 
-Time is an integer cycle count. Components schedule wake-ups on a heap; a component that has
-nothing to do is not on the heap and costs nothing. A woken component does as much work as it can
-in one call (an engine advances many cycles in compiled code) and returns the cycle of its next
-wake-up, or -1 to sleep until someone else schedules it.
+Notes and derivations: docs/internals.md, section `sim/event/_core.py`.
 """
 
 import heapq

@@ -1,52 +1,6 @@
-"""Register-level stationary-operand systolic array (WS and IS dataflows), Cython pure-Python mode.
+"""Register-level preload systolic array (WS and IS dataflows), Cython pure-Python mode.
 
-The same hardware serves both dataflows; only the mapping differs (kernels/): in WS the stationary
-tile is B[k, n] (rows = reduction, columns = outputs) and the stream carries rows of A; in IS the
-stationary tile is A^T[k, m] and the stream carries columns of B, so each output beat is a column of C.
-
-Micro-architecture (identical to rtl/systolic.py's stationary array, register for register):
-  * load port: one row of the stationary tile per beat into a vertical shift chain (row 0 first in,
-    so beats carry tile rows R-1, R-2, ..., 0). With `double_buffer` the chain is a shadow copy
-    (`wsh`) that loads while the active weights (`wact`) compute; without it the chain is `wact`.
-  * stream port: one R-lane row per beat; lane i passes i+1 skew registers, then moves right through
-    the PEs of row i. `in_last` marks a fold's last row; its token travels with lane data.
-  * PE(i,j): psum(i,j) <= psum(i-1,j) + a * wact(i,j) (psum(-1,j) = 0), wrapped to acc_bits. In
-    double-buffer mode the token passing PE(i,j) also copies wsh(i,j) into wact(i,j) when the
-    token was launched with a full shadow (`tok_swap`), so the next fold streams in right behind it.
-  * outputs: column j of the bottom row passes C-1-j de-skew registers, so a whole output row leaves
-    at once, R+C cycles after its input beat; a valid/last pipeline of R+C stages travels alongside.
-  * one global stall: the compute pipeline advances only when `adv = !out_valid | out_ready`.
-  * control: in_ready = adv & act_valid & (!in_last | !tok_flight);
-      double buffer: load_ready = wcnt < R & !(tok_flight & tok_swap); a launched token swaps iff the
-        shadow is full (then wcnt := 0), else act_valid := 0 and, once the token has left the array
-        and the shadow is full, all PEs copy wsh -> wact at once;
-      single buffer: load_ready = !act_valid & !tok_flight & wcnt < R; the R-th load beat sets
-        act_valid; a launched token clears it.
-
-Representation (why it is fast and still register-exact). Every a/last/skew/de-skew/valid register
-is a pure delay, and a psum wavefront carries exactly one stream beat: PE(i,j)'s registers after the
-n-th advancing edge (`adv`) belong to the beat fired at edge n-1-i-j (a bubble, i.e. an edge without
-a beat, shifts in zeros, so its psums are 0). The weights a valid beat multiplies by never change on
-its way through the array: in single-buffer mode the load chain only moves when no valid beat is in
-flight (!act_valid & !tok_flight); in double-buffer mode the token beat still uses the old weights and
-every beat behind it the shadow copy it swaps in (the shadow cannot load while that token flies), and
-the all-PE copy only happens with no beat in flight. So the model keeps:
-  * the control registers (wcnt, act_valid, tok_flight, tok_swap) and the load chain (wsh, or wact in
-    single-buffer mode), stepped every cycle exactly as in the RTL;
-  * a ring of the last H >= L+1 advancing edges (slot = edge mod H): fired, launch (fired & last),
-    the beat's R lanes, the weight version it sees, and its whole result row a . W wrapped to
-    acc_bits, computed once when the beat is fired (R*C MACs, the same count as the PE grid, but
-    in one tight loop instead of shifting every register);
-  * weight versions: a snapshot of the active weight tile each time it changes (single buffer: the
-    R-th load beat; double buffer: the all-PE copy, and the launch of a swapping token), NV = 4 slots
-    (at most two versions can have beats in the array at once).
-Every RTL register is a function of this state (see `register`): pa/pl(i,j) = lane i / launch of
-edge n-1-i-j; psum(i,j) = the sum over rows 0..i of that beat's products with its weight version;
-a_skew/last_skew(i,d) = edge n-d; de-skew(j,d) = the result row of edge n-1-R-j-d; valid/last pipe
-(d) = edge n-d; out_c = the result row of edge n-L+1; wact(i,j) in double-buffer mode = the new
-version once the swapping token (launched at edge ntok) has passed PE(i,j) (n >= ntok+1+i+j), else
-the old one. tests/test_ws_registers.py runs a literal register-transfer model beside the core and
-checks every register and port every cycle.
+Notes and derivations: docs/internals.md, section `sim/engines/_preload_core.py`.
 """
 
 import cython
