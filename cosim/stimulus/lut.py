@@ -1,0 +1,47 @@
+"""Cosim stimulus of the LUT engine: output tiles of random K (1..max_rows K-groups' worth of
+activations, K not always a multiple of the group: the tail group is zero-padded), full-range int8
+activations and every weight code; the first tile carries the extremes (-128 against each
+interpretation's most negative and most positive weight)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tpesim.engines.lut import LutConfig, encode_weights, reference
+
+from . import Case, full_range, lane_values
+
+__all__ = ["make_case", "default_max_rows"]
+
+
+def make_case(cfg: LutConfig, rng: np.random.Generator, blocks: int, max_rows: int) -> Case:
+    """`blocks` tiles, each of a random number of K-groups in 1..max_rows."""
+    M, N, g = cfg.tile_m, cfg.tile_n, cfg.group
+    op_b = cfg.operands()[1]
+    beats, expected = [], []
+    for t in range(blocks):
+        groups = int(rng.integers(1, max_rows + 1))
+        k = groups * g - int(rng.integers(0, g))            # a ragged last group now and then
+        a = full_range(rng, (M, k), 8, True)
+        b = full_range(rng, (k, N), op_b.bits, op_b.signed)  # weight values, or codes (pm1/ternary)
+        if t == 0:
+            a[0, 0] = -128
+            b[0, 0] = b.min(initial=0) if op_b.signed else (1 << op_b.bits) - 1
+            a[-1, -1] = -128
+        ap = np.zeros((M, groups * g), np.int64)
+        ap[:, :k] = a
+        codes = np.zeros((groups * g, N), np.int64)        # a padded code meets zero activations
+        codes[:k] = encode_weights(cfg, b)
+        for q in range(groups):
+            beats.append({"in_a": lane_values(ap[:, q * g:(q + 1) * g].reshape(-1), 8),
+                          "in_w": lane_values(codes[q * g:(q + 1) * g].reshape(-1), cfg.code_bits),
+                          "in_last": int(q == groups - 1)})
+        expected.append(reference(cfg, a, b))
+    # the longest wait for a transfer: a last beat behind a full tile's planes and the drain
+    bound = 2 * (cfg.planes + cfg.pipe_stages + M) + 8
+    return Case(beats={"in": beats}, expected=expected, latency_bound=bound)
+
+
+def default_max_rows(cfg: LutConfig) -> int:
+    """Default bound of a tile's K-groups: long enough that tiles overlap the previous drain."""
+    return 2 * cfg.tile_m + 4

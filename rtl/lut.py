@@ -1,0 +1,367 @@
+"""Amaranth RTL of the LUT Tensor Core engine (bit-serial table lookups), built from the same
+LutConfig as the cycle model; the register-level contract is docs/lut.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from tpesim.engines.lut import LutConfig, plane_bits
+from tpesim.errors import ConfigError
+from tpesim.rtl import _common
+
+__all__ = ["Lut", "TablePrecompute", "IndexGen", "SignedMux", "Pow2Scale", "Accumulator",
+           "BitSerialControl", "component", "signature", "to_verilog", "write_verilog"]
+
+# Amaranth emits `x == 0` as `!x`, which Verilator flags (WIDTHTRUNC): zero tests use `~x.any()`.
+
+
+def signature(cfg: LutConfig) -> wiring.Signature:
+    """The component signature, derived from the config's port list (the contract with the model)."""
+    return wiring.Signature({p.name: (In if p.direction == "in" else Out)(p.width)
+                             for p in cfg.ports()})
+
+
+def _widths(cfg: LutConfig) -> tuple[int, int, int, int]:
+    """(entry bits, largest plane shift, scaled-term bits, bias bits) of the integer datapath."""
+    shifts, _, _ = plane_bits(cfg)
+    emax = max(shifts)
+    return cfg.entry_bits, emax, cfg.entry_bits + emax, cfg.bias_bits
+
+
+ACC2_BITS = 33   # the accumulator holds 2*C mod 2^33; out_c is its bits 32..1 (C mod 2^32)
+
+
+class TablePrecompute(wiring.Component):
+    """Builds and holds the tables of one activation beat: per row m, the stored entries (sym:
+    S[x] = -a_0 + sum_{k>=1} (bit k-1 of x ? +a_k : -a_k); else T[i] = sum_k (bit k of i ? +a_k :
+    -a_k)) and the offset term o * sum_k a_k; loaded when `load` is high.
+
+    Attributes
+    ----------
+    load : In(1)
+    a : In(tile_m * group * 8), lane m*group + k
+    table : Out(tile_m * entries * entry_bits), entry x of row m at lane m*entries + x
+    bias : Out(tile_m * bias_bits)
+    """
+
+    def __init__(self, cfg: LutConfig):
+        self.cfg = cfg
+        eb, _, _, bb = _widths(cfg)
+        M, g = cfg.tile_m, cfg.group
+        super().__init__({"load": In(1), "a": In(M * g * 8),
+                          "table": Out(M * cfg.entries * eb), "bias": Out(M * bb)})
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        m = Module()
+        eb, _, _, bb = _widths(cfg)
+        M, g, E = cfg.tile_m, cfg.group, cfg.entries
+        _, o, _ = plane_bits(cfg)
+        regs, biases = [], []
+        for r in range(M):
+            a = [self.a[(r * g + k) * 8:(r * g + k + 1) * 8].as_signed() for k in range(g)]
+            for x in range(E):
+                idx = (x << 1) if cfg.sym else x
+                e = Signal(signed(eb), name=f"t_{r}_{x}")
+                terms = [a[k] if (idx >> k) & 1 else -a[k] for k in range(g)]
+                s = terms[0]
+                for t in terms[1:]:
+                    s = s + t
+                with m.If(self.load):
+                    m.d.sync += e.eq(s)
+                regs.append(e)
+            bias = Signal(signed(bb), name=f"bias_{r}")
+            total = a[0]
+            for t in a[1:]:
+                total = total + t
+            with m.If(self.load):
+                m.d.sync += bias.eq(total * o)
+            biases.append(bias)
+        m.d.comb += [self.table.eq(Cat(*regs)), self.bias.eq(Cat(*biases))]
+        return m
+
+
+class IndexGen(wiring.Component):
+    """Bit-plane slicing: column n's table index in plane b is bit b of its `group` weight codes
+    (bit k from weight k), all bits inverted on the planes where the interpretation says so (the
+    two's-complement MSB plane: offset binary).
+
+    Attributes
+    ----------
+    w : In(group * tile_n * planes), lane k*tile_n + n
+    b : In(2), the plane
+    idx : Out(tile_n * group), column n's index at lane n
+    """
+
+    def __init__(self, cfg: LutConfig):
+        self.cfg = cfg
+        super().__init__({"w": In(cfg.group * cfg.tile_n * cfg.planes), "b": In(2),
+                          "idx": Out(cfg.tile_n * cfg.group)})
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        m = Module()
+        P, g, N = cfg.planes, cfg.group, cfg.tile_n
+        _, _, inv = plane_bits(cfg)
+        invert = Signal(name="invert")
+        m.d.comb += invert.eq(Array(Const(int(v), 1) for v in inv)[self.b[:max(1, (P - 1).bit_length())]]
+                              if P > 1 else int(inv[0]))
+        lanes = []
+        for n in range(N):
+            bits = []
+            for k in range(g):
+                code = self.w[(k * N + n) * P:(k * N + n + 1) * P]
+                bits.append(code.bit_select(self.b, 1) if P > 1 else code[0])
+            lanes.append(Cat(*bits) ^ invert.replicate(g))
+        m.d.comb += self.idx.eq(Cat(*lanes))
+        return m
+
+
+class SignedMux(wiring.Component):
+    """One column's lookup: sym: idx[0] ? -S[(~idx) >> 1] : S[idx >> 1]; else T[idx].
+
+    Attributes
+    ----------
+    table : In(entries * entry_bits)
+    idx : In(group)
+    entry : Out(signed(entry_bits))
+    """
+
+    def __init__(self, cfg: LutConfig):
+        self.cfg = cfg
+        eb = cfg.entry_bits
+        super().__init__({"table": In(cfg.entries * eb), "idx": In(cfg.group),
+                          "entry": Out(signed(eb))})
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        m = Module()
+        eb, g, E = cfg.entry_bits, cfg.group, cfg.entries
+        ents = Array(self.table[x * eb:(x + 1) * eb].as_signed() for x in range(E))
+        if not cfg.sym:
+            m.d.comb += self.entry.eq(ents[self.idx])
+        elif g == 1:
+            m.d.comb += self.entry.eq(Mux(self.idx[0], -ents[0], ents[0]))
+        else:
+            neg = self.idx[0]
+            sel = Mux(neg, ~self.idx[1:], self.idx[1:])
+            e = Signal(signed(eb), name="stored")
+            m.d.comb += [e.eq(ents[sel]), self.entry.eq(Mux(neg, -e, e))]
+        return m
+
+
+class Pow2Scale(wiring.Component):
+    """x * 2^e_b for plane b (a shift: integers are exact).
+
+    Attributes
+    ----------
+    x : In(signed(entry_bits)), b : In(2), y : Out(signed(entry_bits + max shift))
+    """
+
+    def __init__(self, cfg: LutConfig):
+        self.cfg = cfg
+        eb, _, tb, _ = _widths(cfg)
+        super().__init__({"x": In(signed(eb)), "b": In(2), "y": Out(signed(tb))})
+
+    def elaborate(self, platform):
+        m = Module()
+        shifts, _, _ = plane_bits(self.cfg)
+        m.d.comb += self.y.eq(Array(self.x << e for e in shifts)[self.b[:max(1, (len(shifts) - 1).bit_length())]]
+                              if len(shifts) > 1 else self.x << shifts[0])
+        return m
+
+
+class Accumulator(wiring.Component):
+    """One output's accumulator: acc <- (zero ? 0 : acc) + (with_bias ? bias : 0) + term, mod 2^33,
+    on `en`; `total` is the value being written (the shadow bank takes its bits 32..1).
+
+    Attributes
+    ----------
+    en, zero, with_bias : In(1); term : In(signed(term bits)); bias : In(signed(bias bits));
+    total : Out(signed(33)); acc : Out(signed(33)), the register
+    """
+
+    def __init__(self, cfg: LutConfig):
+        self.cfg = cfg
+        _, _, tb, bb = _widths(cfg)
+        super().__init__({"en": In(1), "zero": In(1), "with_bias": In(1), "term": In(signed(tb)),
+                          "bias": In(signed(bb)), "total": Out(signed(ACC2_BITS)),
+                          "acc": Out(signed(ACC2_BITS))})
+
+    def elaborate(self, platform):
+        m = Module()
+        base = Mux(self.zero, 0, self.acc)
+        add = Mux(self.with_bias, self.bias, 0)
+        m.d.comb += self.total.eq(base + add + self.term)
+        with m.If(self.en):
+            m.d.sync += self.acc.eq(self.total)
+        return m
+
+
+class BitSerialControl(wiring.Component):
+    """The bit-serial control (docs/lut.md "Control"): stage-1 register state (full, plane b,
+    tlast, tfirst, newtile), stage-2 valid/final (pipe_stages = 2), shadow bank (sfull, rptr).
+
+    Attributes
+    ----------
+    in_valid, in_last, out_ready : In(1)
+    in_ready, load, exec_, b, first, last_plane, final, out_valid, out_last, rptr, v2 : Out
+    """
+
+    def __init__(self, cfg: LutConfig):
+        self.cfg = cfg
+        rb = max(1, (cfg.tile_m - 1).bit_length())
+        super().__init__({"in_valid": In(1), "in_last": In(1), "out_ready": In(1),
+                          "in_ready": Out(1), "load": Out(1), "exec_": Out(1), "b": Out(2),
+                          "first": Out(1), "last_plane": Out(1), "final": Out(1),
+                          "out_valid": Out(1), "out_last": Out(1), "rptr": Out(rb),
+                          "v2": Out(1)})
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        m = Module()
+        P, M, S = cfg.planes, cfg.tile_m, cfg.pipe_stages
+        full = Signal(name="full")
+        tlast = Signal(name="tlast")
+        tfirst = Signal(name="tfirst")
+        newtile = Signal(init=1, name="newtile")
+        fin2 = Signal(name="fin2")
+        sfull = Signal(name="sfull")
+        b = self.b
+        v2 = self.v2
+        rptr = self.rptr
+        lastp = Signal(name="lastp")
+        m.d.comb += lastp.eq(b == P - 1)
+        busy = Signal(name="busy")
+        m.d.comb += busy.eq(sfull | (full & tlast) | (v2 & fin2))
+        m.d.comb += [
+            self.exec_.eq(full),
+            self.first.eq(tfirst),
+            self.last_plane.eq(lastp),
+            self.in_ready.eq((~full | lastp) & ~(self.in_last & busy)),
+            self.out_valid.eq(sfull),
+            self.out_last.eq(sfull & (rptr == M - 1)),
+        ]
+        fire_in = self.in_valid & self.in_ready
+        m.d.comb += self.load.eq(fire_in)
+        if S == 1:
+            m.d.comb += self.final.eq(full & lastp & tlast)
+        else:
+            m.d.comb += self.final.eq(v2 & fin2)
+            m.d.sync += [v2.eq(full), fin2.eq(full & lastp & tlast)]
+        # shadow bank: drained one row per accepted beat, refilled by a tile's final write (it is
+        # empty then: a tile's last beat waits for `busy` to clear)
+        with m.If(sfull & self.out_ready):
+            with m.If(rptr == M - 1):
+                m.d.sync += [rptr.eq(0), sfull.eq(0)]
+            with m.Else():
+                m.d.sync += rptr.eq(rptr + 1)
+        with m.If(self.final):
+            m.d.sync += [sfull.eq(1), rptr.eq(0)]
+        with m.If(full):
+            with m.If(lastp):
+                m.d.sync += full.eq(0)
+            with m.Else():
+                m.d.sync += b.eq(b + 1)
+        with m.If(fire_in):
+            m.d.sync += [full.eq(1), b.eq(0), tlast.eq(self.in_last), tfirst.eq(newtile),
+                         newtile.eq(self.in_last)]
+        return m
+
+
+class Lut(wiring.Component):
+    """The LUT engine (docs/lut.md): table precompute -> index generation -> signed 8:1 mux ->
+    pow2 scale -> [stage-2 register] -> accumulators -> shadow bank -> one C row per beat."""
+
+    def __init__(self, cfg: LutConfig):
+        if not isinstance(cfg, LutConfig):
+            raise ConfigError(f"cfg must be a LutConfig, not {type(cfg).__name__}")
+        if not cfg.int_mode:
+            raise ConfigError(f"act must be 'int8' for the RTL in this version (the fp16 datapath "
+                              f"is modelled, not yet built), not {cfg.act!r}")
+        self.cfg = cfg
+        super().__init__(signature(cfg))
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        m = Module()
+        M, N, g, P, S = cfg.tile_m, cfg.tile_n, cfg.group, cfg.planes, cfg.pipe_stages
+        eb, _, tb, bb = _widths(cfg)
+        E = cfg.entries
+
+        m.submodules.control = ctl = BitSerialControl(cfg)
+        m.d.comb += [ctl.in_valid.eq(self.in_valid), ctl.in_last.eq(self.in_last),
+                     ctl.out_ready.eq(self.out_ready), self.in_ready.eq(ctl.in_ready),
+                     self.out_valid.eq(ctl.out_valid), self.out_last.eq(ctl.out_last)]
+
+        m.submodules.precompute = pre = TablePrecompute(cfg)
+        m.d.comb += [pre.load.eq(ctl.load), pre.a.eq(self.in_a)]
+
+        wreg = Signal(g * N * P, name="wcodes")
+        with m.If(ctl.load):
+            m.d.sync += wreg.eq(self.in_w)
+        m.submodules.indexgen = ig = IndexGen(cfg)
+        m.d.comb += [ig.w.eq(wreg), ig.b.eq(ctl.b)]
+
+        # stage 1: lookup and scale, per (row, column)
+        terms = [[None] * N for _ in range(M)]
+        for r in range(M):
+            for n in range(N):
+                mux = SignedMux(cfg)
+                sc = Pow2Scale(cfg)
+                m.submodules[f"mux_{r}_{n}"] = mux
+                m.submodules[f"scale_{r}_{n}"] = sc
+                m.d.comb += [mux.table.eq(pre.table[r * E * eb:(r + 1) * E * eb]),
+                             mux.idx.eq(ig.idx[n * g:(n + 1) * g]),
+                             sc.x.eq(mux.entry), sc.b.eq(ctl.b)]
+                terms[r][n] = sc.y
+        biases = [pre.bias[r * bb:(r + 1) * bb].as_signed() for r in range(M)]
+        plane0 = ctl.b == 0
+        en, zero, with_bias = ctl.exec_, ctl.first & plane0, plane0
+        if S == 2:
+            # stage-2 register between the lookup/scale and the accumulators
+            zero2 = Signal(name="zero2")
+            wb2 = Signal(name="with_bias2")
+            m.d.sync += [zero2.eq(zero), wb2.eq(with_bias)]
+            t2 = [[Signal(signed(tb), name=f"term2_{r}_{n}") for n in range(N)] for r in range(M)]
+            b2 = [Signal(signed(bb), name=f"bias2_{r}") for r in range(M)]
+            for r in range(M):
+                m.d.sync += b2[r].eq(biases[r])
+                for n in range(N):
+                    m.d.sync += t2[r][n].eq(terms[r][n])
+            terms, biases = t2, b2
+            en, zero, with_bias = ctl.v2, zero2, wb2
+
+        # accumulators and the shadow bank (C = total >> 1 on a tile's final write)
+        shadow = [[Signal(signed(32), name=f"shadow_{r}_{n}") for n in range(N)] for r in range(M)]
+        for r in range(M):
+            for n in range(N):
+                acc = Accumulator(cfg)
+                m.submodules[f"acc_{r}_{n}"] = acc
+                m.d.comb += [acc.en.eq(en), acc.zero.eq(zero), acc.with_bias.eq(with_bias),
+                             acc.term.eq(terms[r][n]), acc.bias.eq(biases[r])]
+                with m.If(ctl.final):
+                    m.d.sync += shadow[r][n].eq(acc.total[1:ACC2_BITS])
+        rows = Array(Cat(*shadow[r]) for r in range(M))
+        m.d.comb += self.out_c.eq(Mux(ctl.out_valid, rows[ctl.rptr] if M > 1 else rows[0], 0))
+        return m
+
+
+def component(cfg: LutConfig) -> wiring.Component:
+    """The engine's RTL."""
+    return Lut(cfg)
+
+
+def to_verilog(cfg: LutConfig, name: str | None = None) -> str:
+    """Synthesizable Verilog of the engine; the top module is named `name` or `cfg.name`."""
+    return _common.convert(lambda: component(cfg), cfg.name, name)
+
+
+def write_verilog(cfg: LutConfig, path: str | Path, name: str | None = None) -> Path:
+    """Write synthesizable Verilog of the engine; the module is named `name` or `cfg.name`."""
+    return _common.write(to_verilog(cfg, name), path)

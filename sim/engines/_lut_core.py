@@ -1,0 +1,267 @@
+"""Register-level LUT Tensor Core engine (bit-serial table lookups), Cython pure-Python mode.
+
+The hardware is docs/lut.md (the contract shared with rtl/lut.py). M = tile_m, N = tile_n,
+P = bit-planes per weight beat, S = pipeline stages (1 or 2).
+
+Control, stepped every cycle exactly as in the contract:
+  * stage 1 register (table + weight codes of one K-group): `full`, plane counter `b`, `tlast`;
+    it executes plane b every cycle it is full;
+  * stage 2 register (S = 2 only, lookup -> accumulate): `v2`, `fin2` (it carries a tile's last plane);
+  * shadow bank: `sfull`, row pointer `rptr`;
+  busy      = sfull | full & tlast | v2 & fin2     (a finished tile has not left the engine yet)
+  in_ready  = (!full | b == P-1) & !(in_last & busy)
+  out_valid = sfull, out_last = rptr == M-1, out_c = shadow row rptr.
+  A tile's final accumulator write (S = 1: its last plane; S = 2: one cycle later) fills the shadow
+  bank, which is empty then: a tile's last beat waits for the previous tile to leave.
+
+Values (why it is fast and still exact at the ports): the accumulator is observable only through the
+shadow bank, and the contract's integer datapath accumulates exactly 2*C mod 2^33 and outputs its
+bits 32..1, i.e. the tile's A @ W wrapped to int32 (docs/lut.md derives it; tests prove the RTL's
+table/plane/shift/offset arithmetic equal to it). So a tile's result is summed in int32 (wrapping,
+-fwrapv) when each of its beats is accepted, in a ring of 4 tile slots (the tile receiving beats, up
+to two finished tiles waiting for their final write, the one in the shadow bank), and the final
+write only moves the ring's read pointer. In fp16 mode the per-beat update is a Python callable
+(`beat_fn`) doing the contract's fp16 operations on the slot.
+"""
+
+import cython
+import numpy as np
+
+i64 = cython.typedef(cython.longlong)
+i32 = cython.typedef(cython.int)
+
+SLOTS = 4
+
+
+@cython.cclass
+class LutCore:
+    M: cython.int
+    N: cython.int
+    G: cython.int
+    P: cython.int
+    S: cython.int
+    fp: cython.int
+    beat_fn: object
+    acc: i32[:, :, ::1]
+    fresh: cython.uchar[::1]
+    seq_in: i64
+    seq_com: i64
+    full = cython.declare(cython.int, visibility="readonly")
+    b = cython.declare(cython.int, visibility="readonly")
+    tlast = cython.declare(cython.int, visibility="readonly")
+    v2 = cython.declare(cython.int, visibility="readonly")
+    fin2 = cython.declare(cython.int, visibility="readonly")
+    sfull = cython.declare(cython.int, visibility="readonly")
+    rptr = cython.declare(cython.int, visibility="readonly")
+    cycle = cython.declare(i64, visibility="readonly")
+
+    def __init__(self, tile_m: int, tile_n: int, group: int, planes: int, stages: int,
+                 beat_fn=None):
+        if stages not in (1, 2):
+            raise ValueError(f"stages must be 1 or 2, not {stages!r}")
+        self.M = tile_m
+        self.N = tile_n
+        self.G = group
+        self.P = planes
+        self.S = stages
+        self.fp = 0 if beat_fn is None else 1
+        self.beat_fn = beat_fn
+        self.reset()
+
+    def reset(self):
+        self.acc = np.zeros((SLOTS, self.M, self.N), dtype=np.int32)
+        self.fresh = np.ones(SLOTS, dtype=np.uint8)
+        self.seq_in = 0
+        self.seq_com = 0
+        self.full = 0
+        self.b = 0
+        self.tlast = 0
+        self.v2 = 0
+        self.fin2 = 0
+        self.sfull = 0
+        self.rptr = 0
+        self.cycle = 0
+
+    # -- values --------------------------------------------------------------------------------
+    @cython.cfunc
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def _beat(self, A: i32[:, ::1], W: i32[:, ::1], r: i64, last: cython.int) -> cython.void:
+        """Accumulate beat r (A[r]: M*G activations, row-major [m][k]; W[r]: G*N weight values,
+        [k][n]) into the tile slot receiving beats; close the slot if it is the tile's last."""
+        M: cython.int = self.M
+        N: cython.int = self.N
+        G: cython.int = self.G
+        s: cython.int = self.seq_in & (SLOTS - 1)
+        m: cython.int
+        k: cython.int
+        n: cython.int
+        a: i32
+        if self.fp:
+            self.beat_fn(np.asarray(self.acc[s]), np.asarray(A[r]).reshape(M, G),
+                         np.asarray(W[r]).reshape(G, N), bool(self.fresh[s]))
+        else:
+            for m in range(M):
+                for k in range(G):
+                    a = A[r, m * G + k]
+                    if a != 0:
+                        for n in range(N):
+                            self.acc[s, m, n] += a * W[r, k * N + n]
+        self.fresh[s] = 0
+        if last:
+            self.seq_in += 1
+            s = self.seq_in & (SLOTS - 1)
+            self.fresh[s] = 1
+            for m in range(M):
+                for n in range(N):
+                    self.acc[s, m, n] = 0
+
+    def shadow_row(self, r: int) -> list:
+        s: cython.int = (self.seq_com - 1) & (SLOTS - 1)
+        return [int(self.acc[s, r, n]) for n in range(self.N)]
+
+    # -- lockstep --------------------------------------------------------------------------------
+    def step(self, in_valid: int, in_a, in_w, in_last: int, out_ready: int):
+        """One clock with this cycle's inputs (in_a: M*G activation values, in_w: G*N weight
+        values). Returns this cycle's outputs (before the edge):
+        (in_ready, out_valid, out_last, out_c row)."""
+        P: cython.int = self.P
+        fin: cython.int = 0
+        if self.S == 1:
+            fin = 1 if (self.full and self.b == P - 1 and self.tlast) else 0
+        elif self.v2 and self.fin2:
+            fin = 1
+        busy: cython.int = 1 if (self.sfull or (self.full and self.tlast) or
+                                 (self.v2 and self.fin2)) else 0
+        ir: cython.int = 1 if ((not self.full or self.b == P - 1) and
+                               not (in_last and busy)) else 0
+        ov: cython.int = self.sfull
+        ol: cython.int = 1 if (ov and self.rptr == self.M - 1) else 0
+        oc = self.shadow_row(self.rptr) if ov else [0] * self.N
+        fire_in: cython.int = 1 if (in_valid and ir) else 0
+        if ov and out_ready:
+            if self.rptr == self.M - 1:
+                self.rptr = 0
+                self.sfull = 0
+            else:
+                self.rptr += 1
+        if fin:
+            self.seq_com += 1
+            self.sfull = 1
+            self.rptr = 0
+        if self.S == 2:
+            self.v2 = self.full
+            self.fin2 = 1 if (self.full and self.b == P - 1 and self.tlast) else 0
+        if self.full:
+            if self.b == P - 1:
+                self.full = 0
+            else:
+                self.b += 1
+        if fire_in:
+            self.full = 1
+            self.b = 0
+            self.tlast = 1 if in_last else 0
+            A = np.asarray(in_a, dtype=np.int32).reshape(1, -1)
+            W = np.asarray(in_w, dtype=np.int32).reshape(1, -1)
+            self._beat(A, W, 0, self.tlast)
+        self.cycle += 1
+        return int(ir), int(ov), int(ol), oc
+
+    # -- free running ------------------------------------------------------------------------------
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def run(self, A: i32[:, ::1], W: i32[:, ::1], lasts: i64[::1], out_c: i32[:, ::1],
+            out_stamp: i64[::1], valid: cython.uchar[::1], ready: cython.uchar[::1],
+            max_cycles: i64, drain: cython.int):
+        """Free-running: stream beats A[i], W[i], lasts[i] (source valid unless `valid[t]` says 0),
+        sink ready unless `ready[t]` says 0 (t counted from this call; empty schedules = always).
+        Without `drain`, stop right after the cycle that takes the last beat; with it, run until
+        the engine is idle. Stops at max_cycles too. Result rows go to out_c (their cycles to
+        out_stamp). Returns (beats taken, rows written, cycles run)."""
+        nb: i64 = A.shape[0]
+        nv: i64 = valid.shape[0]
+        nr: i64 = ready.shape[0]
+        P: cython.int = self.P
+        M: cython.int = self.M
+        N: cython.int = self.N
+        S: cython.int = self.S
+        bi: i64 = 0
+        no: i64 = 0
+        t: i64 = 0
+        n: cython.int
+        s: cython.int
+        fin: cython.int
+        ir: cython.int
+        v: cython.int
+        r: cython.int
+        full: cython.int = self.full
+        b: cython.int = self.b
+        tlast: cython.int = self.tlast
+        v2: cython.int = self.v2
+        fin2: cython.int = self.fin2
+        sfull: cython.int = self.sfull
+        rptr: cython.int = self.rptr
+        cyc: i64 = self.cycle
+        while t < max_cycles:
+            if bi >= nb:
+                if not drain:
+                    break
+                if full == 0 and v2 == 0 and sfull == 0:
+                    break
+            fin = 0
+            if S == 1:
+                if full and b == P - 1 and tlast:
+                    fin = 1
+            elif v2 and fin2:
+                fin = 1
+            ir = 1 if (full == 0 or b == P - 1) else 0
+            if ir and bi < nb and lasts[bi] != 0 and (sfull or (full and tlast) or (v2 and fin2)):
+                ir = 0
+            v = 1 if bi < nb else 0
+            if v and t < nv and valid[t] == 0:
+                v = 0
+            r = 1
+            if t < nr and ready[t] == 0:
+                r = 0
+            if sfull and r:
+                if no >= out_c.shape[0]:
+                    raise IndexError("out_c is too small for the rows leaving in this run")
+                s = (self.seq_com - 1) & (SLOTS - 1)
+                for n in range(N):
+                    out_c[no, n] = self.acc[s, rptr, n]
+                out_stamp[no] = cyc
+                no += 1
+                if rptr == M - 1:
+                    rptr = 0
+                    sfull = 0
+                else:
+                    rptr += 1
+            if fin:
+                self.seq_com += 1
+                sfull = 1
+                rptr = 0
+            if S == 2:
+                fin2 = 1 if (full and b == P - 1 and tlast) else 0
+                v2 = full
+            if full:
+                if b == P - 1:
+                    full = 0
+                else:
+                    b += 1
+            if v and ir:
+                full = 1
+                b = 0
+                tlast = 1 if lasts[bi] != 0 else 0
+                self._beat(A, W, bi, tlast)
+                bi += 1
+            cyc += 1
+            t += 1
+        self.full = full
+        self.b = b
+        self.tlast = tlast
+        self.v2 = v2
+        self.fin2 = fin2
+        self.sfull = sfull
+        self.rptr = rptr
+        self.cycle = cyc
+        return bi, no, t
