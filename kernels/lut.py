@@ -246,7 +246,7 @@ def lut_gemm(a, codes, *, bits: int, interp: str = "signed", group: int = 4,
     if a.ndim != 2 or codes.ndim != 2 or a.shape[1] != codes.shape[0]:
         raise WorkloadError(f"a (M x K) and codes (K x N) must chain, not shapes {a.shape} and "
                             f"{codes.shape}")
-    k, n = codes.shape
+    n = codes.shape[1]
     shifts, offset = plane_weights(bits, interp)
     planes = to_planes(plane_code(codes, bits, interp), bits)
     packed = pack_planes(planes, group)
@@ -563,7 +563,9 @@ def format_table(rows: list[dict]) -> str:
     head = [h for _, h in _COLUMNS]
     body = [[_fmt(r[key]) for key, _ in _COLUMNS] for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
-    line = lambda cells: "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    def line(cells):
+        return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths)) + " |"
+
     out = [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(b) for b in body]
     return "\n".join(out)

@@ -105,7 +105,7 @@ def ref_from_float(f: float, fmt) -> int:
     """RNE of a float64 value to the format, by exact rational arithmetic."""
     e_bits, m_bits = fmt
     sign_bit = 1 << (e_bits + m_bits)
-    if f != f:
+    if np.isnan(f):
         return _nan(fmt)
     neg = np.signbit(f)
     if abs(f) == float("inf"):

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from tpesim.errors import ConfigError, TpesimError, WorkloadError
+from tpesim.errors import ConfigError, TpesimError
 from tpesim.kernels import lut as L
 from tpesim.registry import ENGINES
 
