@@ -1,10 +1,13 @@
-"""VCD output of a cycle model with the RTL's port names (pyvcd), shared by every engine's model."""
+"""What every engine's cycle model shares around its core: clock, reset, VCD output with the RTL's
+port names (pyvcd), and `step` over the config's streams."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["VcdMixin"]
+from ..numerics import pack, unpack
+
+__all__ = ["VcdMixin", "StreamStepMixin"]
 
 
 class VcdMixin:
@@ -57,3 +60,37 @@ class VcdMixin:
             self.close()
         except Exception:
             pass
+
+
+class StreamStepMixin(VcdMixin):
+    """`step` for a core whose `step` takes the config's streams in order and returns them in order.
+
+    Arguments: for each input stream, its valid, each payload's lanes (a list) and its last (if the
+    stream has one); then each output stream's ready. Results: each input stream's ready, then for
+    each output stream its valid, its last (if any) and each payload's lanes. A model whose core
+    differs overrides `step`."""
+
+    def step(self, ins: dict[str, int]) -> dict[str, int]:
+        """Apply this cycle's inputs, return this cycle's outputs, then clock once."""
+        streams = self.cfg.streams()
+        args = []
+        for st in streams:
+            if st.direction == "in":
+                args.append(int(ins.get(st.valid, 0)))
+                args += [unpack(ins.get(p.port, 0), p.lanes, p.bits, p.signed) for p in st.payload]
+                if st.last is not None:
+                    args.append(int(ins.get(st.last, 0)))
+        args += [int(ins.get(st.ready, 0)) for st in streams if st.direction == "out"]
+        t = self.cycle
+        res = iter(self.core.step(*args))
+        outs = {st.ready: int(next(res)) for st in streams if st.direction == "in"}
+        for st in streams:
+            if st.direction == "out":
+                outs[st.valid] = int(next(res))
+                if st.last is not None:
+                    outs[st.last] = int(next(res))
+                for p in st.payload:
+                    outs[p.port] = pack(next(res), p.bits)
+        if self._vcd is not None:
+            self._dump(t, ins, outs)
+        return outs

@@ -183,13 +183,12 @@ def reference(cfg: AdderTreeConfig, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # -- cycle model ----------------------------------------------------------------------------------
 from pathlib import Path  # noqa: E402
 
-from ..numerics import pack, unpack  # noqa: E402
 from . import load_core  # noqa: E402
 from ._folds import FoldStreamMixin  # noqa: E402
-from ._vcd import VcdMixin  # noqa: E402
+from ._vcd import StreamStepMixin  # noqa: E402
 
 
-class AdderTreeModel(FoldStreamMixin, VcdMixin):
+class AdderTreeModel(FoldStreamMixin, StreamStepMixin):
     """Cycle model of the adder-tree engine with the RTL's ports (sim/engines/_adder_tree_core.py).
 
     `step(inputs)` advances one clock in lockstep (cosim); `run_folds(...)` advances many cycles in
@@ -206,21 +205,6 @@ class AdderTreeModel(FoldStreamMixin, VcdMixin):
         self._init_waves(vcd_path)
 
     # -- lockstep ------------------------------------------------------------------------------
-    def step(self, ins: dict[str, int]) -> dict[str, int]:
-        """Apply this cycle's inputs, return this cycle's outputs, then clock once."""
-        cfg = self.cfg
-        a = unpack(ins.get("in_data", 0), cfg.lanes, cfg.in_bits, cfg.signed)
-        w = unpack(ins.get("load_data", 0), cfg.cols, cfg.in_bits, cfg.signed)
-        t = self.cycle
-        lr, ir, ov, ol, oc = self.core.step(int(ins.get("load_valid", 0)), w,
-                                            int(ins.get("in_valid", 0)), a,
-                                            int(ins.get("in_last", 0)), int(ins.get("out_ready", 0)))
-        outs = {"load_ready": int(lr), "in_ready": int(ir), "out_valid": int(ov),
-                "out_last": int(ol), "out_c": pack(oc, cfg.result_bits)}
-        if self._vcd is not None:
-            self._dump(t, ins, outs)
-        return outs
-
     def column_result(self, j: int) -> int:
         """Column j's result register this cycle (see AdderTreeCore.column_result)."""
         return int(self.core.column_result(j))

@@ -13,10 +13,10 @@ import numpy as np
 
 from ..config import EngineConfig, Lanes, Operand, Stream, check_bool, check_choice, check_int
 from ..errors import ConfigError, WorkloadError
-from ..numerics import matmul_wrapped, pack, unpack, value_range
+from ..numerics import matmul_wrapped, value_range
 from . import load_core
 from ._folds import FoldStreamMixin
-from ._vcd import VcdMixin
+from ._vcd import StreamStepMixin
 
 __all__ = ["SystolicConfig", "SystolicModel", "PreloadModel", "reference"]
 
@@ -135,7 +135,7 @@ def reference(cfg: SystolicConfig, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return matmul_wrapped(a, b, cfg.acc_bits, cfg.signed)
 
 
-class SystolicModel(VcdMixin):
+class SystolicModel(StreamStepMixin):
     """Cycle model of the engine, with the RTL's ports.
 
     `step(inputs)` advances one clock in lockstep (cosim); `run_beats(...)` (OS) or `run_folds(...)`
@@ -156,20 +156,6 @@ class SystolicModel(VcdMixin):
         self._init_waves(vcd_path)
 
     # -- lockstep ------------------------------------------------------------------------------
-    def step(self, ins: dict[str, int]) -> dict[str, int]:
-        """Apply this cycle's inputs, return this cycle's outputs, then clock once."""
-        cfg = self.cfg
-        a = unpack(ins.get("in_a", 0), cfg.rows, cfg.in_bits, cfg.signed)
-        b = unpack(ins.get("in_b", 0), cfg.cols, cfg.in_bits, cfg.signed)
-        t = self.cycle
-        rdy, ov, ol, oc = self.core.step(int(ins.get("in_valid", 0)), a, b,
-                                         int(ins.get("in_last", 0)), int(ins.get("out_ready", 0)))
-        outs = {"in_ready": int(rdy), "out_valid": int(ov), "out_last": int(ol),
-                "out_c": pack(oc, cfg.acc_bits)}
-        if self._vcd is not None:
-            self._dump(t, ins, outs)
-        return outs
-
     # -- free running --------------------------------------------------------------------------
     def run_beats(self, beats_a: np.ndarray, beats_b: np.ndarray, beats_last: np.ndarray, *,
                   valid: np.ndarray | None = None, ready: np.ndarray | None = None,
@@ -208,20 +194,6 @@ class PreloadModel(FoldStreamMixin, SystolicModel):
         self.core = self.core_module.StationaryCore(cfg.rows, cfg.cols, cfg.acc_bits, cfg.signed,
                                                     cfg.double_buffer)
         self._init_waves(vcd_path)
-
-    def step(self, ins: dict[str, int]) -> dict[str, int]:
-        cfg = self.cfg
-        a = unpack(ins.get("in_data", 0), cfg.rows, cfg.in_bits, cfg.signed)
-        w = unpack(ins.get("load_data", 0), cfg.cols, cfg.in_bits, cfg.signed)
-        t = self.cycle
-        lr, ir, ov, ol, oc = self.core.step(int(ins.get("load_valid", 0)), w,
-                                            int(ins.get("in_valid", 0)), a,
-                                            int(ins.get("in_last", 0)), int(ins.get("out_ready", 0)))
-        outs = {"load_ready": int(lr), "in_ready": int(ir), "out_valid": int(ov),
-                "out_last": int(ol), "out_c": pack(oc, cfg.acc_bits)}
-        if self._vcd is not None:
-            self._dump(t, ins, outs)
-        return outs
 
     @staticmethod
     def load_order(w: np.ndarray) -> np.ndarray:
