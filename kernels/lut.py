@@ -22,7 +22,8 @@ __all__ = ["INTERPS", "LlmModel", "MODELS", "PHASES", "linears", "plane_code", "
            "from_planes", "pack_planes", "unpack_planes", "packed_weight_bytes", "tables",
            "lookup", "lut_gemm", "QuantizedWeights", "quantize_weights", "dequantize_weights",
            "quantize_activations", "scaled_gemm", "systolic_shape", "lut_layer", "llm_layers",
-           "engine_operand", "format_table",
+           "engine_operand", "format_table", "lut_gemm_int8_tables", "plane_weights",
+           "code_values",
            "cli_main"]
 
 INTERPS = ("signed", "unsigned", "pm1")
@@ -262,6 +263,51 @@ def lut_gemm(a, codes, *, bits: int, interp: str = "signed", group: int = 4,
         e = lookup(t, np.broadcast_to(idx[b][None], (m,) + idx[b].shape), group, sym)
         twice = twice + scale * e.sum(axis=1)
     return twice // 2
+
+
+def lut_gemm_int8_tables(a, codes, *, bits: int, interp: str = "signed", group: int = 4,
+                         act_group: int = 64) -> np.ndarray:
+    """T-MAC's lossy table format: float activations, every table entry rounded to int8 with one
+    scale per row and activation group of `act_group` activations (lut_scale = max|T| / 127 over
+    that group's tables), integer lookups and plane sums, the scale reapplied per activation group;
+    the offset term o * sum(a) stays exact. Returns the float A @ W estimate."""
+    a = np.asarray(a, dtype=np.float64)
+    codes = np.asarray(codes, dtype=np.int64)
+    if a.ndim != 2 or codes.ndim != 2 or a.shape[1] != codes.shape[0]:
+        raise WorkloadError(f"a (M x K) and codes (K x N) must chain, not shapes {a.shape} and "
+                            f"{codes.shape}")
+    group = _check_group(group)
+    if act_group % group:
+        raise ConfigError(f"act_group must be a multiple of group ({group}), not {act_group}")
+    m, k = a.shape
+    n = codes.shape[1]
+    G = -(-k // group)
+    ap = np.zeros((m, G * group))
+    ap[:, :k] = a
+    idx_all = np.arange(1 << group)
+    signs = np.where((idx_all[:, None] >> np.arange(group)) & 1, 1.0, -1.0)
+    t = ap.reshape(m, G, group) @ signs.T                                      # [M, G, 2^g]
+    per = act_group // group                                                   # groups per scale
+    ns = -(-G // per)
+    tp = np.zeros((m, ns * per, 1 << group))
+    tp[:, :G] = t
+    scale = np.abs(tp).reshape(m, ns, -1).max(axis=2) / 127                   # [M, ns]
+    scale = np.where(scale > 0, scale, 1.0)
+    tq = np.rint(tp / np.repeat(scale, per, axis=1)[:, :, None]).astype(np.int64)[:, :G]
+    shifts, offset = plane_weights(bits, interp)
+    u = plane_code(codes, bits, interp)
+    up = np.zeros((G * group, n), np.int64)
+    up[:k] = u
+    out = offset * a.sum(axis=1, keepdims=True) * np.ones((1, n))
+    for b, w2 in enumerate(shifts):
+        idx = np.sum(((up >> b) & 1).reshape(G, group, n) << np.arange(group)[None, :, None],
+                     axis=1)                                                   # [G, N]
+        e = np.take_along_axis(tq, np.broadcast_to(idx[None], (m, G, n)), axis=2)   # [M, G, N]
+        ep = np.zeros((m, ns * per, n), np.int64)
+        ep[:, :G] = e
+        partial = ep.reshape(m, ns, per, n).sum(axis=2)                        # int per scale group
+        out = out + w2 * np.einsum("msn,ms->mn", partial.astype(np.float64), scale)
+    return out / 2
 
 
 # -- quantisation --------------------------------------------------------------------------------------

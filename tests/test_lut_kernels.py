@@ -55,6 +55,38 @@ def test_tmac_signed_4bit_identity():
     assert np.array_equal(L.plane_code(codes, 4, "signed") - 8, L.code_values(4, "signed"))
 
 
+def test_tmac_w4_alphas_and_bias(rng):
+    """Claim 12: W4 = sum_b alpha_b (plane-b table sums) - 1/2 sum(a) with alphas [1/2, 1, 2, 4]
+    equals the int4 GEMM (the kernel's plane weights are 2 alpha_b, its offset 2 x -1/2)."""
+    shifts, offset = L.plane_weights(4, "signed")
+    assert [s / 2 for s in shifts] == [0.5, 1, 2, 4] and offset / 2 == -0.5
+    a = rng.integers(-128, 128, (4, 64))
+    codes = rng.integers(0, 16, (64, 32))
+    assert np.array_equal(L.lut_gemm(a, codes, bits=4), a @ L.code_values(4, "signed")[codes])
+
+
+@pytest.mark.parametrize("bits, interp", [(4, "signed"), (2, "signed"), (1, "pm1"), (3, "unsigned")])
+def test_tmac_int8_tables_nmse(bits, interp, rng):
+    """Claim 12: int8 table entries (one scale per 64 activations) keep the GEMM's normalised MSE
+    below T-MAC's verification threshold 5e-4 (qgemm.py `_verify`), against exact numpy A @ W."""
+    a = rng.normal(0, 1, (8, 4096))
+    codes = rng.integers(0, 1 << bits, (4096, 64))
+    ref = a @ L.code_values(bits, interp)[codes]
+    est = L.lut_gemm_int8_tables(a, codes, bits=bits, interp=interp)
+    assert np.sum((est - ref) ** 2) / np.sum(ref ** 2) < 5e-4
+
+
+def test_int8_tables_exact_when_representable():
+    """With every activation group's largest entry exactly 127, the scale is 1 and integer
+    activations lose nothing: the int8-table GEMM is exact."""
+    a = np.zeros((2, 64), np.int64)
+    a[:, :4] = [31, 32, 32, 32]                # |T| max = 127 in the only non-zero group
+    a[1, 4:8] = [-5, 7, 0, 1]
+    codes = np.arange(64 * 3).reshape(64, 3) % 16
+    est = L.lut_gemm_int8_tables(a, codes, bits=4)
+    assert np.array_equal(est, a @ L.code_values(4, "signed")[codes])
+
+
 @pytest.mark.parametrize("bits", [1, 2, 3, 4])
 @pytest.mark.parametrize("interp", L.INTERPS)
 def test_plane_identity_every_code(bits, interp):
