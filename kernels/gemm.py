@@ -145,11 +145,6 @@ class OsCycleBackend:
         self.cycle = 0  # the model's clock (a fresh model starts at 0)
         self._stamps: list[np.ndarray] = []
 
-    @staticmethod
-    def _hold(until: int, now: int) -> np.ndarray | None:
-        """A per-cycle schedule, 0 before cycle `until` (None if there is nothing to hold)."""
-        return np.zeros(until - now, np.uint8) if until > now else None
-
     def stream(self, t, now, ready, out_free):
         if now != self.cycle:
             raise RuntimeError(f"engine woken at cycle {now} but its clock is at {self.cycle}")
@@ -158,8 +153,8 @@ class OsCycleBackend:
         beats_a = np.ascontiguousarray(self._at[:, mi * R:(mi + 1) * R])
         beats_b = np.ascontiguousarray(self._bp[:, ni * C:(ni + 1) * C])
         rows, stamps, ran = self.model.run_beats(
-            beats_a, beats_b, self._last, valid=self._hold(max(ready), now),
-            ready=self._hold(out_free, now) if t else None, drain=False)
+            beats_a, beats_b, self._last, valid_from=max(ready) - now,
+            ready_from=out_free - now if t else 0, drain=False)
         self.cycle += ran
         prev_done = -1
         if t:
@@ -171,7 +166,7 @@ class OsCycleBackend:
     def drain(self, now, out_free):
         if now != self.cycle:
             raise RuntimeError(f"engine woken at cycle {now} but its clock is at {self.cycle}")
-        rows, stamps, ran = self.model.run_beats(*self._no_beats, ready=self._hold(out_free, now),
+        rows, stamps, ran = self.model.run_beats(*self._no_beats, ready_from=out_free - now,
                                                  drain=True)
         self.cycle += ran
         gm = -(-self.m // self.cfg.rows)

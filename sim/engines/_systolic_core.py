@@ -315,9 +315,13 @@ class OsCore:
     @cython.wraparound(False)
     def run(self, beats_a: i64[:, ::1], beats_b: i64[:, ::1], beats_last: i64[:], first: i64,
             out_c: i64[:, :], out_stamp: i64[:], nout: i64, valid: cython.uchar[:],
-            ready: cython.uchar[:], max_cycles: i64, drain: cython.int):
-        """Free-running: stream beats[first:] (source valid unless `valid[t]` says 0), sink always
-        ready unless `ready[t]` says 0 (schedules indexed by cycles since this call; empty = always).
+            ready: cython.uchar[:], max_cycles: i64, drain: cython.int, valid_from: i64 = 0,
+            ready_from: i64 = 0):
+        """Free-running: stream beats[first:] (source valid from cycle `valid_from` on, unless
+        `valid[t]` says 0), sink ready from cycle `ready_from` on, unless `ready[t]` says 0 (cycles
+        since this call; empty schedules = always). Stretches in which nothing can change (no beat
+        can move, no wavefront lands, no schedule entry left) are skipped in one step, so a long
+        hold costs neither memory nor time.
         Stops after max_cycles, or when every beat is in and (if drain) the engine is idle.
         Output rows are written to out_c[nout:], their cycle numbers to out_stamp.
         Returns (next beat index, number of output rows written, cycles run)."""
@@ -340,6 +344,8 @@ class OsCore:
         q: cython.int
         d: cython.int
         idx: i64
+        nxt: i64
+        n: i64
         # the control registers live in locals for the loop, written back at the end
         cyc: i64 = self.cycle
         pending: cython.int = self.pending
@@ -352,16 +358,40 @@ class OsCore:
         while t < max_cycles:
             if bi >= nbeats and (not drain or (pending == 0 and full == 0)):
                 break
-            v = 1 if bi < nbeats else 0
+            v = 1 if (bi < nbeats and t >= valid_from) else 0
             if v and nv > 0 and t < nv and valid[t] == 0:
                 v = 0
-            r = 1
+            r = 1 if t >= ready_from else 0
             if nr > 0 and t < nr and ready[t] == 0:
                 r = 0
             last = 1 if (bi < nbeats and beats_last[bi] != 0) else 0
             rdy = 1 if (last == 0 or (pending == 0 and full == 0)) else 0
             fire_in = 1 if (v and rdy) else 0
             fire_out = 1 if (full and r) else 0
+            if fire_in == 0 and fire_out == 0 and t >= nv and t >= nr:
+                # frozen until the next hold ends or the pending wavefront lands (cycle lend)
+                nxt = max_cycles
+                if t < valid_from and valid_from < nxt:
+                    nxt = valid_from
+                if t < ready_from and ready_from < nxt:
+                    nxt = ready_from
+                if pending:
+                    if lend <= cyc:
+                        nxt = t
+                    elif t + (lend - cyc) < nxt:
+                        nxt = t + (lend - cyc)
+                if nxt > t + 1:
+                    n = nxt - t
+                    for q in range(n if n < H else H):
+                        self.hidx[head] = -1
+                        head += 1
+                        if head == H:
+                            head = 0
+                    if n > H:
+                        head = (head + (n - H)) % H
+                    cyc += n
+                    t += n
+                    continue
             if fire_out:
                 if no >= out_c.shape[0]:
                     self.cycle, self.pending, self.full, self.rptr, self.head = cyc, pending, full, rptr, head

@@ -159,8 +159,12 @@ class SystolicModel(StreamStepMixin):
     # -- free running --------------------------------------------------------------------------
     def run_beats(self, beats_a: np.ndarray, beats_b: np.ndarray, beats_last: np.ndarray, *,
                   valid: np.ndarray | None = None, ready: np.ndarray | None = None,
-                  max_cycles: int = 1 << 62, drain: bool = True):
-        """Stream a block of beats through the engine. Returns (output rows, their cycles, cycles run)."""
+                  valid_from: int = 0, ready_from: int = 0, max_cycles: int = 1 << 62,
+                  drain: bool = True):
+        """Stream a block of beats through the engine. Returns (output rows, their cycles, cycles run).
+
+        The source is valid from cycle `valid_from` of this call on, the sink ready from `ready_from`
+        on (holds cost O(1)); `valid`/`ready` are per-cycle schedules on top (0 = not valid/ready)."""
         beats_a = np.ascontiguousarray(beats_a, dtype=np.int64)
         beats_b = np.ascontiguousarray(beats_b, dtype=np.int64)
         beats_last = np.ascontiguousarray(beats_last, dtype=np.int64)
@@ -176,7 +180,8 @@ class SystolicModel(StreamStepMixin):
         valid = empty if valid is None else np.ascontiguousarray(valid, dtype=np.uint8)
         ready = empty if ready is None else np.ascontiguousarray(ready, dtype=np.uint8)
         nxt, nout, cycles = self.core.run(beats_a, beats_b, beats_last, 0 if n else 1, out_c, stamp,
-                                          0, valid, ready, max_cycles, 1 if drain else 0)
+                                          0, valid, ready, max_cycles, 1 if drain else 0,
+                                          max(0, int(valid_from)), max(0, int(ready_from)))
         if n and nxt != n:
             raise WorkloadError(f"max_cycles ({max_cycles}) ended the run after {nxt} of {n} beats")
         return out_c[:nout], stamp[:nout], int(cycles)
