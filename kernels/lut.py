@@ -493,6 +493,8 @@ def lut_layer(cfg, m: int, n: int, k: int, *, systolic=None, memory=None,
         "table_bytes": math.ceil(m * groups * cfg.entries * entry_bytes),
         "table_unit_bytes": cfg.table_bytes,
         "weight_bytes": w_bytes,
+        # fp16 weight scales: one per output channel, or per channel and K-group
+        "scale_bytes": 2 * n * (1 if group_size is None else -(-k // group_size)),
         "weight_traffic_bytes": lut["weight_traffic"],
         "systolic": f"{systolic.rows}x{systolic.cols}",
         "systolic_cycles": sysr["cycles"],
@@ -563,6 +565,7 @@ def llm_layers(model: str, *, w_bits=2, act: str = "int8", phase: str = "decode"
 
 
 _SUMMED = ("macs", "cycles", "table_precompute_cycles", "tables", "table_bytes", "weight_bytes",
+           "scale_bytes",
            "weight_traffic_bytes", "systolic_cycles", "systolic_weight_bytes",
            "systolic_weight_traffic_bytes", "systolic_best_cycles",
            "systolic_best_weight_traffic_bytes")

@@ -362,6 +362,9 @@ def test_layer_bytes_and_table_reuse():
         assert row["weight_traffic_bytes"] == row["weight_bytes"]
         assert row["weight_traffic_ratio"] == 8 / planes
         assert row["tables"] == 1024 and row["table_reuse_n_tiles"] == 64
+        assert row["scale_bytes"] == 2 * 4096
+    assert L.lut_layer(L._lut_config(2, "int8"), 1, 4096, 4096, group_size=128)["scale_bytes"] == (
+        2 * 4096 * 32)
     # claim 10: 8 fp16 entries per (row, 4-group), M = 2: 32 B per LMMA step (64 B unsymmetrized)
     assert L.lut_layer(LutConfig(act="fp16"), 2, 64, 4)["table_bytes"] == 32
     assert L.lut_layer(LutConfig(act="fp16", sym=False), 2, 64, 4)["table_bytes"] == 64
