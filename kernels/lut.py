@@ -635,10 +635,11 @@ def _w_bits(text: str):
 
 
 def cli_main(argv: Sequence[str]) -> int:
-    """`tpesim run lut-layers`: the LLM-layer table (tile-level timing, stall-free memory)."""
+    """`tpesim run lut-layers`: the LLM-layer table (tile-level timing; ideal memory unless a DRAM
+    bandwidth or SRAM sizes are given)."""
     p = _Parser(prog="tpesim run lut-layers",
                 description="Low-bit LLM linears on the LUT engine beside an int8 systolic array "
-                            "of equal peak MACs/cycle (tile-level timing, ideal memory).")
+                            "of equal peak MACs/cycle (tile-level timing).")
     p.add_argument("--model", required=True, choices=tuple(MODELS))
     p.add_argument("--w-bits", nargs="+", type=_w_bits, default=None,
                    help="weight bits 1..4 or ternary, one or more (default: ternary for "
@@ -651,16 +652,28 @@ def cli_main(argv: Sequence[str]) -> int:
     p.add_argument("--tile-n", type=int, default=None)
     p.add_argument("--group", type=int, default=None)
     p.add_argument("--pipe-stages", type=int, default=None)
+    p.add_argument("--dram-bw", type=float, default=None, metavar="BYTES_PER_CYCLE",
+                   help="DRAM link bandwidth shared by all operands (default: unbounded)")
+    p.add_argument("--dram-latency", type=int, default=0, metavar="CYCLES",
+                   help="cycles from a read's transfer to its data in SRAM (default 0)")
+    for op, what in (("a", "activations"), ("b", "weights"), ("c", "results")):
+        p.add_argument(f"--sram-kib-{op}", type=float, default=None, metavar="KIB",
+                       help=f"SRAM for the {what} in KiB, two halves (default: unbounded)")
     p.add_argument("--totals-only", action="store_true", help="only the layer and model totals")
     p.add_argument("--json", action="store_true", help="print JSON rows instead of the table")
     args = p.parse_args(list(argv))
+    from tpesim.memory import MemoryConfig
+
+    memory = MemoryConfig(sram_kib_a=args.sram_kib_a, sram_kib_b=args.sram_kib_b,
+                          sram_kib_c=args.sram_kib_c, dram_bw=args.dram_bw,
+                          dram_latency=args.dram_latency)
     w_list = args.w_bits or ["ternary" if args.model == "bitnet-3b" else 2]
     rows = []
     for w in w_list:
         for act in args.act:
             for phase in args.phase:
                 rs = llm_layers(args.model, w_bits=w, act=act, phase=phase,
-                                group_size=args.group_size, tile_m=args.tile_m,
+                                group_size=args.group_size, memory=memory, tile_m=args.tile_m,
                                 tile_n=args.tile_n, group=args.group,
                                 pipe_stages=args.pipe_stages)
                 rows += rs[-2:] if args.totals_only else rs
@@ -668,8 +681,10 @@ def cli_main(argv: Sequence[str]) -> int:
         print(json.dumps(rows, indent=1))
     else:
         mdl = _model(args.model)
+        mem = ("ideal memory" if memory.ideal else
+               ", ".join(f"{k} {v}" for k, v in memory.report_fields().items() if v))
         print(f"{mdl.title}: {mdl.layers} decoder layers, hidden {mdl.hidden}, intermediate "
-              f"{mdl.intermediate}; LUT engine vs int8 systolic (OS) at equal peak; ratios are "
-              f"systolic / LUT")
+              f"{mdl.intermediate}; LUT engine vs int8 systolic (OS) at equal peak; {mem}; "
+              f"ratios are systolic / LUT")
         print(format_table(rows))
     return 0

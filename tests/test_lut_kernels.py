@@ -316,19 +316,23 @@ def test_systolic_shape():
 
 
 @needs_lut
-@pytest.mark.parametrize("fields, m, n, k, group_size", [
-    ({"w_bits": 2}, 3, 130, 37, None),
-    ({"w_bits": 4, "tile_n": 16}, 5, 40, 64, 16),
-    ({"w_bits": "ternary", "tile_n": 32, "pipe_stages": 2}, 1, 70, 50, None),
+@pytest.mark.parametrize("fields, m, n, k, group_size, bw", [
+    ({"w_bits": 2}, 3, 130, 37, None, None),
+    ({"w_bits": 4, "tile_n": 16}, 5, 40, 64, 16, None),
+    ({"w_bits": "ternary", "tile_n": 32, "pipe_stages": 2}, 1, 70, 50, None, None),
+    ({"w_bits": 1, "w_interp": "pm1"}, 1, 200, 64, None, 3.5),
 ])
-def test_layer_cycles_equal_the_cycle_model(fields, m, n, k, group_size, rng):
+def test_layer_cycles_equal_the_cycle_model(fields, m, n, k, group_size, bw, rng):
     """The kernel's cycles (tile level, summed over scale groups) equal the register-level model's
-    on the same GEMMs, and the systolic figures equal the systolic cycle model's."""
+    on the same GEMMs, and the systolic figures equal the systolic cycle model's (with a DRAM link
+    too: then both are at least their DRAM bytes / bandwidth)."""
     from tpesim.engines.lut import LutConfig, weight_values
     from tpesim.kernels.gemm import run_gemm
+    from tpesim.memory import MemoryConfig
 
     cfg = LutConfig(**fields)
-    row = L.lut_layer(cfg, m, n, k, group_size=group_size)
+    memory = MemoryConfig(dram_bw=bw)
+    row = L.lut_layer(cfg, m, n, k, group_size=group_size, memory=memory)
     parts = [k] if group_size is None else [group_size] * (k // group_size) + (
         [k % group_size] if k % group_size else [])
     vals = np.array(weight_values(cfg))
@@ -339,10 +343,15 @@ def test_layer_cycles_equal_the_cycle_model(fields, m, n, k, group_size, rng):
     for kk in parts:
         a = rng.integers(-128, 128, (m, kk))
         w = vals[rng.integers(0, len(vals), (kk, n))]
-        lut_cycles += run_gemm(cfg, a, L.engine_operand(cfg, w), fidelity="cycle").cycles
-        sys_cycles += run_gemm(scfg, a, w, fidelity="cycle").cycles
+        res = run_gemm(cfg, a, L.engine_operand(cfg, w), fidelity="cycle", memory=memory)
+        assert res.matched
+        lut_cycles += res.cycles
+        sys_cycles += run_gemm(scfg, a, w, fidelity="cycle", memory=memory).cycles
     assert row["cycles"] == lut_cycles
     assert row["systolic_cycles"] == sys_cycles
+    if bw is not None:
+        assert row["cycles"] >= row["weight_traffic_bytes"] / bw
+        assert row["systolic_cycles"] >= row["systolic_weight_traffic_bytes"] / bw
     assert row["utilization"] == pytest.approx(m * n * k / (lut_cycles * cfg.peak_macs_per_cycle))
 
 
