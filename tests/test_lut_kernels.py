@@ -380,6 +380,17 @@ def test_layer_bytes_and_table_reuse():
 
 
 @needs_lut
+def test_area_hook():
+    """With an area model the achieved compute density (MACs per cycle per mm^2) is compared,
+    LUT / systolic: the cycle ratio (systolic / LUT) times the area ratio (systolic / LUT)."""
+    cfg = L._lut_config(2, "int8")
+    areas = {"lut": 0.5, "systolic": 2.0}
+    row = L.lut_layer(cfg, 2, 128, 64, area=lambda c: areas[c.engine])
+    assert (row["lut_area_mm2"], row["systolic_area_mm2"]) == (0.5, 2.0)
+    assert row["compute_density_ratio"] == pytest.approx(row["cycle_ratio"] * 2.0 / 0.5)
+
+
+@needs_lut
 def test_w2a16_one_lmma_every_two_cycles():
     """Claim 9: W2A16 M2N64K4 retires one 2x64x4 MMA every 2 cycles (256 MAC/cycle): a 2 x 64 x 4G
     GEMM takes 2G cycles plus a constant fill/drain, whatever G."""
