@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from tpesim.errors import ConfigError, TpesimError
+from tpesim.errors import ConfigError, TpesimError, WorkloadError
 from tpesim.kernels import lut as L
 from tpesim.registry import ENGINES
 
@@ -377,6 +377,20 @@ def test_layer_bytes_and_table_reuse():
     # claim 10: 8 fp16 entries per (row, 4-group), M = 2: 32 B per LMMA step (64 B unsymmetrized)
     assert L.lut_layer(LutConfig(act="fp16"), 2, 64, 4)["table_bytes"] == 32
     assert L.lut_layer(LutConfig(act="fp16", sym=False), 2, 64, 4)["table_bytes"] == 64
+
+
+@needs_lut
+def test_engine_operand():
+    """Weight values become the engine's B operand: values for signed/unsigned codes, codes (under
+    the engine's own decoding) for pm1 and ternary; a value the format lacks is a one-line error."""
+    from tpesim.engines.lut import LutConfig, weights_of
+
+    for cfg in (LutConfig(w_bits=4), LutConfig(w_bits=2, w_interp="pm1"),
+                LutConfig(w_bits="ternary"), LutConfig(w_bits=3, w_interp="unsigned")):
+        vals = np.array(cfg.w_values)
+        assert np.array_equal(weights_of(cfg, L.engine_operand(cfg, vals)), vals)
+    with pytest.raises(WorkloadError, match=r"weights must be in \{-3, -1, 1, 3\} for .*, not 2"):
+        L.engine_operand(LutConfig(w_bits=2, w_interp="pm1"), np.array([[1, 2]]))
 
 
 @needs_lut
