@@ -102,7 +102,7 @@ class FpAdd(wiring.Component):
     def elaborate(self, platform):
         f = self.fmt
         m = Module()
-        fw, ew_in = f.man_bits, f.exp_bits
+        frac_w, exp_w = f.man_bits, f.exp_bits
         sa, ea, ma, nan_a, inf_a, _ = f.unpack(self.a)
         sb, eb, mb, nan_b, inf_b, _ = f.unpack(self.b)
 
@@ -115,11 +115,11 @@ class FpAdd(wiring.Component):
         m.d.comb += sub.eq(sa ^ sb)
 
         # Significands with the hidden bit; a subnormal's exponent counts as 1.
-        L = fw + 1
+        L = frac_w + 1
         big_sig = Signal(L, name="big_sig")
         sml_sig = Signal(L, name="sml_sig")
-        e_big = Signal(ew_in, name="e_big")
-        e_sml = Signal(ew_in, name="e_sml")
+        e_big = Signal(exp_w, name="e_big")
+        e_sml = Signal(exp_w, name="e_sml")
         m.d.comb += [
             big_sig.eq(Cat(big_m, big_e.any())),
             sml_sig.eq(Cat(sml_m, sml_e.any())),
@@ -130,7 +130,7 @@ class FpAdd(wiring.Component):
         # Alignment: the smaller significand shifted right by the exponent difference, kept to
         # three bits below its LSB (guard, round, and a sticky bit that ORs everything further
         # down). Beyond L + 3 positions every bit is sticky, so the shift is clamped there.
-        diff = Signal(ew_in, name="diff")
+        diff = Signal(exp_w, name="diff")
         m.d.comb += diff.eq(e_big - e_sml)
         dmax = L + 3
         dcl = Signal(range(dmax + 1), name="diff_clamped")
@@ -149,15 +149,15 @@ class FpAdd(wiring.Component):
 
         # Normalize. A carry out shifts right once (its LSB ORed into the sticky bit); otherwise
         # shift left by the leading zeros of the low L + 3 bits, floored at exponent 1.
-        ew = ew_in + 2                                # exponent with room for the carry and rounding
-        e_wide = Signal(ew, name="e_wide")
+        exp_ext_w = exp_w + 2              # exponent with room for the carry and the rounding
+        e_wide = Signal(exp_ext_w, name="e_wide")
         m.d.comb += e_wide.eq(e_big)
         carry = raw[L + 3]
         right = Signal(L + 3, name="norm_right")
         m.d.comb += right.eq(Cat(raw[0] | raw[1], raw[2:L + 4]))
         left_sig, left_exp = _normalize_left(m, raw[:L + 3], e_wide, "norm")
         norm = Signal(L + 3, name="norm_sig")
-        norm_e = Signal(ew, name="norm_exp")
+        norm_e = Signal(exp_ext_w, name="norm_exp")
         m.d.comb += [
             norm.eq(Mux(carry, right, left_sig)),
             norm_e.eq(Mux(carry, e_wide + 1, left_exp)),
@@ -170,7 +170,7 @@ class FpAdd(wiring.Component):
         rounded = Signal(L + 1, name="rounded")
         m.d.comb += rounded.eq(sig + up)
         fin_sig = Signal(L, name="fin_sig")
-        fin_e = Signal(ew, name="fin_exp")
+        fin_e = Signal(exp_ext_w, name="fin_exp")
         # A round-up carry (all ones + 1) leaves 1.000 x 2: shift right once, exactly.
         m.d.comb += [
             fin_sig.eq(Mux(rounded[L], rounded[1:], rounded[:L])),
@@ -179,19 +179,19 @@ class FpAdd(wiring.Component):
 
         # Pack. A clear hidden bit means a subnormal (or zero): exponent field 0.
         overflow = fin_e >= f.exp_max
-        exp_field = Mux(fin_sig[fw], fin_e[:ew_in], 0)
+        exp_field = Mux(fin_sig[frac_w], fin_e[:exp_w], 0)
         zero_sum = ~raw.any()
         sign = Mux(zero_sum & sub, 0, big_s)
         finite = Signal(f.width, name="finite")
-        m.d.comb += finite.eq(Mux(overflow, Cat(Const(0, fw), Const(f.exp_max, ew_in), sign),
-                                  Cat(fin_sig[:fw], exp_field, sign)))
+        m.d.comb += finite.eq(Mux(overflow, Cat(Const(0, frac_w), Const(f.exp_max, exp_w), sign),
+                                  Cat(fin_sig[:frac_w], exp_field, sign)))
 
         is_nan = nan_a | nan_b | (inf_a & inf_b & sub)
         inf_sign = Mux(inf_a, sa, sb)
         with m.If(is_nan):
             m.d.comb += self.s.eq(f.canonical_nan())
         with m.Elif(inf_a | inf_b):
-            m.d.comb += self.s.eq(Cat(Const(0, fw), Const(f.exp_max, ew_in), inf_sign))
+            m.d.comb += self.s.eq(Cat(Const(0, frac_w), Const(f.exp_max, exp_w), inf_sign))
         with m.Else():
             m.d.comb += self.s.eq(finite)
         return m
