@@ -27,15 +27,16 @@ __all__ = ["INTERPS", "LlmModel", "MODELS", "PHASES", "linears", "plane_code", "
            "cli_main"]
 
 INTERPS = ("signed", "unsigned", "pm1")
-PHASES = {"decode": 1, "prefill": 2048}
-SYSTOLIC_MAX_DIM = 512                          # SystolicConfig's rows/cols limit        # M of each phase: one token, a 2048-token prompt
+PHASES = {"decode": 1, "prefill": 2048}        # M of each phase: one token, a 2048-token prompt
+SYSTOLIC_MAX_DIM = 512                          # SystolicConfig's rows/cols limit
 WORKLOADS = Path(__file__).resolve().parent / "workloads"
 
 
 # -- model shapes ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LlmModel:
-    """A decoder-only LLM's linear layers, from its published config.json (kernels/workloads/README.md).
+    """A decoder-only LLM's linear layers, from its published config.json
+    (kernels/workloads/README.md).
 
     Attributes
     ----------
