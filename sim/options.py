@@ -45,7 +45,9 @@ def add_engine_options(p: argparse.ArgumentParser, cls: type[EngineConfig],
             g.add_argument(_flag(f.name), dest=_dest(cls.engine, f.name), default=None,
                            metavar=f.name.upper(), help=doc or f"(default {default})")
         else:
-            g.add_argument(_flag(f.name), dest=_dest(cls.engine, f.name), type=int, default=None,
+            # a field whose values are not all ints names its parser in its metadata ("parse")
+            g.add_argument(_flag(f.name), dest=_dest(cls.engine, f.name),
+                           type=f.metadata.get("parse", int), default=None,
                            metavar="N", help=doc or f"(default {default})")
 
 
