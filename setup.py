@@ -4,7 +4,8 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 HOT = ["sim/event/_core.py", "sim/engines/_systolic_core.py", "sim/engines/_preload_core.py",
-       "sim/engines/_adder_tree_core.py"]
+       "sim/engines/_adder_tree_core.py", "sim/engines/_nm_sparse_core.py",
+       "sim/engines/_lut_core.py"]
 
 ext = [
     # sim/ is installed as the `tpesim` package (pyproject.toml's package-dir)

@@ -428,7 +428,9 @@ def run_conv(cfg: EngineConfig, layer, x, w, *, fidelity: str = "cycle",
             c = _tile_values(cfg, timing.gemm_stream(*layer.gemm_shape()), _check_operand(
                 "a", a, cfg), _check_operand("b", b, cfg))
         c = fold_output(c, layer)
-        matched = bool(np.array_equal(c, _conv_reference(cfg, layer, x, w)))
+        # the weights as the engine uses them (an N:M engine prunes B along K: im2col's K order)
+        w_used = np.asarray(cfg.operand_as_used("b", b)).reshape(np.shape(w))
+        matched = bool(np.array_equal(c, _conv_reference(cfg, layer, x, w_used)))
     elif c is not None:
         c = fold_output(c, layer)
     return dataclasses.replace(res, c=c, matched=matched)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from functools import reduce
 from pathlib import Path
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -136,14 +136,20 @@ class SparseLane(wiring.Component):
         cfg = self.cfg
         w, N, M, ib = cfg.in_bits, cfg.keep, cfg.group, cfg.idx_bits
         m = Module()
-        win = Array(_field(self.window, k, w, True) for k in range(M))
+        win = [_field(self.window, k, w, True) for k in range(M)]
         prods = []
         for s in range(N):
             sel = Signal(range(max(M, 1 << ib)), name=f"sel_{s}")
             act = Signal(signed(w), name=f"act_{s}")
             prod = Signal(signed(2 * w), name=f"prod_{s}")
-            m.d.comb += [sel.eq(Mux(self.dense, s, _field(self.index, s, ib, False))),
-                         act.eq(win[sel])]
+            m.d.comb += sel.eq(Mux(self.dense, s, _field(self.index, s, ib, False)))
+            # the M:1 index mux; an index >= M (invalid metadata: the row leaves as err) reads 0
+            with m.Switch(sel):
+                for k in range(M):
+                    with m.Case(k):
+                        m.d.comb += act.eq(win[k])
+                with m.Default():
+                    m.d.comb += act.eq(0)
             with m.If(self.adv):
                 m.d.sync += prod.eq(act * _field(self.weight, s, w, True))
             prods.append(prod)
@@ -401,7 +407,8 @@ class NMCompressor(wiring.Component):
             hit = []
             for i in range(M):
                 before = _sum(keep[j].as_unsigned() for j in range(i)) if i else Const(0, 1)
-                hit.append(keep[i] & (before == s))
+                # (a zero test as ~x.any(): Amaranth writes x == 0 as !x, which Verilator flags)
+                hit.append(keep[i] & ((~before.any()) if s == 0 else (before == s)))
             m.d.comb += [v.eq(_sum(Mux(hit[i], x[i], 0) for i in range(M))),
                          ix.eq(_sum(Mux(hit[i], i, 0) for i in range(M)))]
             vals.append(v)

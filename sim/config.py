@@ -169,6 +169,11 @@ class EngineConfig(ConfigMixin):
     def peak_macs_per_cycle(self) -> int:
         raise NotImplementedError
 
+    def operand_as_used(self, role: str, x):
+        """Operand `role` ("a" or "b") as the engine multiplies it: the identity, except for an
+        engine that imposes a structure on an operand (an N:M engine prunes B)."""
+        return x
+
     def ports(self) -> tuple[Port, ...]:
         """Every port but clk/rst, in stream order: the contract of model, RTL and testbench."""
         return tuple(p for s in self.streams() for p in s.ports())

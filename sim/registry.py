@@ -174,6 +174,42 @@ def _builtin() -> None:
                   {"lanes": 7, "cols": 2, "in_bits": 4, "signed": False},
                   {"lanes": 3, "cols": 2, "in_bits": 16, "levels_per_stage": 2,
                    "double_buffer": True, "acc_bits": 40})))
+    from .engines.nm_sparse import NmSparseConfig
+
+    register(Engine(
+        name="nm_sparse", config=NmSparseConfig,
+        summary="N:M sparse training engine (our design after SAT/BDWP): rows sparse lanes x cols "
+                "columns, weight-stationary; modes ff/bp (B pruned N:M along K) and wg (dense)",
+        reference="tpesim.engines.nm_sparse:reference",
+        model="tpesim.engines.nm_sparse:NmSparseModel",
+        timing="tpesim.tile_nm_sparse:nm_sparse_timing",
+        cycle_backend="tpesim.kernels.nm_sparse:nm_sparse_cycle_backend",
+        rtl="tpesim.rtl.nm_sparse", stimulus="tpesim.cosim.stimulus.nm_sparse",
+        variants=("mode", ("ff", "bp", "wg")),
+        examples=({"rows": 3, "cols": 2, "sparsity": "2:8"},
+                  {"rows": 2, "cols": 3, "sparsity": "2:4", "mode": "bp", "double_buffer": True},
+                  {"rows": 4, "cols": 2, "sparsity": "2:4", "mode": "wg"},
+                  {"rows": 3, "cols": 3, "sparsity": "dense"},
+                  {"rows": 2, "cols": 2, "sparsity": "1:8", "in_bits": 16, "acc_bits": 40},
+                  {"rows": 5, "cols": 2, "sparsity": "4:8", "mode": "ff", "double_buffer": True},
+                  {"rows": 3, "cols": 2, "sparsity": "1:4", "mode": "wg", "double_buffer": True})))
+    from .engines.lut import LutConfig
+
+    register(Engine(
+        name="lut", config=LutConfig,
+        summary="LUT Tensor Core (ISCA'25): 1-4 bit / ternary weights x int8 activations without "
+                "multipliers; (symmetrized) tables per row and K-group, one weight bit-plane per cycle",
+        reference="tpesim.engines.lut:reference", model="tpesim.engines.lut:LutModel",
+        timing="tpesim.tile_lut:lut_timing",
+        cycle_backend="tpesim.kernels.lut_backend:lut_cycle_backend",
+        rtl="tpesim.rtl.lut", stimulus="tpesim.cosim.stimulus.lut",
+        examples=({"tile_m": 2, "tile_n": 3},
+                  {"tile_m": 3, "tile_n": 2, "w_bits": 3, "w_interp": "unsigned", "pipe_stages": 2},
+                  {"tile_m": 1, "tile_n": 4, "w_bits": "ternary"},
+                  {"tile_m": 2, "tile_n": 2, "w_bits": 4, "w_interp": "pm1", "group": 3,
+                   "sym": False},
+                  {"tile_m": 2, "tile_n": 3, "w_bits": 1, "pipe_stages": 2, "sym": False},
+                  {"tile_m": 1, "tile_n": 2, "w_bits": 1, "w_interp": "pm1", "group": 2})))
 
 
 _builtin()
