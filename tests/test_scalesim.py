@@ -254,9 +254,8 @@ def test_user_mode_bank_divisibility():
 
 
 @pytest.mark.parametrize(("subs", "msg"), [
-    ({"[layout]": "[layoutx]"},
-     "c.cfg: section [layout] is missing (SCALE-Sim 3.0.0 reads it even when custom layouts "
-     "are off)"),
+    ({"IfmapSRAMBankNum: 1": "IfmapSRAMBankNum: 0"},
+     "c.cfg:22: field 'IfmapSRAMBankNum' must be a positive integer, not '0'"),
     ({"ArrayWidth:     16\n": ""}, "c.cfg:4: field 'ArrayWidth' is missing from section "
                                     "[architecture_presets]"),
     ({"ArrayHeight:    32": "ArrayHeight: x"},
@@ -557,7 +556,7 @@ def test_user_mode_stalls_unknown(no_tile_timing):
     cfg = parse_config(_cfg(**{"InterfaceBandwidth: CALC": "InterfaceBandwidth: USER"}))
     (r,), _ = report(cfg, [Layer.gemm("g", 8, 8, 8)])
     assert r["stall_cycles"] is None and r["total_cycles"] is None
-    assert r["reason"].endswith("USER-mode memory stalls not modelled")
+    assert r["reason"].endswith("SCALE-Sim's USER-mode stalls not modelled")
 
 
 def test_cli_json(tmp_path, capsys, no_tile_timing):

@@ -11,6 +11,9 @@ from tpesim.config import check_choice, check_int
 
 from .parse import DATAFLOWS, WORD_BYTES
 
+# SCALE-Sim's "kB" is 1024 words (single_layer_sim.py: 1024 * ifmap_buf_size_kb), 1-byte words.
+KB_BYTES = 1024 * WORD_BYTES
+
 @dataclass(frozen=True)
 class ScaleSimDataflow:
     """How SCALE-Sim 3.0.0 maps C[MxN] = A[MxK] @ B[KxN] for one of its dataflows.
@@ -165,3 +168,29 @@ def scalesim_compute(M: int, N: int, K: int, R: int, C: int, dataflow: str, *,  
     return ScaleSimCompute(M, N, K, R, C, dataflow, k_eff, folds, per_fold, cycles, macs,
                            macs / (cycles * R * C), mapping, compute_util,
                            *(r * WORD_BYTES for r in reads))
+
+
+# -------------------------------------------------------------------------------------------------
+# The config's memory, as tpesim's memory model takes it (tpesim.memory.MemoryConfig fields)
+# -------------------------------------------------------------------------------------------------
+# SCALE-Sim's DRAM read port answers a fixed 1 cycle after the request (memory/read_port.py).
+SCALESIM_READ_LATENCY_CYCLES = 1
+
+
+def tpesim_memory_fields(cfg) -> dict[str, float | int | None]:
+    """MemoryConfig keyword arguments for tpesim's timing of a SCALE-Sim config's layers.
+
+    USER mode: IfmapSramSzkB / FilterSramSzkB / OfmapSramSzkB -> sram_kib_a / _b / _c (SCALE-Sim
+    allocates 1024 * kB one-byte words, double-buffered in halves, as tpesim's SRAMs are),
+    Bandwidth[0] words/cycle (1-byte words) -> dram_bw bytes/cycle, one link shared by A, B and C,
+    and SCALE-Sim's fixed 1-cycle read-port latency -> dram_latency. CALC mode: SCALE-Sim assumes
+    the bandwidth it needs (reads always hit), so tpesim assumes an ideal memory (unbounded SRAMs
+    and link, no latency): all None / 0, and no stalls.
+    """
+    if cfg.interface_bandwidth != "USER":
+        return {"sram_kib_a": None, "sram_kib_b": None, "sram_kib_c": None, "dram_bw": None,
+                "dram_latency": 0}
+    return {"sram_kib_a": cfg.ifmap_sram_kb * KB_BYTES // 1024,
+            "sram_kib_b": cfg.filter_sram_kb * KB_BYTES // 1024,
+            "sram_kib_c": cfg.ofmap_sram_kb * KB_BYTES // 1024,
+            "dram_bw": cfg.bandwidths[0] * WORD_BYTES, "dram_latency": SCALESIM_READ_LATENCY_CYCLES}

@@ -35,6 +35,32 @@ class ScaleSimCompatWarning(UserWarning):
     """SCALE-Sim 3.0.0 would read this input differently from tpesim (or not at all)."""
 
 
+class ScaleSimDefaultsNote(ScaleSimCompatWarning):
+    """A config (e.g. SCALE-Sim v2's layout) lacks keys v3 added; tpesim used their defaults."""
+
+
+# Keys SCALE-Sim v3 added over v2 (v2's scale_config.read_conf_file reads none of them), with the
+# defaults tpesim uses when a config lacks them: v3's sample-config values, except the [layout]
+# DRAM bandwidths, which in USER mode default to Bandwidth[0] -- v2 used that one bandwidth for
+# every operand (single_layer_sim.py: ifmap/filter/ofmap_backing_bw = bws[0]).
+# InterfaceBandwidth is read by v2 too, but older configs lack it; CALC is v2's own default mode.
+V3_DEFAULTS: dict[tuple[str, str], object] = {
+    ("architecture_presets", "ReadRequestBuffer"): 32,
+    ("architecture_presets", "WriteRequestBuffer"): 32,
+    ("layout", "IfmapCustomLayout"): False,
+    ("layout", "IfmapSRAMBankBandwidth"): 10,
+    ("layout", "IfmapSRAMBankNum"): 1,
+    ("layout", "IfmapSRAMBankPort"): 2,
+    ("layout", "FilterCustomLayout"): False,
+    ("layout", "FilterSRAMBankBandwidth"): 10,
+    ("layout", "FilterSRAMBankNum"): 1,
+    ("layout", "FilterSRAMBankPort"): 2,
+    ("sparsity", "SparsitySupport"): False,
+    ("run_presets", "InterfaceBandwidth"): "CALC",
+    ("run_presets", "UseRamulatorTrace"): False,
+}
+
+
 def _warn(message: str) -> None:
     warnings.warn(message, ScaleSimCompatWarning, stacklevel=3)
 
@@ -169,11 +195,18 @@ class _CfgReader:
     def __init__(self, parser: configparser.ConfigParser, src: _CfgSource):
         self.p = parser
         self.src = src
+        self.defaults: dict[tuple[str, str], str] = {}  # v3-only keys the file lacks -> text used
+        self.defaulted: list[tuple[str, str, str]] = []  # (section, key, value) in reading order
 
     def has(self, section: str, key: str) -> bool:
         return self.p.has_option(section, key)
 
     def raw(self, section: str, key: str) -> str:
+        default = self.defaults.get((section, key))
+        if default is not None and not self.p.has_option(section, key):
+            if (section, key, default) not in self.defaulted:
+                self.defaulted.append((section, key, default))
+            return default
         if not self.p.has_section(section):
             extra = " (SCALE-Sim 3.0.0 reads it even when custom layouts are off)" \
                 if section == "layout" else ""
@@ -210,8 +243,8 @@ class _CfgReader:
     def boolean(self, section: str, key: str) -> bool:
         text = self.raw(section, key)
         try:
-            return self.p.getboolean(section, key)
-        except ValueError:
+            return self.p.BOOLEAN_STATES[text.lower()]
+        except KeyError:
             raise FileFormatError(f"{self.src.where(section, key)}: field '{key}' must be a "
                                   f"boolean (True or False), not {text!r}") from None
 
@@ -260,9 +293,17 @@ def parse_config(text: str, *, name: str = "<config>", path: str | None = None) 
         raise FileFormatError(f"{name}:{lineno}: cannot parse {_line(text, lineno).strip()!r} "
                               f"(expected 'key: value' or 'key = value')") from None
     r = _CfgReader(parser, src)
+    r.defaults = {k: str(v) for k, v in V3_DEFAULTS.items()}
+    r.defaults[("sparsity", "SparsitySupport")] = "false"
 
     run_name = r.raw("general", "run_name")
     mode = r.choice("run_presets", "InterfaceBandwidth", INTERFACE_MODES)
+    if mode == "USER" and r.has("architecture_presets", "Bandwidth"):
+        # a v2 file's one bandwidth serves every operand, as in v2
+        first = r.raw("architecture_presets", "Bandwidth").split(",")[0].strip()
+        if _INT_RE.fullmatch(first) and int(first) > 0:  # else the Bandwidth check below fails
+            for op in ("Ifmap", "Filter"):
+                r.defaults[("layout", f"{op}SRAMBankBandwidth")] = first
     ramulator_text = r.raw("run_presets", "UseRamulatorTrace")
     if ramulator_text.lower() == "true" and ramulator_text != "True":
         _warn(f"{src.where('run_presets', 'UseRamulatorTrace')}: SCALE-Sim 3.0.0 enables Ramulator "
@@ -330,6 +371,9 @@ def parse_config(text: str, *, name: str = "<config>", path: str | None = None) 
             _warn(f"{src.where('network_presets')}: SCALE-Sim 3.0.0 crashes on a [network_presets] "
                   f"section unless [architecture_presets] also has TopologyCsvLoc")
 
+    if r.defaulted:
+        _note_defaults(name, r.defaulted)
+
     return ScaleSimConfig(
         rows=rows, cols=cols, dataflow=dataflow, ifmap_sram_kb=sram[0], filter_sram_kb=sram[1],
         ofmap_sram_kb=sram[2], run_name=run_name, ifmap_offset=offsets[0],
@@ -342,6 +386,19 @@ def parse_config(text: str, *, name: str = "<config>", path: str | None = None) 
         sparsity_support=sparsity_support, sparse_rep=sparse_rep, optimized_mapping=optimized,
         block_size=block_size, rng_seed=seed, use_ramulator_trace=ramulator_text == "True",
         topology_path=topology, path=path)
+
+
+def _note_defaults(name: str, defaulted: list[tuple[str, str, str]]) -> None:
+    """ONE note naming every key the file lacked and the value used (e.g. a SCALE-Sim v2 file)."""
+    groups: dict[str, list[str]] = {}
+    for section, key, value in defaulted:
+        groups.setdefault(section, []).append(f"{key}={value}")
+    keys = "; ".join(f"[{sec}] {', '.join(kv)}" for sec, kv in groups.items())
+    v2 = ("SCALE-Sim v2-style config" if ("layout", "IfmapCustomLayout") in
+          {(s, k) for s, k, _ in defaulted} else "config")
+    warnings.warn(f"{name}: {v2}: defaulted {len(defaulted)} key"
+                  f"{'s' if len(defaulted) != 1 else ''} it lacks: {keys}",
+                  ScaleSimDefaultsNote, stacklevel=3)
 
 
 def _line(text: str, lineno: int) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from tpesim.errors import ConfigError, TpesimError
 
-from .compat import ScaleSimCompute, scalesim_compute
+from .compat import ScaleSimCompute, scalesim_compute, tpesim_memory_fields
 from .parse import Layer, ScaleSimConfig
 
 # -------------------------------------------------------------------------------------------------
@@ -22,8 +22,24 @@ REPORT_COLUMNS = (
     "mapping_efficiency", "compute_utilization", "ifmap_sram_read_bytes",
     "filter_sram_read_bytes", "ofmap_sram_write_bytes", "sram_read_bytes", "sram_write_bytes",
 )
+# tpesim's timing of the layer with the config's memory (`tpesim run gemm --json` names, prefixed
+# `tpesim_`: cycles, stall_cycles, sram/dram bytes per operand a = ifmap, b = filter, c = ofmap),
+# and the memory it assumed (run gemm's names; None = unbounded).
+TRAFFIC_FIELDS = tuple(f"{kind}_{rw}_bytes_{op}" for op in "abc" for kind in ("sram", "dram")
+                       for rw in ("read", "write"))
+MEMORY_FIELDS = ("sram_kib_a", "sram_kib_b", "sram_kib_c", "dram_bw_bytes_per_cycle",
+                 "dram_latency_cycles")
+TPESIM_MEMORY_COLUMNS = ("tpesim_cycles", "tpesim_stall_cycles",
+                         *(f"tpesim_{f}" for f in TRAFFIC_FIELDS), *MEMORY_FIELDS)
+REPORT_COLUMNS += TPESIM_MEMORY_COLUMNS
+
+# The engine tpesim times a SCALE-Sim layer on: int8 operands (SCALE-Sim's 1-byte words) and the
+# systolic engine's default accumulator for int8, whose width is what C's bytes count.
+TPESIM_IN_BITS = 8
+TPESIM_ACC_BITS = 32
 
 TileTiming = Callable[[int, int, int, int, int, str], Any]
+MemoryTiming = Callable[[int, int, int, int, int, str, dict], Any]
 
 
 def load_tile_timing() -> tuple[TileTiming | None, str]:
@@ -33,6 +49,41 @@ def load_tile_timing() -> tuple[TileTiming | None, str]:
     except ImportError as e:
         return None, f"tpesim tile timing unavailable ({e}); SCALE-Sim-compatible timing only"
     return tile_gemm_cycles, ""
+
+
+def load_memory_timing() -> tuple[MemoryTiming | None, str]:
+    """tpesim's tile-level GEMM timing with a memory (`tile_gemm` + `MemoryConfig`), else
+    (None, why not). The callable takes (M, N, K, rows, cols, dataflow, MemoryConfig fields) and
+    returns tpesim's TimingReport."""
+    try:
+        from tpesim.memory import MemoryConfig
+        from tpesim.timing import tile_gemm
+    except ImportError as e:
+        return None, f"tpesim memory timing unavailable ({e})"
+
+    def memory_timing(M, N, K, rows, cols, dataflow, memory):  # noqa: N803
+        return tile_gemm(M, N, K, rows, cols, dataflow=dataflow, in_bits=TPESIM_IN_BITS,
+                         acc_bits=TPESIM_ACC_BITS, memory=MemoryConfig(**memory))
+
+    return memory_timing, ""
+
+
+def memory_fields_report(memory: dict) -> dict[str, Any]:
+    """MemoryConfig keyword arguments -> the report's MEMORY_FIELDS (run gemm's names)."""
+    return {"sram_kib_a": memory["sram_kib_a"], "sram_kib_b": memory["sram_kib_b"],
+            "sram_kib_c": memory["sram_kib_c"], "dram_bw_bytes_per_cycle": memory["dram_bw"],
+            "dram_latency_cycles": memory["dram_latency"]}
+
+
+def describe_memory(cfg: ScaleSimConfig) -> str:
+    """One phrase: the memory tpesim's stall cycles assume for this config."""
+    m = tpesim_memory_fields(cfg)
+    if m["dram_bw"] is None:
+        return ("tpesim memory: ideal (CALC: SCALE-Sim assumes the bandwidth it needs; tpesim "
+                "unbounded SRAMs and DRAM link, 0 stall cycles)")
+    return (f"tpesim memory: SRAM a/b/c {m['sram_kib_a']:g}/{m['sram_kib_b']:g}/"
+            f"{m['sram_kib_c']:g} KiB, one DRAM link of {m['dram_bw']:g} B/cycle shared by all "
+            f"operands, latency {m['dram_latency']} cycle")
 
 
 def _cycles_of(value: Any) -> int:
@@ -118,10 +169,14 @@ def _explain_stationary(sc: ScaleSimCompute, ours: int, delta: int) -> str:
 
 
 def layer_report(cfg: ScaleSimConfig, layer: Layer, *, tile_timing: TileTiming | None = None,
-                 compat: bool = False) -> dict[str, Any]:
+                 compat: bool = False, memory_timing: MemoryTiming | None = None
+                 ) -> dict[str, Any]:
     """One report row: SCALE-Sim-compatible numbers, tpesim's timing, and why they differ.
 
-    `compute_cycles` is tpesim's when available and `compat` is False, else SCALE-Sim's.
+    `compute_cycles` is tpesim's when available and `compat` is False, else SCALE-Sim's;
+    `stall_cycles` and `total_cycles` belong to the same timing (tpesim's stalls with the config's
+    memory; SCALE-Sim's are 0 in CALC mode and not modelled in USER mode). `tpesim_cycles` and
+    `tpesim_stall_cycles` are always tpesim's, with the memory `tpesim_memory_fields(cfg)`.
     """
     sparsity = layer.sparsity if cfg.sparsity_support else (1, 1)
     sc = scalesim_compute(layer.M, layer.N, layer.K, cfg.rows, cfg.cols, cfg.dataflow,
@@ -133,14 +188,27 @@ def layer_report(cfg: ScaleSimConfig, layer: Layer, *, tile_timing: TileTiming |
                                           cfg.dataflow))
         except (TpesimError, NotImplementedError) as e:
             why_not = f"tpesim timing: {' '.join(str(e).split())}"
+    memory = tpesim_memory_fields(cfg)
+    tp, mem_why = None, ""
+    if memory_timing is not None:
+        try:
+            tp = memory_timing(layer.M, layer.N, layer.K, cfg.rows, cfg.cols, cfg.dataflow, memory)
+        except (TpesimError, NotImplementedError) as e:
+            mem_why = f"tpesim memory: {' '.join(str(e).split())}"
+    user = cfg.interface_bandwidth == "USER"
     use_ours = ours is not None and not compat
     compute = ours if use_ours else sc.compute_cycles
-    # CALC mode is stall-free (reads always hit); USER-mode stalls are not modelled yet.
-    stall = 0 if cfg.interface_bandwidth == "CALC" else None
+    # SCALE-Sim's CALC mode is stall-free (reads always hit), and so is tpesim's ideal memory.
+    stall = None if user else 0
+    if use_ours and tp is not None:
+        stall = tp.stall_cycles
     total = compute + stall if stall is not None else None
-    reason = explain_delta(sc, ours) or why_not
-    if stall is None:
+    reason = "; ".join(filter(None, [explain_delta(sc, ours) or why_not, mem_why]))
+    if user and not use_ours:
+        reason = "; ".join(filter(None, [reason, "SCALE-Sim's USER-mode stalls not modelled"]))
+    elif user and tp is None and not mem_why:
         reason = "; ".join(filter(None, [reason, "USER-mode memory stalls not modelled"]))
+    traffic = {f"tpesim_{f}": None if tp is None else getattr(tp, f) for f in TRAFFIC_FIELDS}
     return {
         "layer": layer.name, "M": layer.M, "N": layer.N, "K": layer.K,
         "dataflow": cfg.dataflow, "rows": cfg.rows, "cols": cfg.cols, "folds": sc.folds,
@@ -156,14 +224,20 @@ def layer_report(cfg: ScaleSimConfig, layer: Layer, *, tile_timing: TileTiming |
         "ofmap_sram_write_bytes": sc.ofmap_sram_write_bytes,
         "sram_read_bytes": sc.ifmap_sram_read_bytes + sc.filter_sram_read_bytes,
         "sram_write_bytes": sc.ofmap_sram_write_bytes,
+        "tpesim_cycles": None if tp is None else tp.cycles,
+        "tpesim_stall_cycles": None if tp is None else tp.stall_cycles,
+        **traffic, **memory_fields_report(memory),
     }
 
 
 def report(cfg: ScaleSimConfig, layers: Sequence[Layer], *, compat: bool = False,
-           tile_timing: TileTiming | None | bool = True) -> tuple[list[dict[str, Any]], str]:
+           tile_timing: TileTiming | None | bool = True,
+           memory_timing: MemoryTiming | None | bool = True) -> tuple[list[dict[str, Any]], str]:
     """Report rows for every layer, and a note ("" or why tpesim's own timing is missing).
 
     `tile_timing=True` loads sim.timing lazily; None/False means SCALE-Sim-compatible timing only.
+    `memory_timing=True` loads tpesim's timing with a memory (if tile timing is on), for the
+    `tpesim_*` memory columns; None/False leaves them empty.
     """
     if cfg.optimized_mapping and cfg.sparsity_support:
         raise ConfigError("OptimizedMapping (row-wise sparsity) must be false for tpesim's "
@@ -173,7 +247,12 @@ def report(cfg: ScaleSimConfig, layers: Sequence[Layer], *, compat: bool = False
         tile_timing, note = load_tile_timing()
     elif not tile_timing:
         tile_timing = None
-    rows = [layer_report(cfg, ly, tile_timing=tile_timing, compat=compat) for ly in layers]
+    if memory_timing is True:
+        memory_timing = load_memory_timing()[0] if tile_timing is not None else None
+    elif not memory_timing:
+        memory_timing = None
+    rows = [layer_report(cfg, ly, tile_timing=tile_timing, compat=compat,
+                         memory_timing=memory_timing) for ly in layers]
     if tile_timing is not None and all(r["tpesim_compute_cycles"] is None for r in rows):
         note = "tpesim tile timing supports none of these layers; SCALE-Sim-compatible timing only"
     if tile_timing is None and note:
