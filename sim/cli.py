@@ -184,7 +184,14 @@ def _run_report(kernel: str, args: argparse.Namespace, cfg, res, shape: dict,
     report = {"kernel": kernel, "engine_name": cfg.name, **shape, "seed": args.seed,
               **cfg.to_dict(), "peak_macs_per_cycle": cfg.peak_macs_per_cycle,
               "interpreted": _interpreted_ran()}
-    report.update(res.to_dict())
+    cfg_fields = cfg.to_dict()
+    for k, v in res.to_dict().items():
+        # a config field keeps its value; the timing's own reading of a same-named field (the held
+        # block's rows = K positions, which an N:M engine's `rows` lanes cover M each) is block_<k>
+        if k in cfg_fields and cfg_fields[k] != v:
+            report[f"block_{k}"] = v
+        else:
+            report[k] = v
     report.update({"total_wall_s": total_s, "cycles_per_s": cycles_per_s})
     return report
 

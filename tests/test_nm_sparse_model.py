@@ -252,3 +252,30 @@ def test_compress_cycles():
         compress_cycles(cfg, 0, 16)
     with pytest.raises(ConfigError, match="compressors must be a positive integer, not 0"):
         compress_cycles(cfg, 8, 8, compressors=0)
+
+
+@pytest.mark.parametrize("mode", ["ff", "wg"])
+def test_cli_run_gemm(mode, capsys):
+    """`tpesim run gemm --engine nm_sparse ...`: random weights pruned N:M (ff) along K, matched
+    against numpy; the config's rows stay the lanes, the held block's K extent is block_rows; a
+    sparse fold holds rows*M K positions (K/(rows*M) folds per column block), dense rows*N."""
+    import json
+
+    from tpesim.cli import main
+
+    rc = main(["run", "gemm", "--engine", "nm_sparse", "--sparsity", "2:8", "--rows", "4",
+               "--cols", "4", "--m", "9", "--n", "8", "--k", "64", "--mode", mode, "--json"])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["matched"] is True and d["rows"] == 4 and d["mode"] == mode
+    assert d["block_rows"] == (32 if mode == "ff" else 8)
+    assert d["blocks"] == 2 * 64 // d["block_rows"]
+
+
+def test_cli_bad_sparsity_is_one_line(capsys):
+    from tpesim.cli import main
+
+    assert main(["run", "gemm", "--engine", "nm_sparse", "--sparsity", "3:2", "--m", "2",
+                 "--n", "2", "--k", "2"]) == 2
+    assert capsys.readouterr().err == ("tpesim: error: sparsity must be N:M with 1 <= N < M <= 16,"
+                                       " not '3:2'\n")
