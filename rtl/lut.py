@@ -33,6 +33,13 @@ def _widths(cfg: LutConfig) -> tuple[int, int, int, int]:
     return cfg.entry_bits, emax, cfg.entry_bits + emax, cfg.bias_bits
 
 
+def _array(items: list) -> Array:
+    """Array padded to a power-of-two length with its last item (indices past the end never occur;
+    the padding keeps the emitted case statement complete, which Verilator's lint asks for)."""
+    n = 1 << max(0, (len(items) - 1).bit_length())
+    return Array(list(items) + [items[-1]] * (n - len(items)))
+
+
 ACC2_BITS = 33   # the accumulator holds 2*C mod 2^33; out_c is its bits 32..1 (C mod 2^32)
 
 
@@ -108,16 +115,18 @@ class IndexGen(wiring.Component):
         m = Module()
         P, g, N = cfg.planes, cfg.group, cfg.tile_n
         _, _, inv = plane_bits(cfg)
-        invert = Signal(name="invert")
-        m.d.comb += invert.eq(Array(Const(int(v), 1) for v in inv)[self.b[:max(1, (P - 1).bit_length())]]
-                              if P > 1 else int(inv[0]))
         lanes = []
         for n in range(N):
-            bits = []
-            for k in range(g):
-                code = self.w[(k * N + n) * P:(k * N + n + 1) * P]
-                bits.append(code.bit_select(self.b, 1) if P > 1 else code[0])
-            lanes.append(Cat(*bits) ^ invert.replicate(g))
+            codes = [self.w[(k * N + n) * P:(k * N + n + 1) * P] for k in range(g)]
+            # plane p's index: bit p of each code (constant slices), inverted on inverted planes
+            per_plane = [Cat(*(c[p] for c in codes)) ^ Const((1 << g) - 1 if inv[p] else 0, g)
+                         for p in range(P)]
+            sel = Signal(g, name=f"idx_{n}")
+            if P == 1:
+                m.d.comb += sel.eq(per_plane[0])
+            else:
+                m.d.comb += sel.eq(_array(per_plane)[self.b[:(P - 1).bit_length()]])
+            lanes.append(sel)
         m.d.comb += self.idx.eq(Cat(*lanes))
         return m
 
@@ -171,7 +180,7 @@ class Pow2Scale(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         shifts, _, _ = plane_bits(self.cfg)
-        m.d.comb += self.y.eq(Array(self.x << e for e in shifts)[self.b[:max(1, (len(shifts) - 1).bit_length())]]
+        m.d.comb += self.y.eq(_array([self.x << e for e in shifts])[self.b[:max(1, (len(shifts) - 1).bit_length())]]
                               if len(shifts) > 1 else self.x << shifts[0])
         return m
 
@@ -236,7 +245,7 @@ class BitSerialControl(wiring.Component):
         v2 = self.v2
         rptr = self.rptr
         lastp = Signal(name="lastp")
-        m.d.comb += lastp.eq(b == P - 1)
+        m.d.comb += lastp.eq(~b.any() if P == 1 else b == P - 1)
         busy = Signal(name="busy")
         m.d.comb += busy.eq(sfull | (full & tlast) | (v2 & fin2))
         m.d.comb += [
@@ -321,7 +330,8 @@ class Lut(wiring.Component):
                              sc.x.eq(mux.entry), sc.b.eq(ctl.b)]
                 terms[r][n] = sc.y
         biases = [pre.bias[r * bb:(r + 1) * bb].as_signed() for r in range(M)]
-        plane0 = ctl.b == 0
+        plane0 = Signal(name="plane0")
+        m.d.comb += plane0.eq(~ctl.b.any())
         en, zero, with_bias = ctl.exec_, ctl.first & plane0, plane0
         if S == 2:
             # stage-2 register between the lookup/scale and the accumulators
@@ -347,7 +357,7 @@ class Lut(wiring.Component):
                              acc.term.eq(terms[r][n]), acc.bias.eq(biases[r])]
                 with m.If(ctl.final):
                     m.d.sync += shadow[r][n].eq(acc.total[1:ACC2_BITS])
-        rows = Array(Cat(*shadow[r]) for r in range(M))
+        rows = _array([Cat(*shadow[r]) for r in range(M)])
         m.d.comb += self.out_c.eq(Mux(ctl.out_valid, rows[ctl.rptr] if M > 1 else rows[0], 0))
         return m
 
