@@ -573,6 +573,17 @@ def _run_hdl(sim: str, block: str, ports: dict[str, int], out: tuple[str, int],
 
 
 @pytest.mark.cosim
+@pytest.mark.parametrize("block", ["fp16_add", "fp32_add", "fp16_pow2", "fp32_pow2", "fp16_to_fp32"])
+def test_verilator_lint(block, tmp_path):
+    path = tmp_path / f"{block}.v"
+    path.write_text(rtl.to_verilog(block))
+    # WIDTHEXPAND: Amaranth relies on Verilog's context-determined widening in sums.
+    r = subprocess.run([_tool("verilator"), "--lint-only", "-Wno-WIDTHEXPAND", str(path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr
+
+
+@pytest.mark.cosim
 def test_icarus_fp16_pow2_exhaustive(tmp_path):
     """The generated Verilog of Fp16Pow2 equals fp.pow2 on all 65,536 x 4 inputs under Icarus."""
     xs, es = np.tile(ALL16, 4), np.repeat(np.arange(4), len(ALL16))
