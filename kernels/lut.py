@@ -21,7 +21,7 @@ from tpesim.errors import ConfigError, TpesimError, WorkloadError
 __all__ = ["INTERPS", "LlmModel", "MODELS", "PHASES", "linears", "plane_code", "to_planes",
            "from_planes", "pack_planes", "unpack_planes", "packed_weight_bytes", "tables",
            "lookup", "lut_gemm", "QuantizedWeights", "quantize_weights", "dequantize_weights",
-           "quantize_activations", "scaled_gemm", "systolic_shape", "lut_layer", "llm_layers",
+           "quantize_activations", "scaled_gemm", "quantized_gemm", "systolic_shape", "lut_layer", "llm_layers",
            "engine_operand", "format_table", "lut_gemm_int8_tables", "plane_weights",
            "code_values",
            "cli_main"]
@@ -410,6 +410,33 @@ def scaled_gemm(a_q: np.ndarray, a_scales: np.ndarray, qw: QuantizedWeights,
     for g, sl in enumerate(qw.group_slices()):
         acc += np.asarray(int_gemm(a_q[:, sl], qw.values[sl]), dtype=np.float64) * qw.scales[g]
     return acc * np.asarray(a_scales)[:, None]
+
+
+def quantized_gemm(cfg, a, w, *, group_size: int | None = None, method: str | None = None,
+                   fidelity: str = "cycle", memory=None) -> tuple[np.ndarray, list]:
+    """Float A (M x K) @ float W (K x N) on the LUT engine: W quantised to the engine's weight format
+    (per channel or per `group_size` rows; absmean for ternary, absmax otherwise unless `method`),
+    A to int8 per token, one `run_gemm` per scale group, the scales applied after each group's
+    integer accumulation. Returns (C estimate, the GemmResult of every group)."""
+    from tpesim.kernels.gemm import run_gemm
+
+    if not cfg.int_mode:
+        raise ConfigError(f"quantized_gemm quantises activations to int8: act must be 'int8', "
+                          f"not {cfg.act!r}")
+    ternary = cfg.w_bits == "ternary"
+    qw = quantize_weights(w, bits=cfg.planes, interp=cfg.w_interp, group_size=group_size,
+                          method=method or ("absmean" if ternary else "absmax"), ternary=ternary)
+    a_q, a_s = quantize_activations(a)
+    results = []
+
+    def on_engine(x, y):
+        # verify: at tile fidelity that is what computes C (numpy along the tile stream)
+        res = run_gemm(cfg, x, engine_operand(cfg, y), fidelity=fidelity, memory=memory,
+                       verify=True)
+        results.append(res)
+        return res.c
+
+    return scaled_gemm(a_q, a_s, qw, on_engine), results
 
 
 # -- timing: one layer, both engines ------------------------------------------------------------------

@@ -241,28 +241,32 @@ def test_end_to_end_numpy(rng):
 
 
 @needs_lut
-@pytest.mark.parametrize("w_bits, interp, group_size", [(4, "signed", 16), (2, "pm1", None),
-                                                         ("ternary", "signed", 32)])
-def test_end_to_end_on_the_engine(w_bits, interp, group_size, rng):
-    """The same, with the integer GEMMs run by the LUT engine's cycle model (run_gemm)."""
+@pytest.mark.parametrize("w_bits, interp, group_size, fidelity", [
+    (4, "signed", 16, "cycle"), (2, "pm1", None, "cycle"), ("ternary", "signed", 32, "cycle"),
+    (3, "unsigned", 24, "tile")])
+def test_end_to_end_on_the_engine(w_bits, interp, group_size, fidelity, rng):
+    """quantized_gemm: the integer GEMMs run by the LUT engine (its cycle model, or tile level with
+    numpy values), each checked against the engine's reference, then the same two checks."""
     from tpesim.engines.lut import LutConfig
-    from tpesim.kernels.gemm import run_gemm
 
     cfg = LutConfig(tile_m=2, tile_n=8, w_bits=w_bits, w_interp=interp)
     a = rng.normal(0, 1, (3, 64))
     w = rng.normal(0, 0.1, (64, 11))
-    bits = cfg.planes
-    qw = L.quantize_weights(w, bits=bits, interp=interp, group_size=group_size,
-                            ternary=w_bits == "ternary",
-                            method="absmean" if w_bits == "ternary" else "absmax")
-    a_q, a_s = L.quantize_activations(a)
+    out, results = L.quantized_gemm(cfg, a, w, group_size=group_size, fidelity=fidelity)
+    assert len(results) == -(-64 // (group_size or 64))
+    assert all(r.matched for r in results)
+    ternary = w_bits == "ternary"
+    qw = L.quantize_weights(w, bits=cfg.planes, interp=interp, group_size=group_size,
+                            ternary=ternary, method="absmean" if ternary else "absmax")
+    _check_end_to_end(a, w, qw, out)
 
-    def on_engine(x, y):
-        res = run_gemm(cfg, x, L.engine_operand(cfg, y), fidelity="cycle")
-        assert res.matched
-        return res.c
 
-    _check_end_to_end(a, w, qw, L.scaled_gemm(a_q, a_s, qw, on_engine))
+@needs_lut
+def test_quantized_gemm_needs_int8_activations():
+    from tpesim.engines.lut import LutConfig
+
+    with pytest.raises(ConfigError, match="act must be 'int8', not 'fp16'"):
+        L.quantized_gemm(LutConfig(act="fp16"), np.ones((2, 4)), np.ones((4, 2)))
 
 
 # ------------------------------------------------------------------ model shapes
