@@ -185,6 +185,13 @@ def _builtin() -> None:
         timing="tpesim.tile_nm_sparse:nm_sparse_timing",
         cycle_backend="tpesim.kernels.nm_sparse:nm_sparse_cycle_backend",
         rtl="tpesim.rtl.nm_sparse", stimulus="tpesim.cosim.stimulus.nm_sparse",
+        bench={"adapters": {"ws": "tpesim.cosim.bench.nm_sparse:NmSparseBenchAdapter"},
+               "cases": tuple(
+                   {"name": f"nm-2of8-{r}x{c}",
+                    "fields": {"rows": r, "cols": c, "sparsity": "2:8", "mode": "ff"},
+                    "paths": ("model", "interpreted", "verilator_cpp"),
+                    "params": {"k": 64, "tiles_per_block": 256, "seconds_scale": 0.05}}
+                   for r, c in ((8, 8), (16, 16)))},
         variants=("mode", ("ff", "bp", "wg")),
         examples=({"rows": 3, "cols": 2, "sparsity": "2:8"},
                   {"rows": 2, "cols": 3, "sparsity": "2:4", "mode": "bp", "double_buffer": True},

@@ -279,3 +279,38 @@ def test_cli_bad_sparsity_is_one_line(capsys):
                  "--n", "2", "--k", "2"]) == 2
     assert capsys.readouterr().err == ("tpesim: error: sparsity must be N:M with 1 <= N < M <= 16,"
                                        " not '3:2'\n")
+
+
+@pytest.mark.parametrize("db", [False, True])
+def test_bench_adapter_chunked_stream_equals_one_call(db):
+    """The bench's model path (cosim/bench/nm_sparse.py): a block of folds streamed `reps` times in
+    chunked run_folds calls gives what one call on the whole streams gives, rows equal to numpy on
+    the compressed blocks, and the checksum over out_c (result_bits lanes) plus the out_err lane
+    that the Verilator harness computes from the same port layout."""
+    from tpesim.cosim.bench.nm_sparse import NmSparseBenchAdapter
+    from tpesim.cosim.bench.stimulus import checksum_rows
+
+    cfg = C(rows=3, cols=2, sparsity="2:8", double_buffer=db)
+    ad = NmSparseBenchAdapter()
+    s = ad.make_stream(cfg, k=5, tiles_per_block=3, reps=4, seed=7)
+    run = ad.run_model(cfg, s, keep_rows=True)
+    loads = np.concatenate([s.loads] * s.reps)
+    oc, st, cyc = NmSparseModel(cfg).run_folds(loads, np.concatenate([s.a] * s.reps),
+                                               np.concatenate([s.last] * s.reps))
+    assert run.cycles == cyc and run.rows == len(oc) == s.nbeats
+    # numpy: fold f's rows times the dense block its compressed beats stand for
+    K = cfg.block_shape[0]
+    for f in range(3):
+        beats = s.loads[f * 3:(f + 1) * 3]
+        w = np.zeros((K, cfg.cols), np.int64)
+        for i in range(3):
+            for j in range(2):
+                for t in range(2):
+                    w[i * 8 + beats[i, 4 + j * 2 + t], j] = beats[i, j * 2 + t]
+        assert np.array_equal(oc[f * 5:(f + 1) * 5], s.a[f * 5:(f + 1) * 5] @ w)
+    full = np.zeros((len(oc), cfg.cols + 1), np.int64)
+    full[:, :-1] = oc & ((1 << cfg.result_bits) - 1)
+    assert run.checksum == checksum_rows(full, 64)
+    ports = ad.in_beats(cfg, s)
+    assert [p.shape[1] for p in ports["load"][0]] == [4, 4, 1]
+    assert ports["in"][0][0].shape[1] == 24

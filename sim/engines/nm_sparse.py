@@ -18,6 +18,7 @@ from ..errors import ConfigError, ConfigTypeError, WorkloadError
 from ..numerics import matmul_wrapped, value_range
 
 __all__ = ["NmSparseConfig", "NmSparseModel", "reference", "compress_cycles", "compress_block",
+           "in_port_rows", "prune_b",
            "MODES", "SPARSITIES", "COMPRESSOR_LATENCY"]
 
 MODES = ("ff", "bp", "wg")
@@ -232,6 +233,18 @@ def compress_block(cfg: NmSparseConfig, w: np.ndarray, *, dense: bool | None = N
     return out
 
 
+def in_port_rows(cfg: NmSparseConfig, x: np.ndarray) -> np.ndarray:
+    """Stream rows of block_shape[0] K positions as in_data lanes: sparse, lane i's M-window is
+    lanes i*M..i*M+M-1 (identity); dense, lane i's N positions go to lanes i*M..i*M+N-1 and the
+    other M-N lanes of its window are 0 (the muxes are bypassed: they are never read)."""
+    x = np.asarray(x, dtype=np.int64).reshape(-1, cfg.block_shape[0])
+    if cfg.sparse or cfg.keep == cfg.group:
+        return x
+    out = np.zeros((x.shape[0], cfg.rows, cfg.group), np.int64)
+    out[:, :, :cfg.keep] = x.reshape(-1, cfg.rows, cfg.keep)
+    return out.reshape(x.shape[0], cfg.rows * cfg.group)
+
+
 def compress_cycles(cfg: NmSparseConfig, k: int, n: int, *, compressors: int | None = None) -> int:
     """Cycles for the hardware compressors (NMCompressor, rtl/nm_sparse.py) to prune and compress a
     K x N weight matrix along K: `compressors` (default `cols`: one load beat's worth of M-groups
@@ -306,16 +319,8 @@ class NmSparseModel(FoldStreamMixin, VcdMixin):
         return compress_block(self.cfg, w)
 
     def in_beats(self, x: np.ndarray) -> np.ndarray:
-        """Stream rows of block_shape[0] K positions as in_data lanes: sparse, lane i's M-window is
-        lanes i*M..i*M+M-1 (identity); dense, lane i's N positions go to lanes i*M..i*M+N-1 and
-        the other M-N lanes of its window are 0 (the muxes are bypassed, they are never read)."""
-        cfg = self.cfg
-        x = np.asarray(x, dtype=np.int64).reshape(-1, cfg.block_shape[0])
-        if cfg.sparse or cfg.keep == cfg.group:
-            return x
-        out = np.zeros((x.shape[0], cfg.rows, cfg.group), np.int64)
-        out[:, :, :cfg.keep] = x.reshape(-1, cfg.rows, cfg.keep)
-        return out.reshape(x.shape[0], cfg.rows * cfg.group)
+        """Stream rows of block_shape[0] K positions as in_data lanes (`in_port_rows`)."""
+        return in_port_rows(self.cfg, x)
 
     @property
     def err_rows(self) -> int:
