@@ -452,3 +452,13 @@ def test_cli_errors(capsys):
     assert "argument --model: invalid choice: 'gpt'" in capsys.readouterr().err
     assert main(["run", "lut-layers", "--model", "llama2-7b", "--w-bits", "5"]) == 2
     assert "--w-bits must be 1, 2, 3, 4 or ternary, not '5'" in capsys.readouterr().err
+
+
+def test_cli_help(capsys):
+    """`tpesim run --help` lists lut-layers; `tpesim run lut-layers --help` is its own parser's."""
+    from tpesim.cli import main
+
+    assert main(["run", "--help"]) == 0
+    assert "lut-layers" in capsys.readouterr().out
+    assert main(["run", "lut-layers", "--help"]) == 0
+    assert "usage: tpesim run lut-layers" in capsys.readouterr().out
