@@ -1,7 +1,7 @@
-"""BDWP N:M sparse training (SAT, engines.md §4.2) of an MLP and a small CNN on scikit-learn's digits,
+"""BDWP N:M sparse training (SAT, engines.md §4.2) of an MLP and a small CNN on sklearn's digits,
 every FF/BP/WG GEMM in the N:M engine's int8 arithmetic, with the engine's cycles per iteration.
 
-Method, the cycle model of an iteration (the dataflow switches) and measured results: docs/training.md.
+Method, the iteration's cycle model (the dataflow switches) and results: docs/training.md.
 """
 
 from __future__ import annotations

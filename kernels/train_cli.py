@@ -1,5 +1,5 @@
-"""`tpesim train mlp|cnn`: BDWP N:M sparse training on the digits set on an engine, with test accuracy,
-engine cycles per iteration and the speedup over dense training on the same engine (docs/training.md).
+"""`tpesim train mlp|cnn`: BDWP N:M sparse training on the digits set, with test accuracy, the
+engine's cycles per iteration and the speedup over dense on the same engine (docs/training.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""N:M structured sparsity: the pruner/compressor, index metadata (with NVIDIA's 2:4 chunk codes) and
-the `.npz` file format of compressed tensors (docs/nm_format.md), shared by the engine and kernels.
+"""N:M structured sparsity: the pruner/compressor, index metadata (with NVIDIA's 2:4 codes)
+and the `.npz` format of compressed tensors (docs/nm_format.md), shared by engine and kernels.
 """
 
 from __future__ import annotations

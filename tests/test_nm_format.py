@@ -1,4 +1,4 @@
-"""tpesim.nm: the N:M pruner/compressor, its index metadata, NVIDIA's 2:4 chunk codes and the .npz file
+"""tpesim.nm: the N:M pruner/compressor, index metadata, NVIDIA's 2:4 chunk codes and the .npz
 format, checked exhaustively over small groups against the selection rule stated as a property.
 """
 

@@ -1,5 +1,5 @@
-"""BDWP training kernel (kernels/train.py): engine-exact GEMMs, BDWP masks, backprop, learning, and the
-cycle accounting of an iteration (per-pass sums, engine numbers, schedule closed forms), and the CLI.
+"""BDWP training kernel (kernels/train.py): engine-exact GEMMs, BDWP masks, backprop, learning,
+the cycle accounting of an iteration (sums, engine numbers, schedule closed forms), the CLI.
 """
 
 from __future__ import annotations
@@ -94,6 +94,27 @@ def test_bdwp_masks_along_cin_and_cout(data):
         np.testing.assert_array_equal(net.mask_b[i], nm.mask(net.w[i], 2, 8, axis=1))
         np.testing.assert_array_equal((qb != 0), net.mask_b[i].T & (qb != 0))
     assert not np.array_equal(net.mask_f[1], net.mask_b[1])
+
+
+def test_mask_interval(data):
+    """mask_interval=3: the masks come from |W| at steps 0, 3, 6, ... and are kept in between."""
+    cfg = TrainConfig(model="mlp", sparsity="2:4", mask_interval=3, lr=0.5)
+    net = Network(build_model("mlp"), cfg, EngineArithmetic(NmSparseConfig(sparsity="2:4")),
+                  np.random.default_rng(2))
+    x, y = data.x_train[:32], data.y_train[:32]
+    for step in range(7):
+        expect_f = [nm.mask(w, 2, 4, axis=0) for w in net.w]
+        expect_b = [nm.mask(w, 2, 4, axis=1) for w in net.w]
+        before = [m.copy() for m in net.mask_f] if step else None
+        net.step(x, y, cfg.lr)
+        for i in range(3):
+            if step % 3 == 0:
+                np.testing.assert_array_equal(net.mask_f[i], expect_f[i])
+                np.testing.assert_array_equal(net.mask_b[i], expect_b[i])
+            else:
+                np.testing.assert_array_equal(net.mask_f[i], before[i])
+    # the weights moved enough that a refresh every step would have changed a mask
+    assert any(not np.array_equal(nm.mask(w, 2, 4, axis=0), m) for w, m in zip(net.w, net.mask_f))
 
 
 class _FloatArithmetic(EngineArithmetic):
