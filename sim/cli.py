@@ -229,7 +229,12 @@ def _print_table(r: dict, title: str) -> None:
                                f"{' (double buffer)' if r.get('double_buffer') else ''}"
                                f" / {r['fidelity']}"),
         (f"{r['unit']}s", f"{r['blocks']:,}"),
-        ("cycles", f"{r['cycles']:,}"),
+        ("cycles", f"{r['cycles']:,}" + (" (end of the write-back)"
+                                         if r["cycles"] != r["engine_done_cycle"] else "")),
+    ]
+    if r["cycles"] != r["engine_done_cycle"]:
+        rows.append(("engine done at cycle", f"{r['engine_done_cycle']:,}"))
+    rows += [
         ("compute cycles", f"{r['compute_cycles']:,}"),
         ("stall cycles", f"{r['stall_cycles']:,}"),
         ("macs", f"{r['macs']:,}"),

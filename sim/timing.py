@@ -148,10 +148,12 @@ def run_stream(stream: TileStream, backend: TileBackend, memory: MemoryConfig | 
 class TimingReport:
     """Cycle counts and traffic of one GEMM on one engine (units in the field names).
 
-    cycles: from reset until the engine is idle after its last result row (stalls included).
-    compute_cycles: the same with an ideal memory. stall_cycles = cycles - compute_cycles.
-    utilization = macs / (cycles * rows * cols). writeback_done_cycle: when the last result byte
-    has been sent to DRAM. out_cycles: the cycle each result row left the engine, in stream order,
+    cycles: from reset to the end of all the work: the last result byte written back to DRAM when
+    a DRAM is modelled, else the engine idle after its last result row. engine_done_cycle: the
+    engine idle after its last result row (stalls included). writeback_done_cycle: the last result
+    byte sent to DRAM. compute_cycles: the run with an ideal memory. stall_cycles = cycles -
+    compute_cycles (what the memory cost, the write-back tail included). utilization = macs /
+    (cycles * the engine's peak MACs per cycle). out_cycles: the cycle each result row left the engine, in stream order,
     when asked for: R per tile for OS (padded rows included), the fold's stream beats for WS/IS
     (M or N per fold; partial sums of a K-fold count as rows). blocks: tiles (OS) or folds (held-block engines), as `unit` says.
     """
@@ -169,6 +171,7 @@ class TimingReport:
     stall_cycles: int
     macs: int
     utilization: float
+    engine_done_cycle: int
     writeback_done_cycle: int
     dram_busy_cycles: int
     sram_read_bytes_a: int = 0
@@ -213,16 +216,17 @@ def make_report(*, timing: EngineTiming, fidelity: str, m: int, n: int, k: int,
                 cls=TimingReport, **extra) -> TimingReport:
     """Assemble a report (TimingReport or a subclass) from a run, or from the ideal closed form."""
     if run is None:
-        cycles, traffic = compute_cycles, static_traffic(stream)
+        done, traffic = compute_cycles, static_traffic(stream)
         wb, busy = compute_cycles, 0
     else:
-        cycles, traffic = run.cycles, run.traffic
+        done, traffic = run.cycles, run.traffic
         wb, busy = run.writeback_done_cycle, run.dram_busy_cycles
+    cycles = max(done, wb)
     macs = m * n * k
     return cls(dataflow=timing.dataflow, fidelity=fidelity, rows=timing.rows, cols=timing.cols,
                m=m, n=n, k=k, blocks=stream.ntiles, cycles=cycles, compute_cycles=compute_cycles,
                stall_cycles=cycles - compute_cycles, macs=macs,
-               utilization=macs / (cycles * timing.peak_macs_per_cycle),
+               utilization=macs / (cycles * timing.peak_macs_per_cycle), engine_done_cycle=done,
                writeback_done_cycle=wb, dram_busy_cycles=busy, memory=memory, wall_s=wall_s,
                out_cycles=out_cycles, unit=stream.unit, **traffic, **extra)
 

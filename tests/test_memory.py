@@ -115,8 +115,9 @@ def test_bandwidth_stall_by_hand():
     # Write-backs: tile 0 issued at 25 (link free at 24) -> 41; tile 1 at 33 -> 41 + 16 = 57.
     r = tile_gemm(4, 2, 4, 2, 2, memory=MemoryConfig(dram_bw=1), record_rows=True)
     assert r.out_cycles.tolist() == [23, 24, 31, 32]
-    assert (r.cycles, r.compute_cycles, r.stall_cycles) == (33, 15, 18)
+    assert (r.engine_done_cycle, r.compute_cycles) == (33, 15)
     assert r.writeback_done_cycle == 57 and r.dram_busy_cycles == 8 + 8 + 8 + 16 + 16
+    assert (r.cycles, r.stall_cycles) == (57, 57 - 15)   # the end of all the work: the write-back
 
 
 def test_double_buffer_refill_waits_for_streaming_by_hand():
@@ -143,8 +144,8 @@ def test_output_space_stall_by_hand():
     mem = MemoryConfig(sram_kib_c=8 / 1024, dram_bw=0.5)
     r = tile_gemm(3, 1, 1, 1, 1, memory=mem, record_rows=True)
     assert r.out_cycles.tolist() == [6, 9, 16]
-    assert r.cycles == 17 and r.compute_cycles == 0 + 2 * 3 + 3  # L_t = 0, 3, 6; + 2R + C
-    assert r.writeback_done_cycle == 32  # tile 2's write-back: issued 17, link busy until 24
+    assert r.engine_done_cycle == 17 and r.compute_cycles == 0 + 2 * 3 + 3  # L_t = 0, 3, 6; + 2R + C
+    assert r.writeback_done_cycle == r.cycles == 32  # tile 2's write-back: issued 17, link busy until 24
     unbounded = tile_gemm(3, 1, 1, 1, 1, memory=MemoryConfig(dram_bw=0.5), record_rows=True)
     assert unbounded.out_cycles.tolist() == [6, 9, 12]
 
@@ -159,8 +160,8 @@ def test_ws_bandwidth_stall_by_hand():
     # 24 cycles. Stall-free: 2 folds of 2R + C + M - 1 = 8 cycles, + 1.
     r = tile_gemm(3, 2, 4, 2, 2, dataflow="ws", memory=MemoryConfig(dram_bw=1), record_rows=True)
     assert r.out_cycles.tolist() == [16, 17, 18, 26, 27, 28]
-    assert (r.cycles, r.compute_cycles, r.stall_cycles) == (29, 17, 12)
-    assert r.writeback_done_cycle == 29 + 24
+    assert (r.engine_done_cycle, r.compute_cycles) == (29, 17)
+    assert r.writeback_done_cycle == r.cycles == 29 + 24 and r.stall_cycles == 53 - 17
     assert (r.dram_read_bytes_a, r.dram_read_bytes_b, r.dram_write_bytes_c) == (12, 8, 24)
     # double buffer: B0 loaded at 10, 11 and copied into the PEs at 12, fold 0 streams 13..15;
     # fold 1's loads (looked ahead: B1 in SRAM at 20) at 20, 21 are too late for a swap by fold
@@ -168,7 +169,9 @@ def test_ws_bandwidth_stall_by_hand():
     r = tile_gemm(3, 2, 4, 2, 2, dataflow="ws", double_buffer=True,
                   memory=MemoryConfig(dram_bw=1), record_rows=True)
     assert r.out_cycles.tolist() == [17, 18, 19, 27, 28, 29]
-    assert (r.cycles, r.compute_cycles, r.stall_cycles) == (30, 14, 16)
+    assert (r.engine_done_cycle, r.compute_cycles) == (30, 14)
+    # C's write-back (24 bytes at 1 B/cycle) is issued at 30 and ends at 54: the end of all the work
+    assert r.cycles == r.writeback_done_cycle == 30 + 24 and r.stall_cycles == 54 - 14
 
 
 def test_ws_output_space_gates_the_stream_by_hand():
@@ -182,8 +185,8 @@ def test_ws_output_space_gates_the_stream_by_hand():
     mem = MemoryConfig(dram_bw=1, sram_kib_c=32 / 1024)
     r = tile_gemm(2, 6, 2, 2, 2, dataflow="ws", memory=mem, record_rows=True)
     assert r.out_cycles.tolist() == [14, 15, 21, 22, 36, 37]
-    assert (r.cycles, r.compute_cycles, r.stall_cycles) == (38, 22, 16)
-    assert r.writeback_done_cycle == 64
+    assert (r.engine_done_cycle, r.compute_cycles) == (38, 22)
+    assert r.writeback_done_cycle == r.cycles == 64 and r.stall_cycles == 64 - 22
 
 
 @pytest.mark.parametrize(("dataflow", "db"), [("ws", False), ("ws", True), ("is", False),
@@ -281,10 +284,10 @@ def test_tile_level_equals_lockstep_reference(rows, cols, m, n, k, in_bits, mem,
         assert "does not fit" in str(e)
         return
     ref = lockstep_gemm(cfg, a, b, **mem)
-    assert r.cycles == ref["cycles"]
+    assert r.engine_done_cycle == ref["cycles"]
     assert r.out_cycles.tolist() == ref["out_cycles"].tolist()
     np.testing.assert_array_equal(r.c, ref["c"])
-    assert r.writeback_done_cycle == ref["writeback_done_cycle"]
+    assert r.cycles == r.writeback_done_cycle == ref["writeback_done_cycle"]
     for f in ("dram_read_bytes_a", "dram_read_bytes_b", "dram_write_bytes_c"):
         assert getattr(r, f) == ref[f], f
 
