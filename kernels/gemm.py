@@ -8,16 +8,17 @@ its tile timing, its cycle-level backend (one register-model run per tile) and i
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from tpesim.kernels.stationary import StationaryCycleBackend
-from tpesim.config import EngineConfig
+from tpesim.config import EngineConfig, check_int
 from tpesim.engines.systolic import SystolicConfig, SystolicModel, reference
 from tpesim.errors import TpesimError, WorkloadError
-from tpesim.memory import MemoryConfig
+from tpesim.memory import MemoryConfig, static_traffic
 from tpesim.numerics import value_range
 from tpesim.registry import engine_of
 from tpesim.timing import (FIDELITIES, TileStream, TimingReport, check_gemm_shape, make_report,
@@ -296,12 +297,37 @@ def _tile_values(cfg: EngineConfig, stream: TileStream, a: np.ndarray, b: np.nda
     return engine_of(cfg).load("cycle_backend")(cfg).tile_values(cfg, stream, a, b)
 
 
+# The cycle level steps every cycle the engine runs (idle ones included): a run that must take
+# longer than this is refused up front, pointing at the tile level (the same cycles, proven equal).
+MAX_CYCLES = 1 << 34
+
+
+def check_cycle_budget(timing, stream: TileStream, memory: MemoryConfig, macs: int,
+                       max_cycles: int) -> None:
+    """Refuse a cycle-level run whose cycles are bound to exceed `max_cycles`: at least MACs / the
+    engine's peak, and at least the DRAM link's busy time (its bytes do not depend on timing)."""
+    check_int("max_cycles", max_cycles)
+    bound, why = -(-macs // timing.peak_macs_per_cycle), "MACs at the engine's peak"
+    if memory.dram_bw is not None:
+        tr = static_traffic(stream)
+        dram = sum(v for f, v in tr.items() if f.startswith("dram_"))
+        link = math.ceil(dram / memory.dram_bw)
+        if link > bound:
+            bound, why = link, f"{dram:,} DRAM bytes at {memory.dram_bw:g} bytes/cycle"
+    if bound > max_cycles:
+        raise WorkloadError(f"max_cycles must be at least the run's {bound:,} cycles ({why}) at "
+                            f"cycle fidelity, not {max_cycles:,}: use fidelity 'tile' (the same "
+                            f"cycles, proven equal to the cycle level) or raise max_cycles")
+
+
 def _run(cfg: EngineConfig, m: int, n: int, k: int, a, b, *, fidelity: str,
          memory: MemoryConfig, verify: bool, interpreted, progress: bool, label: str,
-         record_rows: bool = True) -> GemmResult:
+         record_rows: bool = True, max_cycles: int = MAX_CYCLES) -> GemmResult:
     """The shared driver of run_gemm and time_gemm (a, b may be None for timing only)."""
     timing, backend_cls, reference_fn = engine_faces(cfg, fidelity)
     stream = timing.gemm_stream(m, n, k)
+    if fidelity == "cycle":
+        check_cycle_budget(timing, stream, memory, m * n * k, max_cycles)
     bar = _Progress(label, progress)
     c = None
     try:
@@ -338,8 +364,9 @@ def _run(cfg: EngineConfig, m: int, n: int, k: int, a, b, *, fidelity: str,
 
 def run_gemm(cfg: EngineConfig, a, b, *, fidelity: str = "cycle",
              memory: MemoryConfig | None = None, verify: bool | None = None,
-             interpreted: bool | None = None, progress: bool = False) -> GemmResult:
-    """Run C = A @ B on the systolic engine, one event per tile.
+             interpreted: bool | None = None, progress: bool = False,
+             max_cycles: int = MAX_CYCLES) -> GemmResult:
+    """Run C = A @ B on the engine of `cfg`, one event per tile.
 
     Parameters
     ----------
@@ -360,12 +387,15 @@ def run_gemm(cfg: EngineConfig, a, b, *, fidelity: str = "cycle",
         TPESIM_INTERPRETED environment variable).
     progress : bool
         Show a progress bar on stderr if the run lasts more than a second or two.
+    max_cycles : int
+        Cycle fidelity refuses (up front) a run bound to take longer (default 2**34).
 
     Raises
     ------
     WorkloadError
-        Operands are not integer matrices, their shapes do not chain, a value does not fit, or a
-        tile's operand does not fit its SRAM.
+        Operands are not integer matrices, their shapes do not chain, a value does not fit, a
+        tile's operand does not fit its SRAM, or the run exceeds max_cycles (cycle fidelity) or
+        the tile level's block budget.
     TpesimError
         The dataflow is not supported at this fidelity.
     """
@@ -382,7 +412,7 @@ def run_gemm(cfg: EngineConfig, a, b, *, fidelity: str = "cycle",
     if verify is None:
         verify = fidelity == "cycle"
     return _run(cfg, m, n, k, a, b, fidelity=fidelity, memory=memory, verify=verify,
-                interpreted=interpreted, progress=progress,
+                interpreted=interpreted, progress=progress, max_cycles=max_cycles,
                 label=f"gemm {m}x{n}x{k} on {cfg.name} ({fidelity})")
 
 
@@ -407,7 +437,8 @@ def _conv_reference(cfg: EngineConfig, layer, x, w) -> np.ndarray:
 
 def run_conv(cfg: EngineConfig, layer, x, w, *, fidelity: str = "cycle",
              memory: MemoryConfig | None = None, verify: bool | None = None,
-             interpreted: bool | None = None, progress: bool = False) -> GemmResult:
+             interpreted: bool | None = None, progress: bool = False,
+             max_cycles: int = MAX_CYCLES) -> GemmResult:
     """conv2d (NHWC x, HWIO w) as im2col + GEMM on the engine; `c` is the NHWC output and
     `matched` compares it with the direct numpy convolution (wrapped to acc_bits). m, n, k are the
     lowered GEMM's. `verify` defaults to True at cycle fidelity, False at tile fidelity."""
@@ -420,7 +451,7 @@ def run_conv(cfg: EngineConfig, layer, x, w, *, fidelity: str = "cycle",
     a = im2col(x, layer)
     b = weights_to_b(w, layer)
     res = run_gemm(cfg, a, b, fidelity=fidelity, memory=memory, verify=False,
-                   interpreted=interpreted, progress=progress)
+                   interpreted=interpreted, progress=progress, max_cycles=max_cycles)
     c, matched = res.c, None
     if verify:
         if c is None:  # tile fidelity: numpy values along the tile stream

@@ -70,6 +70,10 @@ def _config(args: argparse.Namespace):
     return config_from_args(get_engine(args.engine).config, args)
 
 
+def _max_cycles(args: argparse.Namespace) -> dict:
+    return {} if args.max_cycles is None else {"max_cycles": args.max_cycles}
+
+
 def _run_args(p: argparse.ArgumentParser) -> None:
     """Options shared by every `run` kernel: fidelity, memory, outputs."""
     p.add_argument("--fidelity", default="cycle", choices=("cycle", "tile"),
@@ -78,6 +82,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verify", action="store_true",
                    help="at tile fidelity, also compute the result with numpy and check it "
                         "(cycle fidelity always checks)")
+    p.add_argument("--max-cycles", type=int, default=None, metavar="CYCLES",
+                   help="cycle fidelity refuses, up front, a run bound to take more cycles "
+                        "(default 2**34; the tile level has no such limit)")
     for op, what in (("a", "A (M x K)"), ("b", "B (K x N)"),
                      ("c", "C, the results (held blocks: the accumulator buffer)")):
         p.add_argument(f"--sram-kib-{op}", type=float, default=None, metavar="KIB",
@@ -275,7 +282,8 @@ def _cmd_run_gemm(args: argparse.Namespace) -> int:
     else:
         a, b = random_operands(cfg, args.m, args.n, args.k, args.seed)
         res = run_gemm(cfg, a, b, fidelity=args.fidelity, memory=memory, verify=True,
-                       interpreted=True if args.interpreted else None, progress=progress)
+                       interpreted=True if args.interpreted else None, progress=progress,
+                       **_max_cycles(args))
     total_s = time.perf_counter() - t0
     report = _run_report("gemm", args, cfg, res, {"m": args.m, "n": args.n, "k": args.k},
                          total_s)
@@ -310,7 +318,8 @@ def _cmd_run_conv(args: argparse.Namespace) -> int:
         lo, hi = value_range(ops["a"].bits, ops["a"].signed)
         x, w = random_operands(layer, np.random.default_rng(args.seed), lo, hi)
         res = run_conv(cfg, layer, x, w, fidelity=args.fidelity, memory=memory, verify=True,
-                       interpreted=True if args.interpreted else None, progress=progress)
+                       interpreted=True if args.interpreted else None, progress=progress,
+                       **_max_cycles(args))
     total_s = time.perf_counter() - t0
     shape = {f: getattr(layer, f) for f in ("batch", "in_h", "in_w", "in_channels",
                                             "out_channels", "kernel_h", "kernel_w", "stride_h",

@@ -189,11 +189,15 @@ class WsTiming(EngineTiming):
     """
 
     dataflow = "ws"
+    unit = "fold"
     stationary, streamed = 1, 0
 
     def _dims(self, m, n, k):
         """(streamed beats per fold T, outer dim split over columns)."""
         return m, n
+
+    def blocks(self, m: int, n: int, k: int) -> int:
+        return -(-k // self.rows) * -(-self._dims(m, n, k)[1] // self.cols)
 
     def gemm_stream(self, m: int, n: int, k: int) -> TileStream:
         self._check_shape(m, n, k)
