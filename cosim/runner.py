@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tpesim.config import EngineConfig
+from tpesim.config import EngineConfig, check_seed
 from tpesim.errors import ConfigError, CosimMismatch, TpesimError
 from tpesim.options import add_engine_options, config_argv, config_from_args
 from tpesim.registry import engine_names, engine_of, get_engine
@@ -147,13 +147,20 @@ def build(cfg: EngineConfig, sim: str, build_root: Path, *, waves: bool = True):
     return runner, bdir, top
 
 
+MAX_TILES = 4096
+MAX_KMAX = 65536
+
+
 def _check_case(tiles, kmax, seed, p_valid, p_ready) -> None:
     """Stimulus parameters, checked before anything runs: a case that checks nothing never PASSes."""
-    for name, v in (("tiles", tiles), ("kmax", kmax)):
+    for name, v, hi in (("tiles", tiles, MAX_TILES), ("kmax", kmax, MAX_KMAX)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ConfigError(f"{name} must be a positive integer, not {v!r}")
+        if v > hi:  # a lockstep case runs at thousands of cycles/s: refuse one that cannot end
+            raise ConfigError(f"{name} must be at most {hi}, not {v!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, not {seed!r}")
+    check_seed("seed", seed)
     for name, v in (("p_valid", p_valid), ("p_ready", p_ready)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
             raise ConfigError(f"{name} must be a probability in (0, 1], not {v!r}")
@@ -166,10 +173,14 @@ def run_cosim(cfg: EngineConfig, *, sim: str = "icarus", seed: int = 1,
               inject_error: int = -1) -> CosimResult:
     """Run one lockstep cosim case of any registered engine's config.
 
-    Raises CosimMismatch (with the reproduce command) when the RTL and the model differ on a port
-    in a cycle, or the result rows differ from numpy; ConfigError for unusable case parameters.
+    Builds and case directories go under `build_root` (default: ./cosim_build in the current
+    directory, never inside the installed package). Raises CosimMismatch (with the reproduce
+    command) when the RTL and the model differ on a port in a cycle, or the result rows differ
+    from numpy; ConfigError for unusable case parameters.
     """
-    build_root = Path(build_root or ROOT / "cosim_build")
+    build_root = Path(build_root) if build_root is not None else Path.cwd() / "cosim_build"
+    if build_root.exists() and not build_root.is_dir():
+        raise ConfigError(f"out-dir must be a directory, not the file {str(build_root)!r}")
     eng = engine_of(cfg)
     if kmax is None:
         kmax = eng.load("stimulus").default_max_rows(cfg)
@@ -248,6 +259,8 @@ def _parser(engine: str | None) -> argparse.ArgumentParser:
     g.add_argument("--p-valid", type=float, default=0.7)
     g.add_argument("--p-ready", type=float, default=0.7)
     g.add_argument("--no-waves", action="store_true")
+    g.add_argument("--out-dir", default=None, metavar="DIR",
+                   help="where builds and case directories go (default: ./cosim_build)")
     return p
 
 
@@ -258,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser(engine).parse_args(argv)
         cfg = config_from_args(get_engine(args.engine).config, args)
         res = run_cosim(cfg, sim=args.sim, seed=args.seed, tiles=args.tiles, kmax=args.kmax,
-                        p_valid=args.p_valid, p_ready=args.p_ready, waves=not args.no_waves)
+                        p_valid=args.p_valid, p_ready=args.p_ready, waves=not args.no_waves,
+                        build_root=args.out_dir)
     except TpesimError as e:
         print(f"tpesim: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2

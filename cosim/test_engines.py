@@ -64,3 +64,24 @@ def test_testbench_error_is_not_a_mismatch():
         run_cosim(FIRST["systolic"], sim="icarus", seed=3, tiles=1, inject_error=3)
     assert not isinstance(ei.value, CosimMismatch)
     assert "testbench error at cycle 3: RuntimeError: injected testbench error" in str(ei.value)
+
+
+@pytest.mark.cosim
+def test_outputs_go_to_the_chosen_directory(tmp_path, monkeypatch, capsys):
+    """Builds and cases go under --out-dir, by default ./cosim_build of the current directory (never
+    inside the installed package), and the case directory is named in the output."""
+    out = tmp_path / "runs"
+    assert main(["systolic", "--rows", "2", "--cols", "2", "--tiles", "1", "--no-waves",
+                 "--out-dir", str(out)]) == 0
+    line = capsys.readouterr().out
+    case = Path(line.split("Case: ")[1].split()[0].rstrip("."))
+    assert case.is_dir() and out in case.parents
+    monkeypatch.chdir(tmp_path)
+    res = run_cosim(FIRST["systolic"], tiles=1, waves=False)
+    assert tmp_path / "cosim_build" in res.case_dir.parents
+    import tpesim
+
+    assert Path(tpesim.__file__).parent not in res.case_dir.parents
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="out-dir must be a directory"):
+        run_cosim(FIRST["systolic"], build_root=tmp_path / "file")
