@@ -11,7 +11,8 @@ from typing import Any, ClassVar
 from .errors import ConfigError, ConfigTypeError
 
 __all__ = ["Port", "Lanes", "Stream", "Operand", "EngineConfig", "config_from_dict", "config_from_json",
-           "config_from_toml", "check_int", "check_choice", "check_bool", "ConfigMixin"]
+           "config_from_toml", "check_int", "check_choice", "check_bool", "check_seed", "ConfigMixin",
+           "MAX_SEED"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,14 @@ def check_int(name: str, value: Any, *, lo: int | None = 1, hi: int | None = Non
     if hi is not None and value > hi:
         raise ConfigError(f"{name} must be at most {hi}, not {value!r}")
     return value
+
+
+# Seeds are 32-bit everywhere (numpy takes more, simulators' seeds and repro lines take 32 bits).
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(name: str, value: Any) -> int:
+    return check_int(name, value, lo=0, hi=MAX_SEED, rule="an integer from 0 to 2**32 - 1")
 
 
 def check_choice(name: str, value: Any, choices: tuple) -> Any:
