@@ -158,3 +158,22 @@ def test_matmul_wrapped_64_signed_wraps_like_int64():
     assert matmul_wrapped(a, a.T, 64, True).tolist() == [[0]]
     a = np.array([[(1 << 31)] * 2], dtype=np.int64)  # 2 * 2^62 = 2^63 -> -2^63
     assert matmul_wrapped(a, a.T, 64, True).tolist() == [[-(1 << 63)]]
+
+
+@pytest.mark.parametrize("bits,k", [(8, 2048), (16, 5000), (25, 100), (27, 64), (31, 3)])
+def test_exact_matmul_through_float64_chunks(bits, k, seed):
+    """The BLAS fast path is exact: chunks of K keep every float64 partial sum an integer below
+    2**53 (25-bit operands: 2**50 per product, chunks of 8; 31-bit: one product per chunk is
+    2**62 > 2**53, so the int64 path); checked against Python-int products."""
+    from tpesim.numerics import exact_matmul_int64
+
+    rng = np.random.default_rng(seed)
+    lo, hi = -(1 << (bits - 1)), 1 << (bits - 1)
+    a = rng.integers(lo, hi, (7, k))
+    b = rng.integers(lo, hi, (k, 5))
+    a[0, :] = lo
+    b[:, 0] = lo                     # the largest products, all of one sign
+    exact = a.astype(object) @ b.astype(object)
+    assert int(np.abs(exact).max()) < 1 << 62        # the caller's precondition
+    got = exact_matmul_int64(a, b, (1 << (bits - 1)) ** 2)
+    assert (got.astype(object) == exact).all(), f"seed {seed}"
