@@ -211,6 +211,23 @@ def test_cycle_accounting_adds_up(model, sparsity):
     assert dense.compress_cycles == 0 and dense.compressor_busy_cycles == 0
 
 
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_iteration_gemms_at_cycle_level(model, rng):
+    """The tile-level cycles the accounting uses are the register model's: every GEMM of an
+    iteration, run on the engine's cycle model with random int8 operands, takes the same cycles
+    and computes the reference."""
+    from tpesim.kernels.gemm import run_gemm
+
+    cfg = NmSparseConfig(sparsity="2:8")
+    it = iteration_cycles(cfg, model, 32)
+    for s, g, _ in it.per_gemm:
+        mcfg = dataclasses.replace(cfg, mode=s.mode)
+        a = rng.integers(-128, 128, (s.m, s.k))
+        b = rng.integers(-128, 128, (s.k, s.n))
+        res = run_gemm(mcfg, a, b, fidelity="cycle")
+        assert res.matched is True and res.cycles == g, (s, res.cycles, g)
+
+
 def test_dense_speedup_is_one():
     cfg = NmSparseConfig(sparsity="dense")
     a = iteration_cycles(cfg, "mlp", 32)
