@@ -1,18 +1,5 @@
-"""Amaranth RTL of the N:M sparse engine and its hardware compressor, built from the same
-NmSparseConfig as the cycle model (register-level contract: docs/nm_sparse.md).
-
-    NmSparse                      bank control (cnt, drain, lsel/rsel), input register, valid/last/err
-    |                             pipes, the out_c/out_err Cats
-    +- mode_ctl: ModeCtl          per bank: mode (dense) and error registers, the metadata checker
-    +- col_<j>: Column            column j of every bank; rows SparseLanes and the column tree
-       +- lane_<i>: SparseLane    N index muxes (bypassed in dense mode), N multipliers (product
-       |                          registers), the lane adder (lane-sum register)
-       +- tree: ColumnTree        sum of the rows lane sums (column-sum register)
-    NMCompressor                  standalone: top-N |value| of an M-group, values + ascending indices
-
-Every pipeline register updates only when `adv = ~out_valid | out_ready`; the banks load
-independently of it. Every register resets to 0.
-"""
+"""Amaranth RTL of the N:M sparse engine (NmSparse: ModeCtl, Column, SparseLane, ColumnTree) and the
+standalone NMCompressor, from the same NmSparseConfig as the model; hierarchy in docs/nm_sparse.md."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Tile-level timing of the N:M sparse engine: one step per fold, no per-cycle work.
-
-The adder tree's fold recurrence with this engine's numbers (L = rows load beats, D = 1, lat = 4) on
-WsTiming's fold plan; B's bytes are the compressed values plus metadata (docs/nm_sparse.md).
-"""
+"""Tile-level timing of the N:M sparse engine: the adder tree's fold recurrence (L = rows, D = 1,
+lat = 4) on WsTiming's fold plan, B's bytes compressed (docs/nm_sparse.md)."""
 
 from __future__ import annotations
 

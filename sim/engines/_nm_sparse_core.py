@@ -1,39 +1,12 @@
-"""Register-level N:M sparse engine, Cython pure-Python mode.
-
-The hardware is docs/nm_sparse.md (the contract shared with rtl/nm_sparse.py): a weight-stationary
-block of R = rows sparse lanes x C = cols columns per bank, one A row of R*M activations per beat,
-four pipeline registers (input, product, lane sum, column sum), one global stall
-`adv = !out_valid | out_ready`.
-
-Representation (why it is fast and still register-exact), as in _adder_tree_core.py:
-  * the control registers are stepped every cycle exactly as in the contract: `cnt[b]`, `drain[b]`,
-    `dense[b]`, `err[b]` (b < banks), `lsel`, `rsel`; load_ready = cnt[lsel] < R & drain[lsel] == 0,
-    in_ready = adv & cnt[rsel] == R;
-  * every pipeline register is a pure delay of the row accepted at some advancing edge, so the
-    pipeline is a ring of the last H >= latency+1 advancing edges holding per edge the valid, last
-    and err bits of the row that entered the input register then and its sequence number; out port
-    = the edge `latency - 1` edges ago;
-  * the arithmetic is done once per accepted row against the bank it reads: exact, because that
-    bank cannot change from the row's acceptance until its product register has latched (the last
-    row sets drain = 1, held off loads for one advancing edge; non-last rows leave cnt == R, and a
-    bank is only loaded while cnt < R). A bank is kept as loaded (beat c in lane c, where the
-    contract's shift register puts it after R beats), column-major, each column's R*N weights with
-    the A lane each one multiplies (gather index i*M + index, or i*M + slot in dense mode);
-  * a row read from a bank whose block had invalid metadata leaves with err = 1 and all zeros;
-  * result rows of rows in flight wait in a FIFO; the free-running `run` writes each row straight
-    into the caller's out_c row, a whole block of rows at a time, int32 when result_bits <= 31
-    (exact: every partial sum fits), int64 otherwise; idle runs and bursts are skipped as in
-    _adder_tree_core.py.
-
-tests/test_nm_sparse_model.py steps a literal register-transfer model of the contract beside this
-core and compares every port every cycle.
-"""
+"""Register-level N:M sparse engine (Cython pure-Python mode): control stepped every cycle, arithmetic
+once per accepted row; contract and why it is register-exact: docs/nm_sparse.md ("The cycle model")."""
 
 import cython
 import numpy as np
 
 i64 = cython.typedef(cython.longlong)
 i32 = cython.typedef(cython.int)
+i16 = cython.typedef(cython.short)
 u8 = cython.typedef(cython.uchar)
 
 
@@ -55,9 +28,9 @@ class NmSparseCore:
     rq: i64[::1]
     fifo: i64[:, ::1]
     vals: i64[:, ::1]
-    v32: i32[:, ::1]
+    wd: i16[:, ::1]
     gix: i32[:, ::1]
-    a32: i32[::1]
+    a16: i16[::1]
     one_a: i64[:, ::1]
     one_w: i64[:, ::1]
     c0: cython.int
@@ -105,9 +78,11 @@ class NmSparseCore:
         self.rq = np.zeros(H, dtype=np.int64)
         self.fifo = np.zeros((H, C), dtype=np.int64)
         self.vals = np.zeros((self.nb * C, RN), dtype=np.int64)
-        self.v32 = np.zeros((self.nb * C, RN), dtype=np.int32)
+        # int8 operands: each bank column also as a dense R*M-long int16 vector (zeros where no
+        # kept weight sits), so a row's column result is a plain dot product the compiler vectorises
+        self.wd = np.zeros((self.nb * C, R * self.M), dtype=np.int16)
         self.gix = np.zeros((self.nb * C, RN), dtype=np.int32)
-        self.a32 = np.zeros(R * self.M, dtype=np.int32)
+        self.a16 = np.zeros(R * self.M, dtype=np.int16)
         self.one_a = np.zeros((1, R * self.M), dtype=np.int64)
         self.one_w = np.zeros((1, 2 * C * self.N + 1), dtype=np.int64)
         self.c0 = 0
@@ -192,21 +167,42 @@ class NmSparseCore:
             return
         if cython.compiled:
             if self.small:
-                a: cython.pointer(i32) = cython.address(self.a32[0])
+                # int16 operands, int32 sums, four columns at a time over the dense R*M vector
+                a: cython.pointer(i16) = cython.address(self.a16[0])
                 for m in range(b0, b1):
                     sp: cython.pointer(i64) = cython.address(src[m, 0])
                     for p in range(AW):
-                        a[p] = cython.cast(i32, sp[p])
-                    vp: cython.pointer(i32) = cython.address(self.v32[bank * C, 0])
-                    gp: cython.pointer(i32) = cython.address(self.gix[bank * C, 0])
+                        a[p] = cython.cast(i16, sp[p])
+                    w0: cython.pointer(i16) = cython.address(self.wd[bank * C, 0])
                     dp: cython.pointer(i64) = cython.address(dst[d0 + m - b0, 0])
-                    for j in range(C):
+                    j = 0
+                    while j + 4 <= C:
+                        w1: cython.pointer(i16) = w0 + AW
+                        w2: cython.pointer(i16) = w1 + AW
+                        w3: cython.pointer(i16) = w2 + AW
                         s = 0
-                        for p in range(RN):
-                            s += a[gp[p]] * vp[p]
+                        t1: i32 = 0
+                        t2: i32 = 0
+                        t3: i32 = 0
+                        for p in range(AW):
+                            x: i32 = a[p]
+                            s += x * cython.cast(i32, w0[p])
+                            t1 += x * cython.cast(i32, w1[p])
+                            t2 += x * cython.cast(i32, w2[p])
+                            t3 += x * cython.cast(i32, w3[p])
                         dp[j] = s
-                        vp += RN
-                        gp += RN
+                        dp[j + 1] = t1
+                        dp[j + 2] = t2
+                        dp[j + 3] = t3
+                        w0 = w3 + AW
+                        j += 4
+                    while j < C:
+                        s = 0
+                        for p in range(AW):
+                            s += cython.cast(i32, a[p]) * cython.cast(i32, w0[p])
+                        dp[j] = s
+                        w0 += AW
+                        j += 1
             else:
                 for m in range(b0, b1):
                     sq: cython.pointer(i64) = cython.address(src[m, 0])
@@ -247,6 +243,9 @@ class NmSparseCore:
         mode: cython.int = bit if first else (self.m1 if bank else self.m0)
         bad: cython.int = 0 if (first or bit == mode) else 1
         for j in range(C):
+            if self.small:
+                for s in range(M):
+                    self.wd[bank * C + j, lane * M + s] = 0
             prev = -1
             for s in range(N):
                 x = src[r, C * N + j * N + s]
@@ -254,7 +253,6 @@ class NmSparseCore:
                     bad = 1
                 prev = x
                 self.vals[bank * C + j, lane * N + s] = src[r, j * N + s]
-                self.v32[bank * C + j, lane * N + s] = cython.cast(i32, src[r, j * N + s])
                 # the A lane this multiplier reads; an out-of-range index reads lane i*M (its
                 # product is never seen: the bank's rows leave as err with zeros)
                 if mode:
@@ -263,6 +261,11 @@ class NmSparseCore:
                     self.gix[bank * C + j, lane * N + s] = lane * M + cython.cast(cython.int, x)
                 else:
                     self.gix[bank * C + j, lane * N + s] = lane * M
+                if self.small and (mode or x < M):
+                    # the dense vector: the weight at the lane it multiplies (a duplicate index adds:
+                    # the bank is then err and its rows leave as zeros)
+                    self.wd[bank * C + j, self.gix[bank * C + j, lane * N + s]] += cython.cast(
+                        i16, src[r, j * N + s])
         if bank:
             self.m1 = mode
             self.e1 = bad if first else (self.e1 | bad)

@@ -1,9 +1,5 @@
-"""N:M sparse training engine (our design after SAT/BDWP): its config (the single source of truth),
-functional reference, cycle model and the hardware compressor's cycle cost.
-
-A weight-stationary block of `rows` sparse lanes x `cols` output columns; each lane holds N kept
-weights + indices of one M-group per column; contract and derivations in docs/nm_sparse.md.
-"""
+"""N:M sparse training engine (our design after SAT/BDWP): config, functional reference, cycle model
+and the hardware compressor's cycle cost; contract and derivations in docs/nm_sparse.md."""
 
 from __future__ import annotations
 
