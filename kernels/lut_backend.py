@@ -31,7 +31,7 @@ class LutCycleBackend:
         # zero activations only), so every interpretation gives the exact product
         pad_w = 0 if 0 in weight_values(cfg) else weight_values(cfg)[0]
         ap = np.zeros((self.gm * M, G * g), np.int32)
-        wp = np.full((G * g, self.gn * N), pad_w, np.int32)
+        wp = np.full((G * g, self.gn * N), pad_w, np.int16)
         if self.values:
             ap[:m, :k] = a
             wp[:k, :n] = weights_of(cfg, b)   # one-line error on a code the format cannot hold
@@ -42,7 +42,7 @@ class LutCycleBackend:
             wp.reshape(G, g, self.gn, N).transpose(2, 0, 1, 3).reshape(self.gn, G, g * N))
         self._last = np.zeros(G, np.int64)
         self._last[-1] = 1
-        self._none = (np.zeros((0, M * g), np.int32), np.zeros((0, g * N), np.int32),
+        self._none = (np.zeros((0, M * g), np.int32), np.zeros((0, g * N), np.int16),
                       np.zeros(0, np.int64))
         self.out = np.zeros((m, n), np.int64) if self.values else None
         self.cycle = 0

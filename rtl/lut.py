@@ -364,6 +364,10 @@ class Lut(wiring.Component):
 
 def component(cfg: LutConfig) -> wiring.Component:
     """The engine's RTL."""
+    if isinstance(cfg, LutConfig) and not cfg.int_mode:
+        # checked before the component exists (no unused-elaboratable warning)
+        raise ConfigError(f"act must be 'int8' for the RTL in this version (the fp16 datapath "
+                          f"is modelled, not yet built), not {cfg.act!r}")
     return Lut(cfg)
 
 

@@ -210,6 +210,12 @@ def _builtin() -> None:
         timing="tpesim.tile_lut:lut_timing",
         cycle_backend="tpesim.kernels.lut_backend:lut_cycle_backend",
         rtl="tpesim.rtl.lut", stimulus="tpesim.cosim.stimulus.lut",
+        # M2 N64 K4 (the paper's tile), int8 activations, W2 and W4; 64 K-groups per tile
+        bench={"adapters": {"os": "tpesim.cosim.bench.lut:LutAdapter"},
+               "cases": tuple({"name": f"lut-w{w}-2x64", "fields": {"tile_m": 2, "tile_n": 64,
+                                                                      "w_bits": w},
+                               "paths": ("model", "interpreted", "verilator_cpp"),
+                               "params": {"k": 64, "tiles_per_block": 64}} for w in (2, 4))},
         examples=({"tile_m": 2, "tile_n": 3},
                   {"tile_m": 3, "tile_n": 2, "w_bits": 3, "w_interp": "unsigned", "pipe_stages": 2},
                   {"tile_m": 1, "tile_n": 4, "w_bits": "ternary"},

@@ -29,8 +29,25 @@ import numpy as np
 
 i64 = cython.typedef(cython.longlong)
 i32 = cython.typedef(cython.int)
+i16 = cython.typedef(cython.short)
 
-SLOTS = 4
+SLOTS = cython.declare(cython.int, 4)   # tile slots of the accumulator ring (a power of two)
+
+
+@cython.cfunc
+@cython.inline
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def _madd(dst: cython.pointer(i32), src: cython.pointer(i16), a: i32, n: cython.int) -> cython.void:
+    # int16 weights into int32 sums: different types cannot alias, so the loop vectorizes (SSE2)
+    j: cython.int
+    for j in range(n):
+        dst[j] += a * src[j]
+
+
+def _wrap32(x):
+    """Python int -> int32 two's complement (the interpreted path's view of -fwrapv)."""
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
 @cython.cclass
@@ -86,9 +103,9 @@ class LutCore:
     @cython.cfunc
     @cython.boundscheck(False)
     @cython.wraparound(False)
-    def _beat(self, A: i32[:, ::1], W: i32[:, ::1], r: i64, last: cython.int) -> cython.void:
+    def _beat(self, A: i32[:, ::1], W: i16[:, ::1], r: i64, last: cython.int) -> cython.void:
         """Accumulate beat r (A[r]: M*G activations, row-major [m][k]; W[r]: G*N weight values,
-        [k][n]) into the tile slot receiving beats; close the slot if it is the tile's last."""
+        [k][n], int16) into the tile slot receiving beats; close the slot if it is the tile's last."""
         M: cython.int = self.M
         N: cython.int = self.N
         G: cython.int = self.G
@@ -100,13 +117,51 @@ class LutCore:
         if self.fp:
             self.beat_fn(np.asarray(self.acc[s]), np.asarray(A[r]).reshape(M, G),
                          np.asarray(W[r]).reshape(G, N), bool(self.fresh[s]))
+        elif cython.compiled:
+            # raw pointers: a contiguous int32 multiply-add over N lanes that the C compiler
+            # vectorizes (wrapping is exact: -fwrapv, and the result is C mod 2^32)
+            for m in range(M):
+                dst: cython.pointer(i32) = cython.address(self.acc[s, m, 0])
+                for k in range(G):
+                    a = A[r, m * G + k]
+                    if a != 0:
+                        _madd(dst, cython.address(W[r, k * N]), a, N)
         else:
             for m in range(M):
                 for k in range(G):
                     a = A[r, m * G + k]
                     if a != 0:
                         for n in range(N):
-                            self.acc[s, m, n] += a * W[r, k * N + n]
+                            self.acc[s, m, n] = _wrap32(int(self.acc[s, m, n]) + int(a) * int(W[r, k * N + n]))
+        self.fresh[s] = 0
+        if last:
+            self.seq_in += 1
+            s = self.seq_in & (SLOTS - 1)
+            self.fresh[s] = 1
+            for m in range(M):
+                for n in range(N):
+                    self.acc[s, m, n] = 0
+
+    @cython.cfunc
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def _beatp(self, ap: cython.pointer(i32), wp: cython.pointer(i16), last: cython.int) -> cython.void:
+        """`_beat` (integer mode, compiled) from pointers to the beat's activations and weights
+        (no memoryview slice is acquired per beat)."""
+        M: cython.int = self.M
+        N: cython.int = self.N
+        G: cython.int = self.G
+        s: cython.int = self.seq_in & (SLOTS - 1)
+        m: cython.int
+        k: cython.int
+        n: cython.int
+        a: i32
+        for m in range(M):
+            dst: cython.pointer(i32) = cython.address(self.acc[s, m, 0])
+            for k in range(G):
+                a = ap[m * G + k]
+                if a != 0:
+                    _madd(dst, wp + k * N, a, N)
         self.fresh[s] = 0
         if last:
             self.seq_in += 1
@@ -162,7 +217,7 @@ class LutCore:
             self.b = 0
             self.tlast = 1 if in_last else 0
             A = np.asarray(in_a, dtype=np.int32).reshape(1, -1)
-            W = np.asarray(in_w, dtype=np.int32).reshape(1, -1)
+            W = np.asarray(in_w, dtype=np.int16).reshape(1, -1)
             self._beat(A, W, 0, self.tlast)
         self.cycle += 1
         return int(ir), int(ov), int(ol), oc
@@ -170,7 +225,7 @@ class LutCore:
     # -- free running ------------------------------------------------------------------------------
     @cython.boundscheck(False)
     @cython.wraparound(False)
-    def run(self, A: i32[:, ::1], W: i32[:, ::1], lasts: i64[::1], out_c: i32[:, ::1],
+    def run(self, A: i32[:, ::1], W: i16[:, ::1], lasts: i64[::1], out_c: i32[:, ::1],
             out_stamp: i64[::1], valid: cython.uchar[::1], ready: cython.uchar[::1],
             max_cycles: i64, drain: cython.int):
         """Free-running: stream beats A[i], W[i], lasts[i] (source valid unless `valid[t]` says 0),
@@ -252,7 +307,10 @@ class LutCore:
                 full = 1
                 b = 0
                 tlast = 1 if lasts[bi] != 0 else 0
-                self._beat(A, W, bi, tlast)
+                if cython.compiled and not self.fp:
+                    self._beatp(cython.address(A[bi, 0]), cython.address(W[bi, 0]), tlast)
+                else:
+                    self._beat(A, W, bi, tlast)
                 bi += 1
             cyc += 1
             t += 1

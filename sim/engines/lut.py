@@ -206,7 +206,13 @@ class LutConfig(EngineConfig):
 
     @property
     def mapping(self) -> str:
+        """How a GEMM maps onto the engine: output-stationary tiles."""
         return "os"
+
+    @property
+    def block_shape(self) -> tuple[int, int]:
+        """(rows, columns) of an output tile."""
+        return self.tile_m, self.tile_n
 
     @property
     def name(self) -> str:
@@ -390,7 +396,7 @@ class LutModel(VcdMixin):
         right after the cycle that takes the last beat."""
         cfg = self.cfg
         A = np.ascontiguousarray(beats_a, dtype=np.int32).reshape(-1, cfg.tile_m * cfg.group)
-        W = np.ascontiguousarray(beats_w, dtype=np.int32).reshape(-1, cfg.group * cfg.tile_n)
+        W = np.ascontiguousarray(beats_w, dtype=np.int16).reshape(-1, cfg.group * cfg.tile_n)
         L = np.ascontiguousarray(lasts, dtype=np.int64).reshape(-1)
         n = A.shape[0]
         ntiles = int(L.sum()) + 2
