@@ -571,8 +571,10 @@ def _lut_config(w_bits, act: str, **fields):
     fields = {k: v for k, v in fields.items() if v is not None}
     if w_bits == "ternary":
         fields.setdefault("w_interp", "signed")
-    elif w_bits == 1:
-        fields.setdefault("w_interp", "pm1")          # a 1-bit weight is +-1 (BitNet binary)
+    elif w_bits == 1 or act == "fp16":
+        # a 1-bit weight is +-1 (BitNet binary); with fp16 activations the engine takes pm1 codes
+        # only (T-MAC's format: no offset term, exact in fp16)
+        fields.setdefault("w_interp", "pm1")
     return LutConfig(w_bits=w_bits, act=act, **fields)
 
 
@@ -583,7 +585,9 @@ def llm_layers(model: str, *, w_bits=2, act: str = "int8", phase: str = "decode"
     cfg = _lut_config(w_bits, act, **lut_fields)
     rows = []
     for name, m, n, k in linears(model, phase):
-        row = {"model": model, "phase": phase, "w_bits": w_bits, "act": act, "layer": name}
+        row = {"model": model, "phase": phase, "w_bits": w_bits, "w_interp": cfg.w_interp,
+               "w_format": "ternary" if w_bits == "ternary" else f"{w_bits} {cfg.w_interp}",
+               "act": act, "layer": name}
         row.update(lut_layer(cfg, m, n, k, systolic=systolic, memory=memory,
                              group_size=group_size))
         rows.append(row)
@@ -600,7 +604,7 @@ _SUMMED = ("macs", "cycles", "table_precompute_cycles", "tables", "table_bytes",
 
 
 def _total(rows: list[dict], name: str, times: int) -> dict:
-    t = {key: rows[0][key] for key in ("model", "phase", "w_bits", "act")}
+    t = {key: rows[0][key] for key in ("model", "phase", "w_bits", "w_interp", "w_format", "act")}
     t.update(layer=name, m=rows[0]["m"], n="", k="")
     for key in _SUMMED:
         t[key] = times * sum(r[key] for r in rows)
@@ -617,7 +621,7 @@ def _total(rows: list[dict], name: str, times: int) -> dict:
 
 
 # -- command line: tpesim run lut-layers ------------------------------------------------------------
-_COLUMNS = (("layer", "layer"), ("w_bits", "W"), ("act", "A"), ("phase", "phase"), ("m", "M"),
+_COLUMNS = (("layer", "layer"), ("w_format", "W"), ("act", "A"), ("phase", "phase"), ("m", "M"),
             ("n", "N"), ("k", "K"), ("cycles", "cycles"),
             ("table_precompute_cycles", "precompute cyc"), ("utilization", "util"),
             ("weight_bytes", "weight B"), ("table_bytes", "table B"),

@@ -266,7 +266,7 @@ def test_quantized_gemm_needs_int8_activations():
     from tpesim.engines.lut import LutConfig
 
     with pytest.raises(ConfigError, match="act must be 'int8', not 'fp16'"):
-        L.quantized_gemm(LutConfig(act="fp16"), np.ones((2, 4)), np.ones((4, 2)))
+        L.quantized_gemm(LutConfig(act="fp16", w_interp="pm1"), np.ones((2, 4)), np.ones((4, 2)))
 
 
 # ------------------------------------------------------------------ model shapes
@@ -379,8 +379,9 @@ def test_layer_bytes_and_table_reuse():
     assert L.lut_layer(L._lut_config(2, "int8"), 1, 4096, 4096, group_size=128)["scale_bytes"] == (
         2 * 4096 * 32)
     # claim 10: 8 fp16 entries per (row, 4-group), M = 2: 32 B per LMMA step (64 B unsymmetrized)
-    assert L.lut_layer(LutConfig(act="fp16"), 2, 64, 4)["table_bytes"] == 32
-    assert L.lut_layer(LutConfig(act="fp16", sym=False), 2, 64, 4)["table_bytes"] == 64
+    fp16 = {"act": "fp16", "w_interp": "pm1"}
+    assert L.lut_layer(LutConfig(**fp16), 2, 64, 4)["table_bytes"] == 32
+    assert L.lut_layer(LutConfig(**fp16, sym=False), 2, 64, 4)["table_bytes"] == 64
 
 
 @needs_lut
@@ -414,7 +415,7 @@ def test_w2a16_one_lmma_every_two_cycles():
     GEMM takes 2G cycles plus a constant fill/drain, whatever G."""
     from tpesim.engines.lut import LutConfig
 
-    cfg = LutConfig(act="fp16", w_bits=2)
+    cfg = LutConfig(act="fp16", w_bits=2, w_interp="pm1")
     assert cfg.peak_macs_per_cycle == 256
     c1 = L.lut_layer(cfg, 2, 64, 4 * 100)["cycles"]
     c2 = L.lut_layer(cfg, 2, 64, 4 * 300)["cycles"]
