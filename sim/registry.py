@@ -216,8 +216,13 @@ def _builtin() -> None:
                                                                       "w_bits": w},
                                "paths": ("model", "interpreted", "verilator_cpp"),
                                "params": {"k": 64, "tiles_per_block": 64}} for w in (2, 4))},
+        # fp16 examples at odd positions: tests/test_levels.py's conv test (every other example,
+        # integer conv reference) runs on the integer ones
         examples=({"tile_m": 2, "tile_n": 3},
+                  {"tile_m": 2, "tile_n": 3, "act": "fp16", "w_interp": "pm1"},
                   {"tile_m": 3, "tile_n": 2, "w_bits": 3, "w_interp": "unsigned", "pipe_stages": 2},
+                  {"tile_m": 3, "tile_n": 2, "w_bits": 3, "w_interp": "pm1", "act": "fp16",
+                   "acc": "fp32", "sym": False, "pipe_stages": 2},
                   {"tile_m": 1, "tile_n": 4, "w_bits": "ternary"},
                   {"tile_m": 2, "tile_n": 2, "w_bits": 4, "w_interp": "pm1", "group": 3,
                    "sym": False},

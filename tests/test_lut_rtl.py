@@ -95,4 +95,4 @@ def test_lint_and_hierarchy(cfg, tmp_path):
 def test_names_and_fp16_refused():
     assert re.search(r"^module mylut\(", to_verilog(CFGS[0], name="mylut"), flags=re.M)
     with pytest.raises(ConfigError, match="act must be 'int8' for the RTL"):
-        to_verilog(LutConfig(act="fp16"))
+        to_verilog(LutConfig(act="fp16", w_interp="pm1"))

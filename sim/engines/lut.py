@@ -94,6 +94,10 @@ class LutConfig(EngineConfig):
             raise ConfigError(f"w_interp must be 'signed' for ternary weights (2-bit two's "
                               f"complement codes), not {self.w_interp!r}")
         check_choice("act", self.act, ACTS)
+        if self.act == "fp16" and (self.w_bits == "ternary" or self.w_interp != "pm1"):
+            w = "ternary" if self.w_bits == "ternary" else repr(self.w_interp)
+            raise ConfigError(f"w_interp must be 'pm1' with fp16 activations (the offset term and "
+                              f"the halving of the other formats are not fp16-exact), not {w}")
         check_bool("sym", self.sym)
         check_int("pipe_stages", self.pipe_stages, lo=1, hi=2, rule="1 or 2")
         if self.acc is None:
@@ -230,11 +234,14 @@ def plane_bits(cfg: LutConfig) -> tuple[tuple[int, ...], int, tuple[bool, ...]]:
 
     signed (two's complement; inverting the MSB plane gives offset binary u = w + 2^(B-1)):
         2w = sum_b 2^b s_b - 1;   unsigned: 2w = sum_b 2^b s_b + 2^B - 1;
-    pm1 (w = sum_b 2^b s_b): 2w = sum_b 2^(b+1) s_b;   ternary (w = c_0 + c_1 - 1): 2w = s_0 + s_1."""
+    pm1 (w = sum_b 2^b s_b): 2w = sum_b 2^(b+1) s_b;   ternary (w = c_0 + c_1 - 1): 2w = s_0 + s_1.
+    fp16 (pm1 only) accumulates w itself: e_b = b."""
     B = cfg.planes
     if cfg.w_bits == "ternary":
         return (0, 0), 0, (False, False)
     if cfg.w_interp == "pm1":
+        if not cfg.int_mode:
+            return tuple(range(B)), 0, (False,) * B     # fp16: w itself, no doubling
         return tuple(b + 1 for b in range(B)), 0, (False,) * B
     if cfg.w_interp == "unsigned":
         return tuple(range(B)), (1 << B) - 1, (False,) * B
@@ -409,4 +416,7 @@ class LutModel(VcdMixin):
                                             1 if drain else 0)
         if taken != n:
             raise WorkloadError(f"max_cycles ({max_cycles}) ended the run after {taken} of {n} beats")
-        return out_c[:nout].astype(np.int64), stamp[:nout], int(cycles)
+        rows = out_c[:nout].astype(np.int64)
+        if not cfg.int_mode:
+            rows &= (1 << cfg.out_bits) - 1          # fp results are bit patterns
+        return rows, stamp[:nout], int(cycles)
