@@ -416,17 +416,27 @@ def quantized_gemm(cfg, a, w, *, group_size: int | None = None, method: str | No
                    fidelity: str = "cycle", memory=None) -> tuple[np.ndarray, list]:
     """Float A (M x K) @ float W (K x N) on the LUT engine: W quantised to the engine's weight format
     (per channel or per `group_size` rows; absmean for ternary, absmax otherwise unless `method`),
-    A to int8 per token, one `run_gemm` per scale group, the scales applied after each group's
-    integer accumulation. Returns (C estimate, the GemmResult of every group)."""
+    A to int8 per token (int8 mode) or rounded to fp16 (fp16 mode), one `run_gemm` per scale group,
+    the weight scales applied after each group's accumulation (an fp16 or fp32 result is read as
+    its value first). Returns (C estimate, the GemmResult of every group)."""
+    from tpesim import fp16
     from tpesim.kernels.gemm import run_gemm
 
-    if not cfg.int_mode:
-        raise ConfigError(f"quantized_gemm quantises activations to int8: act must be 'int8', "
-                          f"not {cfg.act!r}")
     ternary = cfg.w_bits == "ternary"
     qw = quantize_weights(w, bits=cfg.planes, interp=cfg.w_interp, group_size=group_size,
                           method=method or ("absmean" if ternary else "absmax"), ternary=ternary)
-    a_q, a_s = quantize_activations(a)
+    if cfg.int_mode:
+        a_q, a_s = quantize_activations(a)
+        value = np.asarray
+    else:
+        a_q = fp16.from_float(np.asarray(a, dtype=np.float64)).astype(np.int64)
+        a_s = np.ones(a_q.shape[0])
+        if cfg.out_bits == 16:
+            def value(c):
+                return fp16.to_float(np.asarray(c).astype(np.uint16))
+        else:
+            def value(c):
+                return fp16.to_float32(np.asarray(c).astype(np.uint32))
     results = []
 
     def on_engine(x, y):
@@ -434,7 +444,7 @@ def quantized_gemm(cfg, a, w, *, group_size: int | None = None, method: str | No
         res = run_gemm(cfg, x, engine_operand(cfg, y), fidelity=fidelity, memory=memory,
                        verify=True)
         results.append(res)
-        return res.c
+        return value(res.c)
 
     return scaled_gemm(a_q, a_s, qw, on_engine), results
 

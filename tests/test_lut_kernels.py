@@ -261,12 +261,39 @@ def test_end_to_end_on_the_engine(w_bits, interp, group_size, fidelity, rng):
     _check_end_to_end(a, w, qw, out)
 
 
+def _gamma(n: int, u: float) -> float:
+    """gamma_n = n u / (1 - n u): the relative error bound of n floating-point additions
+    (Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., Lemma 3.1)."""
+    return n * u / (1 - n * u)
+
+
 @needs_lut
-def test_quantized_gemm_needs_int8_activations():
+@pytest.mark.parametrize("acc, u", [("fp16", 2.0 ** -11), ("fp32", 2.0 ** -24)])
+def test_end_to_end_fp16_activations(acc, u, rng):
+    """A16: activations rounded to fp16, pm1 2-bit weights per group of 32, the engine's fp16
+    datapath (tables of 3 fp16 additions, one accumulation per plane and K-group in fp16 or fp32),
+    scales after. Against the float reference the error is at most the quantisation bound plus
+    the summation bound: entries gamma_3 sum|a| each, then gamma_(G P) over the accumulated terms
+    (recursive summation, Higham Lemma 3.1 / eq. 4.4), with sum_b 2^b = 3 per |a_k| for pm1 W2."""
+    from tpesim import fp16
     from tpesim.engines.lut import LutConfig
 
-    with pytest.raises(ConfigError, match="act must be 'int8', not 'fp16'"):
-        L.quantized_gemm(LutConfig(act="fp16", w_interp="pm1"), np.ones((2, 4)), np.ones((4, 2)))
+    cfg = LutConfig(tile_m=2, tile_n=8, w_bits=2, w_interp="pm1", act="fp16", acc=acc)
+    k, gs = 64, 32
+    a = rng.normal(0, 1, (3, k))
+    w = rng.normal(0, 0.1, (k, 11))
+    out, results = L.quantized_gemm(cfg, a, w, group_size=gs)
+    assert all(r.matched for r in results)
+    qw = L.quantize_weights(w, bits=2, interp="pm1", group_size=gs)
+    a16 = fp16.to_float(fp16.from_float(a))
+    w_deq = L.dequantize_weights(qw)
+    u16 = 2.0 ** -11
+    bound = np.abs(a) @ np.abs(w - w_deq) + np.abs(a - a16) @ np.abs(w_deq)
+    G, P = gs // cfg.group, cfg.planes
+    for g, sl in enumerate(qw.group_slices()):
+        per_a = (_gamma(3, u16) + _gamma(G * P, u) * (1 + _gamma(3, u16))) * 3
+        bound += np.abs(a16[:, sl]).sum(axis=1, keepdims=True) * per_a * qw.scales[g][None, :]
+    assert np.all(np.abs(out - a @ w) <= bound * (1 + 1e-9))
 
 
 # ------------------------------------------------------------------ model shapes
