@@ -1,8 +1,5 @@
-"""Low-bit GEMM and LLM-layer kernels for the LUT engine: bit-plane weight layout, table algebra,
-per-channel / per-group scales, real model shapes, and timing beside the systolic engine at equal peak.
-
-Mapping and derivations: docs/lut_kernels.md. `tpesim run lut-layers` prints the LLM-layer table.
-"""
+"""Low-bit GEMM and LLM-layer kernels for the LUT engine (docs/lut_kernels.md): bit-plane weights,
+table algebra, scales, model shapes, timing beside the systolic engine (`tpesim run lut-layers`)."""
 
 from __future__ import annotations
 
@@ -18,13 +15,12 @@ import numpy as np
 
 from tpesim.errors import ConfigError, TpesimError, WorkloadError
 
-__all__ = ["INTERPS", "LlmModel", "MODELS", "PHASES", "linears", "plane_code", "to_planes",
-           "from_planes", "pack_planes", "unpack_planes", "packed_weight_bytes", "tables",
-           "lookup", "lut_gemm", "QuantizedWeights", "quantize_weights", "dequantize_weights",
-           "quantize_activations", "scaled_gemm", "quantized_gemm", "systolic_shape", "lut_layer", "llm_layers",
-           "engine_operand", "format_table", "lut_gemm_int8_tables", "plane_weights",
-           "code_values",
-           "cli_main"]
+__all__ = ["INTERPS", "MODELS", "PHASES", "LlmModel", "QuantizedWeights", "cli_main", "code_values",
+           "dequantize_weights", "engine_operand", "format_table", "from_planes", "linears",
+           "llm_layers", "lookup", "lut_gemm", "lut_gemm_int8_tables", "lut_layer", "pack_planes",
+           "packed_weight_bytes", "plane_code", "plane_weights", "quantize_activations",
+           "quantize_weights", "quantized_gemm", "scaled_gemm", "systolic_shape", "tables",
+           "to_planes", "unpack_planes"]
 
 INTERPS = ("signed", "unsigned", "pm1")
 PHASES = {"decode": 1, "prefill": 2048}        # M of each phase: one token, a 2048-token prompt
@@ -481,6 +477,9 @@ def lut_layer(cfg, m: int, n: int, k: int, *, systolic=None, memory=None,
                           f"{systolic.peak_macs_per_cycle}")
     if group_size is None:
         parts = [(k, 1)]
+    elif isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)) or \
+            group_size < 1:
+        raise ConfigError(f"group_size must be a positive integer or None, not {group_size!r}")
     else:
         parts = [(group_size, k // group_size)] + ([(k % group_size, 1)] if k % group_size else [])
         parts = [(kk, cnt) for kk, cnt in parts if cnt]

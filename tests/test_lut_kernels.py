@@ -437,6 +437,18 @@ def test_area_hook():
 
 
 @needs_lut
+def test_layer_errors():
+    from tpesim.engines.lut import LutConfig
+    from tpesim.engines.systolic import SystolicConfig
+
+    with pytest.raises(ConfigError, match="group_size must be a positive integer or None, not 0"):
+        L.lut_layer(LutConfig(), 2, 64, 64, group_size=0)
+    with pytest.raises(ConfigError, match=r"systolic peak must equal the LUT engine's \(256 "
+                                          r"MAC/cycle\), not 64"):
+        L.lut_layer(LutConfig(), 2, 64, 64, systolic=SystolicConfig(rows=8, cols=8))
+
+
+@needs_lut
 def test_w2a16_one_lmma_every_two_cycles():
     """Claim 9: W2A16 M2N64K4 retires one 2x64x4 MMA every 2 cycles (256 MAC/cycle): a 2 x 64 x 4G
     GEMM takes 2G cycles plus a constant fill/drain, whatever G."""
