@@ -11,9 +11,6 @@ import pytest
 
 from tpesim.errors import ConfigError, TpesimError, WorkloadError
 from tpesim.kernels import lut as L
-from tpesim.registry import ENGINES
-
-needs_lut = pytest.mark.skipif("lut" not in ENGINES, reason="the lut engine is not registered")
 
 # ------------------------------------------------------------------ identities (exhaustive)
 GRID = (-128, -127, -1, 0, 1, 127)     # int8 extremes, signs and zero
@@ -240,7 +237,6 @@ def test_end_to_end_numpy(rng):
     _check_end_to_end(a, w, qw, out)
 
 
-@needs_lut
 @pytest.mark.parametrize("w_bits, interp, group_size, fidelity", [
     (4, "signed", 16, "cycle"), (2, "pm1", None, "cycle"), ("ternary", "signed", 32, "cycle"),
     (3, "unsigned", 24, "tile")])
@@ -267,7 +263,6 @@ def _gamma(n: int, u: float) -> float:
     return n * u / (1 - n * u)
 
 
-@needs_lut
 @pytest.mark.parametrize("acc, u", [("fp16", 2.0 ** -11), ("fp32", 2.0 ** -24)])
 def test_end_to_end_fp16_activations(acc, u, rng):
     """A16: activations rounded to fp16, pm1 2-bit weights per group of 32, the engine's fp16
@@ -346,7 +341,6 @@ def test_systolic_shape():
         L.systolic_shape(512 / 3)
 
 
-@needs_lut
 @pytest.mark.parametrize("fields, m, n, k, group_size, bw", [
     ({"w_bits": 2}, 3, 130, 37, None, None),
     ({"w_bits": 4, "tile_n": 16}, 5, 40, 64, 16, None),
@@ -386,7 +380,6 @@ def test_layer_cycles_equal_the_cycle_model(fields, m, n, k, group_size, bw, rng
     assert row["utilization"] == pytest.approx(m * n * k / (lut_cycles * cfg.peak_macs_per_cycle))
 
 
-@needs_lut
 def test_layer_bytes_and_table_reuse():
     """Weight bytes = K N planes / 8; int8 weights K N; tables one per activation row and K-group,
     shared by ceil(N / tile_n) tiles; decode (M <= tile_m) reads every weight once on both engines,
@@ -411,7 +404,6 @@ def test_layer_bytes_and_table_reuse():
     assert L.lut_layer(LutConfig(**fp16, sym=False), 2, 64, 4)["table_bytes"] == 64
 
 
-@needs_lut
 def test_engine_operand():
     """Weight values become the engine's B operand: values for signed/unsigned codes, codes (under
     the engine's own decoding) for pm1 and ternary; a value the format lacks is a one-line error."""
@@ -425,7 +417,6 @@ def test_engine_operand():
         L.engine_operand(LutConfig(w_bits=2, w_interp="pm1"), np.array([[1, 2]]))
 
 
-@needs_lut
 def test_area_hook():
     """With an area model the achieved compute density (MACs per cycle per mm^2) is compared,
     LUT / systolic: the cycle ratio (systolic / LUT) times the area ratio (systolic / LUT)."""
@@ -436,7 +427,6 @@ def test_area_hook():
     assert row["compute_density_ratio"] == pytest.approx(row["cycle_ratio"] * 2.0 / 0.5)
 
 
-@needs_lut
 def test_layer_errors():
     from tpesim.engines.lut import LutConfig
     from tpesim.engines.systolic import SystolicConfig
@@ -448,7 +438,6 @@ def test_layer_errors():
         L.lut_layer(LutConfig(), 2, 64, 64, systolic=SystolicConfig(rows=8, cols=8))
 
 
-@needs_lut
 def test_w2a16_one_lmma_every_two_cycles():
     """Claim 9: W2A16 M2N64K4 retires one 2x64x4 MMA every 2 cycles (256 MAC/cycle): a 2 x 64 x 4G
     GEMM takes 2G cycles plus a constant fill/drain, whatever G."""
@@ -463,7 +452,6 @@ def test_w2a16_one_lmma_every_two_cycles():
     assert 0 < c1 - 2 * 100 <= 8
 
 
-@needs_lut
 def test_llm_layers_totals():
     rows = L.llm_layers("bitnet-3b", w_bits="ternary", phase="decode")
     assert [r["layer"] for r in rows] == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
@@ -474,7 +462,6 @@ def test_llm_layers_totals():
     assert model["macs"] == 26 * sum(n * k for _, _, n, k in L.linears("bitnet-3b", "decode"))
 
 
-@needs_lut
 def test_cli_lut_layers_json(capsys):
     from tpesim.cli import main
 
