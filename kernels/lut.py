@@ -661,6 +661,18 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def _csv_text(rows: list[dict]) -> str:
+    import csv
+    import io
+
+    fields = list(dict.fromkeys(key for r in rows for key in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         raise TpesimError(f"run lut-layers: {message}")
@@ -702,7 +714,12 @@ def cli_main(argv: Sequence[str]) -> int:
                        help=f"SRAM for the {what} in KiB, two halves (default: unbounded)")
     p.add_argument("--totals-only", action="store_true", help="only the layer and model totals")
     p.add_argument("--json", action="store_true", help="print JSON rows instead of the table")
+    p.add_argument("--csv", metavar="FILE", default=None,
+                   help="also write every row (all fields) as CSV to FILE")
     args = p.parse_args(list(argv))
+    from tpesim.outputs import check_output_path, write_text_atomic
+
+    check_output_path("--csv", args.csv)
     from tpesim.memory import MemoryConfig
 
     memory = MemoryConfig(sram_kib_a=args.sram_kib_a, sram_kib_b=args.sram_kib_b,
@@ -718,6 +735,8 @@ def cli_main(argv: Sequence[str]) -> int:
                                 tile_n=args.tile_n, group=args.group,
                                 pipe_stages=args.pipe_stages)
                 rows += rs[-2:] if args.totals_only else rs
+    if args.csv is not None:
+        write_text_atomic(args.csv, _csv_text(rows), "--csv")
     if args.json:
         print(json.dumps(rows, indent=1))
     else:

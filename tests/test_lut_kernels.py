@@ -472,6 +472,23 @@ def test_cli_lut_layers_json(capsys):
         (w, a, t) for w in (1, 4) for a in ("int8", "fp16") for t in ("layer total", "model total")]
 
 
+def test_cli_csv(tmp_path, capsys):
+    import csv
+
+    from tpesim.cli import main
+
+    out = tmp_path / "layers.csv"
+    assert main(["run", "lut-layers", "--model", "bitnet-3b", "--phase", "decode", "--json",
+                 "--csv", str(out)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    with out.open() as f:
+        got = list(csv.DictReader(f))
+    assert [r["layer"] for r in got] == [r["layer"] for r in rows]
+    assert [int(r["cycles"]) for r in got] == [r["cycles"] for r in rows]
+    assert main(["run", "lut-layers", "--model", "bitnet-3b", "--csv", str(tmp_path)]) == 2
+    assert "--csv must name a file, not the directory" in capsys.readouterr().err
+
+
 def test_cli_errors(capsys):
     from tpesim.cli import main
 
