@@ -1,6 +1,7 @@
 """Lockstep cosim of the LUT engine: RTL (Icarus and Verilator) vs the cycle model, every output
 port every cycle, random stimulus with random valid gaps on the input stream and random ready
-stalls, tiles back to back with ragged K; results also vs numpy A @ W."""
+stalls, tiles back to back with ragged K; results also vs the functional reference (numpy A @ W for
+int8; for fp16 the reference's binary16 operations, with subnormals, inf and NaN in the stimulus)."""
 
 import pytest
 
@@ -11,9 +12,13 @@ FAST = [
     LutConfig(tile_m=2, tile_n=3),                                                  # W2 signed
     LutConfig(tile_m=3, tile_n=2, w_bits=3, w_interp="unsigned", pipe_stages=2),    # offset term
     LutConfig(tile_m=1, tile_n=3, w_bits="ternary", sym=False),                     # BitNet b1.58
-    LutConfig(tile_m=2, tile_n=2, w_bits=4, w_interp="pm1", group=3, pipe_stages=2),
+    LutConfig(tile_m=2, tile_n=2, act="fp16", w_interp="pm1"),                     # fp16 acc
+    LutConfig(tile_m=2, tile_n=2, act="fp16", w_interp="pm1", w_bits=3, acc="fp32", sym=False,
+              pipe_stages=2),
 ]
 REGRESS = [
+    LutConfig(tile_m=2, tile_n=2, w_bits=4, w_interp="pm1", group=3, pipe_stages=2),
+    LutConfig(tile_m=2, tile_n=8, act="fp16", w_interp="pm1", w_bits=4, group=3),
     LutConfig(),                                                                    # M2 N64 K4 W2
     LutConfig(w_bits=4, pipe_stages=2),
     LutConfig(tile_m=4, tile_n=16, w_bits=1, w_interp="pm1", sym=False),

@@ -13,6 +13,7 @@ from amaranth.lib.wiring import In, Out
 from tpesim.engines.lut import LutConfig, plane_bits
 from tpesim.errors import ConfigError
 from tpesim.rtl import _common
+from tpesim.rtl.fp16 import Fp16Add, Fp16Pow2, Fp16ToFp32, Fp32Add
 
 __all__ = ["Lut", "TablePrecompute", "IndexGen", "SignedMux", "Pow2Scale", "Accumulator",
            "BitSerialControl", "component", "signature", "to_verilog", "write_verilog"]
@@ -27,7 +28,10 @@ def signature(cfg: LutConfig) -> wiring.Signature:
 
 
 def _widths(cfg: LutConfig) -> tuple[int, int, int, int]:
-    """(entry bits, largest plane shift, scaled-term bits, bias bits) of the integer datapath."""
+    """(entry bits, largest plane shift, scaled-term bits, bias bits) of the datapath (fp16: every
+    entry and scaled term a binary16 pattern; no offset term)."""
+    if not cfg.int_mode:
+        return 16, 0, 16, 16
     shifts, _, _ = plane_bits(cfg)
     emax = max(shifts)
     return cfg.entry_bits, emax, cfg.entry_bits + emax, cfg.bias_bits
@@ -60,7 +64,7 @@ class TablePrecompute(wiring.Component):
         self.cfg = cfg
         eb, _, _, bb = _widths(cfg)
         M, g = cfg.tile_m, cfg.group
-        super().__init__({"load": In(1), "a": In(M * g * 8),
+        super().__init__({"load": In(1), "a": In(M * g * cfg.act_bits),
                           "table": Out(M * cfg.entries * eb), "bias": Out(M * bb)})
 
     def elaborate(self, platform):
@@ -70,6 +74,26 @@ class TablePrecompute(wiring.Component):
         M, g, E = cfg.tile_m, cfg.group, cfg.entries
         _, o, _ = plane_bits(cfg)
         regs, biases = [], []
+        if not cfg.int_mode:
+            # binary16 entries: (+-a_0) + (+-a_1) + ... left to right, one adder per +; the
+            # negation is a sign flip; no offset term (+-1 weights)
+            for r in range(M):
+                a = [self.a[(r * g + k) * 16:(r * g + k + 1) * 16] for k in range(g)]
+                for x in range(E):
+                    idx = (x << 1) if cfg.sym else x
+                    terms = [a[k] if (idx >> k) & 1 else a[k] ^ 0x8000 for k in range(g)]
+                    t = terms[0]
+                    for k in range(1, g):
+                        add = Fp16Add()
+                        m.submodules[f"add_{r}_{x}_{k}"] = add
+                        m.d.comb += [add.a.eq(t), add.b.eq(terms[k])]
+                        t = add.s
+                    e = Signal(16, name=f"t_{r}_{x}")
+                    with m.If(self.load):
+                        m.d.sync += e.eq(t)
+                    regs.append(e)
+            m.d.comb += [self.table.eq(Cat(*regs)), self.bias.eq(0)]
+            return m
         for r in range(M):
             a = [self.a[(r * g + k) * 8:(r * g + k + 1) * 8].as_signed() for k in range(g)]
             for x in range(E):
@@ -143,14 +167,24 @@ class SignedMux(wiring.Component):
 
     def __init__(self, cfg: LutConfig):
         self.cfg = cfg
-        eb = cfg.entry_bits
+        eb = _widths(cfg)[0]
         super().__init__({"table": In(cfg.entries * eb), "idx": In(cfg.group),
-                          "entry": Out(signed(eb))})
+                          "entry": Out(signed(eb) if cfg.int_mode else unsigned(eb))})
 
     def elaborate(self, platform):
         cfg = self.cfg
         m = Module()
-        eb, g, E = cfg.entry_bits, cfg.group, cfg.entries
+        eb, g, E = _widths(cfg)[0], cfg.group, cfg.entries
+        if not cfg.int_mode:
+            ents = Array(self.table[x * eb:(x + 1) * eb] for x in range(E))
+            if not cfg.sym:
+                m.d.comb += self.entry.eq(ents[self.idx])
+            else:
+                neg = self.idx[0]
+                sel = ents[0] if g == 1 else ents[Mux(neg, ~self.idx[1:], self.idx[1:])]
+                e = Signal(16, name="stored")
+                m.d.comb += [e.eq(sel), self.entry.eq(e ^ Cat(Const(0, 15), neg))]
+            return m
         ents = Array(self.table[x * eb:(x + 1) * eb].as_signed() for x in range(E))
         if not cfg.sym:
             m.d.comb += self.entry.eq(ents[self.idx])
@@ -175,10 +209,16 @@ class Pow2Scale(wiring.Component):
     def __init__(self, cfg: LutConfig):
         self.cfg = cfg
         eb, _, tb, _ = _widths(cfg)
-        super().__init__({"x": In(signed(eb)), "b": In(2), "y": Out(signed(tb))})
+        sh = signed if cfg.int_mode else unsigned
+        super().__init__({"x": In(sh(eb)), "b": In(2), "y": Out(sh(tb))})
 
     def elaborate(self, platform):
         m = Module()
+        if not self.cfg.int_mode:
+            # binary16 x * 2^b: exact (subnormals, zero, inf, NaN handled), overflow to inf
+            m.submodules.pow2 = p = Fp16Pow2()
+            m.d.comb += [p.x.eq(self.x), p.e.eq(self.b), self.y.eq(p.y)]
+            return m
         shifts, _, _ = plane_bits(self.cfg)
         m.d.comb += self.y.eq(_array([self.x << e for e in shifts])[self.b[:max(1, (len(shifts) - 1).bit_length())]]
                               if len(shifts) > 1 else self.x << shifts[0])
@@ -198,12 +238,31 @@ class Accumulator(wiring.Component):
     def __init__(self, cfg: LutConfig):
         self.cfg = cfg
         _, _, tb, bb = _widths(cfg)
-        super().__init__({"en": In(1), "zero": In(1), "with_bias": In(1), "term": In(signed(tb)),
-                          "bias": In(signed(bb)), "total": Out(signed(ACC2_BITS)),
-                          "acc": Out(signed(ACC2_BITS))})
+        if cfg.int_mode:
+            super().__init__({"en": In(1), "zero": In(1), "with_bias": In(1),
+                              "term": In(signed(tb)), "bias": In(signed(bb)),
+                              "total": Out(signed(ACC2_BITS)), "acc": Out(signed(ACC2_BITS))})
+        else:
+            ab = cfg.out_bits
+            super().__init__({"en": In(1), "zero": In(1), "with_bias": In(1), "term": In(16),
+                              "bias": In(16), "total": Out(ab), "acc": Out(ab)})
 
     def elaborate(self, platform):
         m = Module()
+        if not self.cfg.int_mode:
+            # acc <- (zero ? +0 : acc) + term: binary16, or binary32 after an exact promotion
+            base = Mux(self.zero, 0, self.acc)
+            if self.cfg.acc == "fp16":
+                m.submodules.add = add = Fp16Add()
+                m.d.comb += [add.a.eq(base), add.b.eq(self.term)]
+            else:
+                m.submodules.promote = pr = Fp16ToFp32()
+                m.submodules.add = add = Fp32Add()
+                m.d.comb += [pr.x.eq(self.term), add.a.eq(base), add.b.eq(pr.y)]
+            m.d.comb += self.total.eq(add.s)
+            with m.If(self.en):
+                m.d.sync += self.acc.eq(self.total)
+            return m
         base = Mux(self.zero, 0, self.acc)
         add = Mux(self.with_bias, self.bias, 0)
         m.d.comb += self.total.eq(base + add + self.term)
@@ -285,14 +344,12 @@ class BitSerialControl(wiring.Component):
 
 class Lut(wiring.Component):
     """The LUT engine (docs/lut.md): table precompute -> index generation -> signed 8:1 mux ->
-    pow2 scale -> [stage-2 register] -> accumulators -> shadow bank -> one C row per beat."""
+    pow2 scale -> [stage-2 register] -> accumulators -> shadow bank -> one C row per beat; integer
+    or binary16 datapath (tpesim.rtl.fp16's adders and scaler) from the same config."""
 
     def __init__(self, cfg: LutConfig):
         if not isinstance(cfg, LutConfig):
             raise ConfigError(f"cfg must be a LutConfig, not {type(cfg).__name__}")
-        if not cfg.int_mode:
-            raise ConfigError(f"act must be 'int8' for the RTL in this version (the fp16 datapath "
-                              f"is modelled, not yet built), not {cfg.act!r}")
         self.cfg = cfg
         super().__init__(signature(cfg))
 
@@ -329,7 +386,8 @@ class Lut(wiring.Component):
                              mux.idx.eq(ig.idx[n * g:(n + 1) * g]),
                              sc.x.eq(mux.entry), sc.b.eq(ctl.b)]
                 terms[r][n] = sc.y
-        biases = [pre.bias[r * bb:(r + 1) * bb].as_signed() for r in range(M)]
+        biases = [pre.bias[r * bb:(r + 1) * bb].as_signed() if cfg.int_mode else
+                  pre.bias[r * bb:(r + 1) * bb] for r in range(M)]
         plane0 = Signal(name="plane0")
         m.d.comb += plane0.eq(~ctl.b.any())
         en, zero, with_bias = ctl.exec_, ctl.first & plane0, plane0
@@ -338,8 +396,9 @@ class Lut(wiring.Component):
             zero2 = Signal(name="zero2")
             wb2 = Signal(name="with_bias2")
             m.d.sync += [zero2.eq(zero), wb2.eq(with_bias)]
-            t2 = [[Signal(signed(tb), name=f"term2_{r}_{n}") for n in range(N)] for r in range(M)]
-            b2 = [Signal(signed(bb), name=f"bias2_{r}") for r in range(M)]
+            sh = signed if cfg.int_mode else unsigned
+            t2 = [[Signal(sh(tb), name=f"term2_{r}_{n}") for n in range(N)] for r in range(M)]
+            b2 = [Signal(sh(bb), name=f"bias2_{r}") for r in range(M)]
             for r in range(M):
                 m.d.sync += b2[r].eq(biases[r])
                 for n in range(N):
@@ -348,7 +407,9 @@ class Lut(wiring.Component):
             en, zero, with_bias = ctl.v2, zero2, wb2
 
         # accumulators and the shadow bank (C = total >> 1 on a tile's final write)
-        shadow = [[Signal(signed(32), name=f"shadow_{r}_{n}") for n in range(N)] for r in range(M)]
+        ob = cfg.out_bits
+        shadow = [[Signal(signed(32) if cfg.int_mode else unsigned(ob), name=f"shadow_{r}_{n}")
+                   for n in range(N)] for r in range(M)]
         for r in range(M):
             for n in range(N):
                 acc = Accumulator(cfg)
@@ -356,7 +417,8 @@ class Lut(wiring.Component):
                 m.d.comb += [acc.en.eq(en), acc.zero.eq(zero), acc.with_bias.eq(with_bias),
                              acc.term.eq(terms[r][n]), acc.bias.eq(biases[r])]
                 with m.If(ctl.final):
-                    m.d.sync += shadow[r][n].eq(acc.total[1:ACC2_BITS])
+                    m.d.sync += shadow[r][n].eq(acc.total[1:ACC2_BITS] if cfg.int_mode
+                                                else acc.total)
         rows = _array([Cat(*shadow[r]) for r in range(M)])
         m.d.comb += self.out_c.eq(Mux(ctl.out_valid, rows[ctl.rptr] if M > 1 else rows[0], 0))
         return m
@@ -364,10 +426,6 @@ class Lut(wiring.Component):
 
 def component(cfg: LutConfig) -> wiring.Component:
     """The engine's RTL."""
-    if isinstance(cfg, LutConfig) and not cfg.int_mode:
-        # checked before the component exists (no unused-elaboratable warning)
-        raise ConfigError(f"act must be 'int8' for the RTL in this version (the fp16 datapath "
-                          f"is modelled, not yet built), not {cfg.act!r}")
     return Lut(cfg)
 
 

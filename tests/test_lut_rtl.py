@@ -1,7 +1,7 @@
 """The LUT RTL (rtl/lut.py) against docs/lut.md: under Amaranth's simulator, random tiles with random
 valid gaps and ready stalls give numpy's A @ W row for row; the Verilog is lint-clean and keeps one
 module per unit of the contract (precompute, index generation, control, a signed mux, a pow2 scale
-and an accumulator per output); fp16 is refused with a one-line error (not built yet)."""
+and an accumulator per output), for the integer and the binary16 datapath."""
 
 from __future__ import annotations
 
@@ -15,14 +15,16 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from tpesim.engines.lut import LutConfig, decode_weights
+from tpesim import fp16
+from tpesim.engines.lut import LutConfig, decode_weights, reference
 from tpesim.errors import ConfigError
 from tpesim.numerics import pack, unpack
 from tpesim.rtl.lut import Lut, to_verilog
 
 CFGS = [LutConfig(tile_m=2, tile_n=3, w_bits=2),
         LutConfig(tile_m=3, tile_n=2, w_bits=3, w_interp="unsigned", pipe_stages=2),
-        LutConfig(tile_m=1, tile_n=2, w_bits="ternary", group=2, sym=False)]
+        LutConfig(tile_m=1, tile_n=2, w_bits="ternary", group=2, sym=False),
+        LutConfig(tile_m=2, tile_n=2, act="fp16", w_interp="pm1", w_bits=2, group=3, acc="fp32")]
 
 
 @pytest.mark.parametrize("cfg", CFGS, ids=lambda c: c.name)
@@ -32,10 +34,11 @@ def test_rtl_tiles_equal_numpy(cfg, seed):
     tiles = []
     for _ in range(3):
         G = int(rng.integers(1, 5))
-        a = rng.integers(-128, 128, (M, G * g))
+        a = rng.integers(-128, 128, (M, G * g)) if cfg.int_mode else \
+            fp16.from_float(rng.uniform(-8, 8, (M, G * g))).astype(np.int64)
         codes = rng.integers(0, 1 << cfg.code_bits, (G * g, N))
         tiles.append((a, codes))
-    beats = [(pack(a[:, q * g:(q + 1) * g].reshape(-1), 8),
+    beats = [(pack(a[:, q * g:(q + 1) * g].reshape(-1), cfg.act_bits),
               pack(c[q * g:(q + 1) * g].reshape(-1), cfg.code_bits), int(q == len(c) // g - 1))
              for a, c in tiles for q in range(len(c) // g)]
     dut = Lut(cfg)
@@ -55,14 +58,16 @@ def test_rtl_tiles_equal_numpy(cfg, seed):
             if v and ctx.get(dut.in_ready):
                 i += 1
             if ctx.get(dut.out_valid) and r:
-                rows.append(unpack(ctx.get(dut.out_c), N, 32, True))
+                rows.append(unpack(ctx.get(dut.out_c), N, cfg.out_bits, cfg.int_mode))
             await ctx.tick()
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    want = np.concatenate([a @ decode_weights(cfg, c) for a, c in tiles])
+    # int8: numpy's product; fp16: the functional reference (its own tests tie it to numpy float16)
+    want = np.concatenate([a @ decode_weights(cfg, c) if cfg.int_mode else reference(cfg, a, c)
+                           for a, c in tiles])
     assert len(rows) == len(want)
     assert np.array_equal(np.array(rows), want)
 
@@ -75,7 +80,7 @@ def _verilator() -> str:
     return v
 
 
-@pytest.mark.parametrize("cfg", CFGS[:2], ids=lambda c: c.name)
+@pytest.mark.parametrize("cfg", [CFGS[0], CFGS[1], CFGS[3]], ids=lambda c: c.name)
 def test_lint_and_hierarchy(cfg, tmp_path):
     text = to_verilog(cfg)
     path = tmp_path / f"{cfg.name}.v"
@@ -92,7 +97,7 @@ def test_lint_and_hierarchy(cfg, tmp_path):
     assert want <= mods
 
 
-def test_names_and_fp16_refused():
+def test_names():
     assert re.search(r"^module mylut\(", to_verilog(CFGS[0], name="mylut"), flags=re.M)
-    with pytest.raises(ConfigError, match="act must be 'int8' for the RTL"):
-        to_verilog(LutConfig(act="fp16", w_interp="pm1"))
+    with pytest.raises(ConfigError, match="name must be a Verilog identifier"):
+        to_verilog(CFGS[0], name="module")
