@@ -309,7 +309,7 @@ def check_cycle_budget(timing, stream: TileStream, memory: MemoryConfig, macs: i
     check_int("max_cycles", max_cycles)
     bound, why = -(-macs // timing.peak_macs_per_cycle), "MACs at the engine's peak"
     if memory.dram_bw is not None:
-        tr = static_traffic(stream)
+        tr = static_traffic(stream, memory)
         dram = sum(v for f, v in tr.items() if f.startswith("dram_"))
         link = math.ceil(dram / memory.dram_bw)
         if link > bound:

@@ -5,6 +5,8 @@ Notes and derivations: docs/internals.md, section `sim/memory.py`.
 
 from __future__ import annotations
 
+import dataclasses
+import heapq
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -23,6 +25,8 @@ __all__ = ["MemoryConfig", "DramLink", "InputBuffer", "OutputBuffer", "Prefetche
 
 KIB = 1024
 OPERANDS = ("a", "b", "c")
+# Cycle counts are C longs in the event kernel: a latency stays far below their range.
+MAX_LATENCY = 2**31 - 1
 TRAFFIC_FIELDS = tuple(f"{kind}_{rw}_bytes_{op}" for op in OPERANDS
                        for kind in ("sram", "dram") for rw in ("read", "write"))
 
@@ -44,8 +48,9 @@ class MemoryConfig(ConfigMixin):
     Parameters
     ----------
     sram_kib_a, sram_kib_b, sram_kib_c : float or None
-        Size of each operand's SRAM in KiB, split into two halves (double buffering). None:
-        unbounded. A tile's block of an operand must fit in half of that operand's SRAM.
+        Size of each operand's SRAM in KiB. None: unbounded (every input block fetched once). A
+        tile's block of an operand must fit in half of that operand's SRAM; room for two blocks
+        double-buffers, room for more keeps blocks resident for reuse (see `_input_plan`).
     dram_bw : float or None
         DRAM link bandwidth in bytes per cycle, shared by all operands. None: unbounded.
     dram_latency : int
@@ -62,7 +67,7 @@ class MemoryConfig(ConfigMixin):
         for op in OPERANDS:
             _check_pos_number(f"sram_kib_{op}", getattr(self, f"sram_kib_{op}"))
         _check_pos_number("dram_bw", self.dram_bw)
-        check_int("dram_latency", self.dram_latency, lo=0)
+        check_int("dram_latency", self.dram_latency, lo=0, hi=MAX_LATENCY)
 
     @property
     def ideal(self) -> bool:
@@ -76,6 +81,14 @@ class MemoryConfig(ConfigMixin):
     def half_bytes(self, operand: str) -> float | None:
         kib = self.sram_kib(operand)
         return None if kib is None else kib * KIB / 2
+
+    def slots(self, operand: str, block_bytes) -> int | None:
+        """How many of the operand's biggest blocks its SRAM holds (None: unbounded)."""
+        kib = self.sram_kib(operand)
+        if kib is None:
+            return None
+        biggest = int(np.max(block_bytes)) if len(block_bytes) else 1
+        return max(2, int(kib * KIB // max(biggest, 1)))
 
     def report_fields(self) -> dict:
         """The configuration with units in the field names, for JSON/CSV reports."""
@@ -95,9 +108,11 @@ class _Plan:
     first: np.ndarray        # int64[nblocks]: first tile of each
     last: np.ndarray         # int64[nblocks]: last tile of each
     nbytes: np.ndarray       # int64[nblocks]
+    victim: np.ndarray | None = None   # int64[nblocks]: the fetch whose space this one takes, -1: none
 
 
 def _plan(block: np.ndarray, block_bytes: np.ndarray) -> _Plan:
+    """One fetch (or write-back) per run of consecutive tiles on the same block."""
     n = len(block)
     new = np.ones(n, dtype=bool)
     if n > 1:
@@ -108,6 +123,68 @@ def _plan(block: np.ndarray, block_bytes: np.ndarray) -> _Plan:
     last[-1] = n - 1
     return _Plan(of_tile=np.cumsum(new, dtype=np.int64) - 1, first=first, last=last,
                  nbytes=np.asarray(block_bytes, dtype=np.int64)[first])
+
+
+def _input_plan(block: np.ndarray, block_bytes: np.ndarray, slots: int | None) -> _Plan:
+    """The fetches of an input operand whose SRAM holds `slots` blocks (None: unbounded).
+
+    2 slots: double buffering, one fetch per run of equal blocks, fetch f refills fetch f-2's
+    half. 3 or more: a resident set managed with the stream's known future (Belady's MIN, as a
+    DMA schedule fixed ahead of time can be): a block still resident is read again without a
+    fetch; a miss with a full SRAM evicts the resident block needed furthest ahead (or never; ties:
+    the least recently read), never the block the previous tiles are reading, and takes its slot
+    once the evicted block's last reader so far has finished. MIN is a stack algorithm, so
+    DRAM traffic never grows with the SRAM. Unbounded: every block is fetched once."""
+    p = _plan(block, block_bytes)
+    if slots == 2:
+        victim = np.arange(len(p.first), dtype=np.int64) - 2
+        victim[victim < 0] = -1
+        return dataclasses.replace(p, victim=victim)
+    # runs of equal blocks (p.first) are the unit of reuse; a run hits or misses as a whole
+    ids = np.asarray(block)[p.first].tolist()
+    nruns = len(ids)
+    next_use = [nruns] * nruns            # the next run reading the same block (nruns: never)
+    seen: dict = {}
+    for r in range(nruns - 1, -1, -1):
+        next_use[r] = seen.get(ids[r], nruns)
+        seen[ids[r]] = r
+    run_last = p.last.tolist()
+    run_bytes = p.nbytes.tolist()
+    resident: dict = {}                   # block id -> (fetch index, its next use)
+    heap: list = []                       # (-next use, run read, block id), stale entries pruned lazily
+    of_run, first, last, nbytes, victim = [], [], [], [], []
+    for r, b in enumerate(ids):
+        if b in resident:
+            f = resident[b][0]
+            last[f] = run_last[r]
+        else:
+            f = len(first)
+            v = -1
+            if slots is not None and len(resident) >= slots:
+                keep = []   # the previous run's block is being read: never its victim
+                while True:
+                    entry = heapq.heappop(heap)
+                    out = entry[2]
+                    if out not in resident or resident[out][1] != -entry[0]:
+                        continue
+                    if out == ids[r - 1]:
+                        keep.append(entry)
+                        continue
+                    break
+                for entry in keep:
+                    heapq.heappush(heap, entry)
+                v = resident.pop(out)[0]
+            first.append(int(p.first[r]))
+            last.append(run_last[r])
+            nbytes.append(run_bytes[r])
+            victim.append(v)
+        resident[b] = (f, next_use[r])
+        # ties (equal next use, e.g. never again): the least recently read goes first
+        heapq.heappush(heap, (-next_use[r], r, b))
+        of_run.append(f)
+    of_tile = np.asarray(of_run, dtype=np.int64)[p.of_tile]
+    return _Plan(of_tile=of_tile, first=np.asarray(first, np.int64), last=np.asarray(last, np.int64),
+                 nbytes=np.asarray(nbytes, np.int64), victim=np.asarray(victim, np.int64))
 
 
 def check_fits(stream: TileStream, cfg: MemoryConfig) -> None:
@@ -128,12 +205,13 @@ def check_fits(stream: TileStream, cfg: MemoryConfig) -> None:
                 f"KiB")
 
 
-def static_traffic(stream: TileStream) -> dict[str, int]:
+def static_traffic(stream: TileStream, memory: MemoryConfig | None = None) -> dict[str, int]:
     """Bytes moved per operand for a stream, computed without simulating (the fetch policy does not
     depend on timing). The event-driven components count the same numbers as they run."""
+    memory = MemoryConfig() if memory is None else memory
     out = dict.fromkeys(TRAFFIC_FIELDS, 0)
     for use in stream.inputs:
-        p = _plan(use.block, use.block_bytes)
+        p = _input_plan(use.block, use.block_bytes, memory.slots(use.name, use.block_bytes))
         fetched = int(p.nbytes.sum())
         out[f"sram_read_bytes_{use.name}"] = int(np.asarray(use.block_bytes).sum())
         out[f"sram_write_bytes_{use.name}"] = fetched
@@ -200,16 +278,17 @@ class DramLink:
 
 
 class InputBuffer:
-    """Double-buffered SRAM of one input operand: which fetch has arrived, which half is free."""
+    """The SRAM of one input operand: which fetch has arrived, whose space is free again."""
 
-    def __init__(self, use, half_bytes: float | None):
+    def __init__(self, use, slots: int | None):
         self.name = use.name
-        self.bounded = half_bytes is not None
-        p = _plan(use.block, use.block_bytes)
+        self.bounded = slots is not None
+        p = _input_plan(use.block, use.block_bytes, slots)
         self.of_tile = p.of_tile.tolist()
         self.last_tile = p.last.tolist()
         self.first_tile = p.first.tolist()
         self.nbytes = p.nbytes.tolist()
+        self.victim = p.victim.tolist()
         self.tile_bytes = np.asarray(use.block_bytes, dtype=np.int64).tolist()
         n = len(self.nbytes)
         self.arrival = [-1] * n    # cycle from which fetch f's data is usable
@@ -218,7 +297,8 @@ class InputBuffer:
         self.sram_write_bytes = 0
 
     def can_fill(self, f: int) -> bool:
-        return not self.bounded or f < 2 or self.freed[f - 2] >= 0
+        v = self.victim[f]
+        return v < 0 or self.freed[v] >= 0
 
     def ready(self, t: int) -> int:
         f = self.of_tile[t]
@@ -343,7 +423,7 @@ class MemorySystem:
         self.cfg = cfg
         self.sim = sim
         self.link = DramLink(cfg.dram_bw, cfg.dram_latency)
-        self.inputs = [InputBuffer(u, cfg.half_bytes(u.name)) for u in stream.inputs]
+        self.inputs = [InputBuffer(u, cfg.slots(u.name, u.block_bytes)) for u in stream.inputs]
         self.output = OutputBuffer(stream.output, cfg.half_bytes(stream.output.name))
         self.prefetcher = Prefetcher(self.inputs, self.link)
 

@@ -136,7 +136,7 @@ def run_stream(stream: TileStream, backend: TileBackend, memory: MemoryConfig | 
     if engine.cycles < 0:
         raise RuntimeError("the engine stopped before its last tile (memory model deadlock)")
     if mem is None:
-        return StreamRun(cycles=engine.cycles, traffic=static_traffic(stream),
+        return StreamRun(cycles=engine.cycles, traffic=static_traffic(stream, memory),
                          writeback_done_cycle=engine.cycles, dram_busy_cycles=0,
                          events=int(sim.events))
     return StreamRun(cycles=engine.cycles, traffic=mem.traffic(),
@@ -216,7 +216,7 @@ def make_report(*, timing: EngineTiming, fidelity: str, m: int, n: int, k: int,
                 cls=TimingReport, **extra) -> TimingReport:
     """Assemble a report (TimingReport or a subclass) from a run, or from the ideal closed form."""
     if run is None:
-        done, traffic = compute_cycles, static_traffic(stream)
+        done, traffic = compute_cycles, static_traffic(stream, memory)
         wb, busy = compute_cycles, 0
     else:
         done, traffic = run.cycles, run.traffic

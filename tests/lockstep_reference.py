@@ -24,6 +24,58 @@ def _nbytes(elements: int, bits: int) -> int:
     return -(-elements * bits // 8)
 
 
+def _fetch_plan(blocks: dict, sizes: dict, kib: dict, n: int):
+    """The SRAM policy of sim/memory.py, tile by tile: returns (fetches, fetch_of) where fetches[i]
+    = [operand, bytes, last tile reading it, fetch whose space it takes or None] in issue order (per
+    tile: operand a, then b) and fetch_of[op][t] is the fetch tile t reads.
+
+    An operand's SRAM holds `slots` = floor(bytes / biggest block) blocks. Unbounded: a block is
+    fetched the first time only. 2 slots (double buffering): a block is fetched again whenever the
+    previous tile read another one, into the space of the operand's fetch before the previous one.
+    3 or more: blocks stay resident; a new block, when the SRAM is full, evicts the resident block
+    whose next reader comes last (never, first; ties: the one read longest ago), except the block
+    of the previous tile, and takes its space."""
+    fetches, fetch_of = [], {}
+    for op in blocks:
+        fetch_of[op] = []
+    slots = {op: None if kib[op] is None else max(2, int(kib[op] * 1024 // max(sizes[op])))
+             for op in blocks}
+    recent = {op: [] for op in blocks}          # resident [block, fetch]
+    mine = {op: [] for op in blocks}            # the operand's fetches, in order
+    for t in range(n):
+        for op in blocks:
+            blk = blocks[op][t]
+            hit = None
+            if slots[op] == 2:
+                if t > 0 and blocks[op][t - 1] == blk:
+                    hit = fetch_of[op][t - 1]
+            else:
+                for entry in recent[op]:
+                    if entry[0] == blk:
+                        hit = entry[1]
+                        entry[2] = t
+                        break
+            if hit is None:
+                victim = None
+                if slots[op] == 2 and len(mine[op]) >= 2:
+                    victim = mine[op][-2]
+                elif slots[op] is not None and slots[op] > 2 and len(recent[op]) >= slots[op]:
+                    def rank(entry, op=op, t=t):
+                        later = [u for u in range(t + 1, n) if blocks[op][u] == entry[0]]
+                        return (later[0] if later else n, -entry[2])
+                    far = max((e for e in recent[op] if e[0] != blocks[op][t - 1]), key=rank)
+                    recent[op].remove(far)
+                    victim = far[1]
+                fetches.append([op, sizes[op][t], t, victim])
+                hit = len(fetches) - 1
+                mine[op].append(hit)
+            fetches[hit][2] = t
+            if slots[op] != 2 and all(entry[0] != blk for entry in recent[op]):
+                recent[op].append([blk, hit, t])
+            fetch_of[op].append(hit)
+    return fetches, fetch_of
+
+
 def lockstep_gemm(cfg: SystolicConfig, a: np.ndarray, b: np.ndarray, *, sram_kib_a=None,
                   sram_kib_b=None, sram_kib_c=None, dram_bw=None, dram_latency=0,
                   max_cycles=2_000_000) -> dict:
@@ -38,24 +90,11 @@ def lockstep_gemm(cfg: SystolicConfig, a: np.ndarray, b: np.ndarray, *, sram_kib
     T = gm * gn
     tiles = [(t // gn, t % gn) for t in range(T)]
 
-    # the fetch list, in tile order: for each tile, a new A row block, then a new B column block
-    fetches = []          # [operand, bytes, last tile using it]
-    fetch_of = {"a": [], "b": []}
-    for t, (mi, ni) in enumerate(tiles):
-        for op, blk, prev in (("a", mi, tiles[t - 1][0] if t else None),
-                              ("b", ni, tiles[t - 1][1] if t else None)):
-            if t == 0 or blk != prev:
-                rows = min(R, m - mi * R) if op == "a" else min(C, n - ni * C)
-                fetches.append([op, _nbytes(rows * k, cfg.in_bits), t])
-            else:
-                fetches[[i for i, f in enumerate(fetches) if f[0] == op][-1]][2] = t
-            fetch_of[op].append([i for i, f in enumerate(fetches) if f[0] == op][-1])
-    index_in_op = {}
-    count = {"a": 0, "b": 0}
-    for i, f in enumerate(fetches):
-        index_in_op[i] = count[f[0]]
-        count[f[0]] += 1
-    by_op = {op: [i for i, f in enumerate(fetches) if f[0] == op] for op in "ab"}
+    # the fetch list, in tile order: for each tile, its A row block, then its B column block
+    blocks = {"a": [mi for mi, _ in tiles], "b": [ni for _, ni in tiles]}
+    sizes = {"a": [_nbytes(min(R, m - mi * R) * k, cfg.in_bits) for mi, _ in tiles],
+             "b": [_nbytes(min(C, n - ni * C) * k, cfg.in_bits) for _, ni in tiles]}
+    fetches, fetch_of = _fetch_plan(blocks, sizes, {"a": sram_kib_a, "b": sram_kib_b}, T)
     half = {op: None if kib is None else kib * 1024 / 2
             for op, kib in (("a", sram_kib_a), ("b", sram_kib_b), ("c", sram_kib_c))}
     c_bytes = [_nbytes(min(R, m - mi * R) * min(C, n - ni * C), cfg.acc_bits) for mi, ni in tiles]
@@ -97,9 +136,8 @@ def lockstep_gemm(cfg: SystolicConfig, a: np.ndarray, b: np.ndarray, *, sram_kib
                     freed[f] = x
         pending_free = []
         while issued < len(fetches):
-            op, nb, _ = fetches[issued]
-            j = index_in_op[issued]
-            if half[op] is not None and j >= 2 and freed[by_op[op][j - 2]] is None:
+            op, nb, _, victim = fetches[issued]
+            if victim is not None and freed[victim] is None:
                 break
             queue.append(["r", issued, xfer(nb)])
             traffic[f"dram_read_bytes_{op}"] += nb
@@ -175,8 +213,8 @@ def lockstep_stationary_gemm(cfg: SystolicConfig, a: np.ndarray, b: np.ndarray, 
 
     * folds (o, kf), o-major; WS: stationary B[kf, o] block, streamed A[:, kf] block, output block
       C[:, o]; IS: stationary A[o, kf]^T, streamed B[kf, :], output C[o, :];
-    * fetches in fold order (new A block, then new B block), each issued once its half is free
-      (fetch j of an operand needs fetch j-2 freed); a streamed block is freed the cycle after the
+    * fetches in fold order (A block, then B block; `_fetch_plan`'s policy), each issued once the
+      space it takes is free; a streamed block is freed the cycle after the
       last fold reading it took its last beat, a stationary block the cycle after its last row
       was loaded;
     * a load beat is offered once its block is in SRAM; a stream beat once its block is in SRAM
@@ -200,17 +238,8 @@ def lockstep_stationary_gemm(cfg: SystolicConfig, a: np.ndarray, b: np.ndarray, 
     block = {stat: list(range(F)), strm: [kf for _, kf in folds]}
     size = {stat: [_nbytes(kr[f] * oc[f], cfg.in_bits) for f in range(F)],
             strm: [_nbytes(T * kr[f], cfg.in_bits) for f in range(F)]}
-    fetches = []                       # [operand, bytes, last fold reading it]
-    fetch_of = {"a": [], "b": []}
-    for f in range(F):
-        for op in "ab":
-            if f == 0 or block[op][f] != block[op][f - 1]:
-                fetches.append([op, size[op][f], f])
-            else:
-                fetches[fetch_of[op][-1]][2] = f
-            fetch_of[op].append(max(i for i, x in enumerate(fetches) if x[0] == op))
-    by_op = {op: [i for i, x in enumerate(fetches) if x[0] == op] for op in "ab"}
-    index_in_op = {i: by_op[x[0]].index(i) for i, x in enumerate(fetches)}
+    fetches, fetch_of = _fetch_plan({op: block[op] for op in "ab"}, {op: size[op] for op in "ab"},
+                                    {"a": sram_kib_a, "b": sram_kib_b}, F)
     half = {op: None if kib is None else kib * 1024 / 2
             for op, kib in (("a", sram_kib_a), ("b", sram_kib_b), ("c", sram_kib_c))}
     out_block = [o for o, _ in folds]
@@ -264,9 +293,8 @@ def lockstep_stationary_gemm(cfg: SystolicConfig, a: np.ndarray, b: np.ndarray, 
             freed[i] = x
         pending_free = []
         while issued < len(fetches):
-            op, nb, _ = fetches[issued]
-            j = index_in_op[issued]
-            if half[op] is not None and j >= 2 and freed[by_op[op][j - 2]] is None:
+            op, nb, _, victim = fetches[issued]
+            if victim is not None and freed[victim] is None:
                 break
             queue.append(["r", issued, xfer(nb)])
             traffic[f"dram_read_bytes_{op}"] += nb

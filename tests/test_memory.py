@@ -80,9 +80,16 @@ def test_gemm_traffic_reuses_a_row_block():
     assert r.blocks == 6
     assert r.dram_read_bytes_a == 8 * 5                  # each A row block fetched once
     assert r.sram_read_bytes_a == 3 * 8 * 5              # ... and read by 3 tiles each
-    assert r.dram_read_bytes_b == 2 * 9 * 5              # B column blocks fetched per tile
-    assert r.sram_read_bytes_b == r.sram_write_bytes_b == r.dram_read_bytes_b
+    assert r.dram_read_bytes_b == 9 * 5                  # unbounded SRAM: every block once
+    assert r.sram_read_bytes_b == 2 * 9 * 5              # ... read by the 2 row blocks of tiles
+    assert r.sram_write_bytes_b == r.dram_read_bytes_b
     assert r.sram_write_bytes_a == r.dram_read_bytes_a
+    # an SRAM of two B blocks (4x5 bytes each) only double-buffers: B fetched again per tile
+    r2 = tile_gemm(8, 9, 5, 4, 4, memory=MemoryConfig(sram_kib_b=2 * 4 * 5 / 1024))
+    assert r2.dram_read_bytes_b == r2.sram_read_bytes_b == 2 * 9 * 5
+    # three blocks: a resident set; the 3 B blocks stay in SRAM, fetched once
+    r3 = tile_gemm(8, 9, 5, 4, 4, memory=MemoryConfig(sram_kib_b=3 * 4 * 5 / 1024))
+    assert r3.dram_read_bytes_b == 9 * 5
     assert r.dram_write_bytes_c == r.sram_write_bytes_c == r.sram_read_bytes_c == 8 * 9 * 4
     assert r.dram_read_bytes_c == r.dram_write_bytes_a == r.dram_write_bytes_b == 0
 
@@ -200,7 +207,13 @@ def test_stationary_traffic(dataflow, db):
     assert getattr(r, f"dram_read_bytes_{stat}") == getattr(r, f"sram_read_bytes_{stat}") == \
         (30 if dataflow == "ws" else 40) * 50          # every stationary block once
     streamed = (40 if dataflow == "ws" else 30) * 50
-    assert getattr(r, f"dram_read_bytes_{strm}") == outer * streamed   # once per output block
+    assert getattr(r, f"dram_read_bytes_{strm}") == streamed            # unbounded: once
+    assert getattr(r, f"sram_read_bytes_{strm}") == outer * streamed    # read per output block
+    # an SRAM of two streamed blocks (8 K-rows x 40 or 30) double-buffers: fetched per output block
+    two = 2 * 8 * (40 if dataflow == "ws" else 30) / 1024
+    r2 = tile_gemm(40, 30, 50, 8, 4, dataflow=dataflow, double_buffer=db,
+                   memory=MemoryConfig(**{f"sram_kib_{strm}": two}))
+    assert getattr(r2, f"dram_read_bytes_{strm}") == outer * streamed
     assert r.dram_write_bytes_c == r.sram_read_bytes_c == 40 * 30 * 4  # one write-back per block
     assert r.sram_write_bytes_c == 7 * 40 * 30 * 4     # every K-fold writes its partial sums
     # K <= R: the streamed operand is one block, resident for the whole run
