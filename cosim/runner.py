@@ -178,6 +178,8 @@ def run_cosim(cfg: EngineConfig, *, sim: str = "icarus", seed: int = 1,
     command) when the RTL and the model differ on a port in a cycle, or the result rows differ
     from numpy; ConfigError for unusable case parameters.
     """
+    if build_root is not None and str(build_root).strip() == "":
+        raise ConfigError("out-dir must name a directory, not an empty string")
     build_root = Path(build_root) if build_root is not None else Path.cwd() / "cosim_build"
     if build_root.exists() and not build_root.is_dir():
         raise ConfigError(f"out-dir must be a directory, not the file {str(build_root)!r}")

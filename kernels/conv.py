@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tpesim.errors import ConfigTypeError, WorkloadError
+from tpesim.tile_stream import MAX_GEMM_DIM, MAX_GEMM_MACS
 
 __all__ = ["ConvLayer", "im2col", "weights_to_b", "fold_output", "conv2d_im2col", "conv2d_direct",
            "random_operands"]
@@ -22,6 +23,8 @@ def _check(name: str, value, lo: int) -> int:
     if value < lo:
         rule = "a positive integer" if lo == 1 else f"an integer >= {lo}"
         raise WorkloadError(f"{name} must be {rule}, not {value!r}")
+    if value > MAX_GEMM_DIM:
+        raise WorkloadError(f"{name} must be at most {MAX_GEMM_DIM} (2**31 - 1), not {value!r}")
     return int(value)
 
 
@@ -84,6 +87,18 @@ class ConvLayer:
                 raise WorkloadError(
                     f"kernel_{ax} ({k}) with dilation_{ax} ({d}) spans {span} pixels, more than "
                     f"the padded input in_{ax} + 2*pad_{ax} ({size + 2 * p})")
+        m = self.batch * self.out_h * self.out_w
+        k = self.kernel_h * self.kernel_w * self.in_channels
+        for what, v in ((f"batch*out_h*out_w = {self.batch}*{self.out_h}*{self.out_w}", m),
+                        (f"kernel_h*kernel_w*in_channels = {self.kernel_h}*{self.kernel_w}*"
+                         f"{self.in_channels}", k)):
+            if v > MAX_GEMM_DIM:
+                raise WorkloadError(f"the im2col GEMM dimension {what} must be at most "
+                                    f"{MAX_GEMM_DIM} (2**31 - 1), not {v}")
+        if m * k * self.out_channels > MAX_GEMM_MACS:
+            raise WorkloadError(f"the im2col GEMM's m*n*k (batch*out_h*out_w * out_channels * "
+                                f"kernel_h*kernel_w*in_channels) must be at most 2**52, not "
+                                f"{m}*{self.out_channels}*{k}")
 
     @property
     def out_h(self) -> int:

@@ -338,8 +338,10 @@ def _seconds(s: float) -> str:
 
 
 def _cmd_verilog(args: argparse.Namespace) -> int:
+    from .outputs import check_output_path
     from .registry import get_engine
 
+    check_output_path("-o", args.output)
     cfg = _config(args)
     write_verilog = _lazy(get_engine(args.engine).rtl, "write_verilog")
     path = write_verilog(cfg, args.output, name=args.name)
@@ -407,6 +409,16 @@ def _forward(command: str, argv: list[str]) -> int:
     return 0 if rc is None else int(rc)
 
 
+def _check_shared(args: argparse.Namespace) -> None:
+    """Options several commands share whose rule argparse cannot state, checked before any work."""
+    from .config import check_int, check_seed
+
+    if getattr(args, "seed", None) is not None:
+        check_seed("seed", args.seed)
+    if getattr(args, "max_cycles", None) is not None:  # also when the fidelity does not use it
+        check_int("max_cycles", args.max_cycles)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tpesim` console script. Returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -421,6 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"unrecognized argument {argv[0]!r} (commands: "
                              f"{', '.join(_commands())}; `{PROG} --help`)")
         args = _build_parser(argv).parse_args(argv)
+        _check_shared(args)
         return args.func(args)
     except TpesimError as e:
         print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
+import typing
 
 from .config import EngineConfig
 
@@ -24,6 +26,23 @@ def _flag(name: str) -> str:
 
 def _dest(engine: str, name: str) -> str:
     return f"cfg__{name}"
+
+
+def _value_type(cls: type, f: dataclasses.Field):
+    """The argparse type of a non-bool field: its metadata's "parse", else from its annotation
+    (`str | None` takes text, `int | None` an int), else from its default."""
+    if "parse" in f.metadata:
+        return f.metadata["parse"]
+    try:
+        tp = typing.get_type_hints(cls)[f.name]
+    except Exception:  # noqa: BLE001 (an unresolvable annotation: fall back to the default)
+        tp = type(f.default)
+    kinds = set(typing.get_args(tp)) if isinstance(tp, types.UnionType) or \
+        typing.get_origin(tp) is typing.Union else {tp}
+    kinds.discard(type(None))
+    if kinds == {str}:
+        return None
+    return int
 
 
 def add_engine_options(p: argparse.ArgumentParser, cls: type[EngineConfig],
@@ -46,9 +65,10 @@ def add_engine_options(p: argparse.ArgumentParser, cls: type[EngineConfig],
                            metavar=f.name.upper(), help=doc or f"(default {default})")
         else:
             # a field whose values are not all ints names its parser in its metadata ("parse")
-            g.add_argument(_flag(f.name), dest=_dest(cls.engine, f.name),
-                           type=f.metadata.get("parse", int), default=None,
-                           metavar="N", help=doc or f"(default {default})")
+            parse = _value_type(cls, f)
+            g.add_argument(_flag(f.name), dest=_dest(cls.engine, f.name), type=parse,
+                           default=None, metavar="N" if parse is int else f.name.upper(),
+                           help=doc or f"(default {default})")
 
 
 def config_from_args(cls: type[EngineConfig], args: argparse.Namespace, **override):

@@ -30,7 +30,22 @@ def check_output_path(option: str, path: str | Path | None, inputs: Iterable[str
             same = False
         if same or p.resolve() == Path(inp).resolve():
             raise ConfigError(f"{option} must not be one of the inputs, not {str(path)!r}")
+    _check_writable_parent(option, p)
     return p
+
+
+def _check_writable_parent(option: str, p: Path) -> None:
+    """The nearest existing ancestor of `p` must be a directory we may write into (missing
+    directories below it may be created by the writer), so a bad path fails before any work."""
+    parent = p.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{option} must name a file in a directory, not {str(p)!r} "
+                          f"({str(parent)!r} is not a directory)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} must name a file in a writable directory, not {str(p)!r} "
+                          f"({str(parent)!r} is not writable)")
 
 
 def write_text_atomic(path: str | Path, text: str, option: str = "output") -> Path:

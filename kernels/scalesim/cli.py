@@ -165,6 +165,8 @@ def cli_main(argv: Sequence[str]) -> int:
     """`tpesim scalesim ...`: print a per-layer report (table or --json), optionally write CSV."""
     args = _build_parser().parse_args(list(argv))
     inputs = (args.config, args.topology)
+    if args.layout is not None and not args.layout.strip():  # unused, but a name, as in SCALE-Sim
+        raise UsageError("scalesim: -l must name a file, not an empty string")
     check_output_path("-o", args.output, inputs)
     if args.scalesim_reports is not None:
         files = report_paths(args.scalesim_reports, inputs)

@@ -28,6 +28,11 @@ CONV_FIELDS = ("Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Fi
 GEMM_FIELDS = ("Layer", "M", "N", "K", "N:M sparsity")
 
 _INT_RE = re.compile(r"\d+")
+# Largest value of a size/count field (a GEMM dimension's bound) and of an address offset (SCALE-Sim
+# keeps addresses in int64 arrays): anything larger is refused in one line, never overflows later.
+MAX_FIELD = 2**31 - 1
+MAX_OFFSET = 2**63 - 1
+_HI_NAMES = {MAX_FIELD: "2**31 - 1", MAX_OFFSET: "2**63 - 1"}
 _SPARSITY_RE = re.compile(r"(\d+)\s*:\s*(\d+)")
 
 
@@ -220,7 +225,7 @@ class _CfgReader:
             raise FileFormatError(f"{self.src.where(section, key)}: field '{key}': "
                                   f"{' '.join(str(e).split())}") from None
 
-    def integer(self, section: str, key: str, lo: int = 1) -> int:
+    def integer(self, section: str, key: str, lo: int = 1, hi: int = MAX_FIELD) -> int:
         text = self.raw(section, key)
         try:
             value = int(text)
@@ -230,6 +235,9 @@ class _CfgReader:
             rule = "a positive integer" if lo == 1 else f"an integer >= {lo}"
             raise FileFormatError(f"{self.src.where(section, key)}: field '{key}' must be {rule}, "
                                   f"not {text!r}")
+        if value > hi:
+            raise FileFormatError(f"{self.src.where(section, key)}: field '{key}' must be at most "
+                                  f"{hi} ({_HI_NAMES[hi]}), not {text!r}")
         return value
 
     def choice(self, section: str, key: str, choices: tuple[str, ...], note: str = "") -> str:
@@ -259,6 +267,9 @@ class _CfgReader:
             if value < 1:
                 raise FileFormatError(f"{self.src.where(section, key)}: field '{key}' must be a "
                                       f"comma-separated list of positive integers, not {text!r}")
+            if value > MAX_FIELD:
+                raise FileFormatError(f"{self.src.where(section, key)}: field '{key}' values must "
+                                      f"be at most {MAX_FIELD} (2**31 - 1), not {text!r}")
             out.append(value)
         return tuple(out)
 
@@ -313,7 +324,8 @@ def parse_config(text: str, *, name: str = "<config>", path: str | None = None) 
     rows = r.integer(arch, "ArrayHeight")
     cols = r.integer(arch, "ArrayWidth")
     sram = [r.integer(arch, k) for k in ("IfmapSramSzkB", "FilterSramSzkB", "OfmapSramSzkB")]
-    offsets = [r.integer(arch, k, lo=0) for k in ("IfmapOffset", "FilterOffset", "OfmapOffset")]
+    offsets = [r.integer(arch, k, lo=0, hi=MAX_OFFSET)
+               for k in ("IfmapOffset", "FilterOffset", "OfmapOffset")]
     dataflow = r.choice(arch, "Dataflow", DATAFLOWS, " (SCALE-Sim 3.0.0 is case-sensitive here)")
     rd_buf = r.integer(arch, "ReadRequestBuffer")
     wr_buf = r.integer(arch, "WriteRequestBuffer")
@@ -616,6 +628,9 @@ def _positive(name: str, lineno: int, fld: str, text: str) -> int:
     if not _INT_RE.fullmatch(text) or int(text) < 1:
         raise FileFormatError(f"{name}:{lineno}: field '{fld}' must be a positive integer, "
                               f"not {text!r}")
+    if int(text) > MAX_FIELD:
+        raise FileFormatError(f"{name}:{lineno}: field '{fld}' must be at most {MAX_FIELD} "
+                              f"(2**31 - 1), not {text!r}")
     return int(text)
 
 
