@@ -199,6 +199,10 @@ def _run_report(kernel: str, args: argparse.Namespace, cfg, res, shape: dict,
             report[f"block_{k}"] = v
         else:
             report[k] = v
+    # fields an engine adds about its own units (the LUT engine: table precompute cycles, bytes)
+    engine_fields = getattr(cfg, "report_fields", None)
+    if engine_fields is not None:
+        report.update(engine_fields(res))
     report.update({"total_wall_s": total_s, "cycles_per_s": cycles_per_s})
     return report
 

@@ -27,14 +27,13 @@ MAX_GROUP = 4
 
 
 def parse_w_bits(text: str):
-    """CLI spelling of w_bits: an integer 1..4 or "ternary" (validated by LutConfig)."""
-    t = str(text).strip().lower()
-    if t == "ternary":
-        return "ternary"
+    """CLI spelling of w_bits: an integer, else the text as given (LutConfig validates either,
+    with its one-line message)."""
+    t = str(text).strip()
     try:
         return int(t)
     except ValueError:
-        raise ConfigError(f"w_bits must be 1, 2, 3, 4 or 'ternary', not {text!r}") from None
+        return t.lower() if t.lower() == "ternary" else t
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,6 +206,12 @@ class LutConfig(EngineConfig):
     def peak_macs_per_cycle(self) -> float:
         p = self.tile_m * self.tile_n * self.group
         return p // self.planes if p % self.planes == 0 else p / self.planes
+
+    def report_fields(self, res) -> dict:
+        """Report fields of a GEMM run (`tpesim run ... --json`): the table-precompute unit's cycles
+        (one per K-group beat: tiles x ceil(K/g)) and its table storage in bytes."""
+        return {"table_precompute_cycles": int(res.blocks) * -(-int(res.k) // self.group),
+                "table_bytes": self.table_bytes}
 
     @property
     def mapping(self) -> str:
