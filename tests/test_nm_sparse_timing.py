@@ -65,6 +65,19 @@ def test_single_bank_closed_form(sparsity, mode):
         assert res.cycles == F * (cfg.rows + m + 1) + 3, (m, nf, kf)
 
 
+@pytest.mark.parametrize("sparsity, mode", [("2:8", "ff"), ("2:4", "wg")])
+def test_double_buffer_streams_back_to_back(sparsity, mode):
+    """Two banks, m >= rows + 1 rows per fold: fold f+1's loads overlap fold f's rows (other
+    bank), and fold f+2's bank is free D + 1 = 2 cycles after fold f's last row, which is before
+    fold f+1's m rows end; so the rows stream back to back from cycle `rows` on and the run ends
+    after rows + F*m + 4 cycles (the last row's result 4 cycles after its beat)."""
+    cfg = C(rows=3, cols=2, sparsity=sparsity, mode=mode, double_buffer=True)
+    K = cfg.block_shape[0]
+    for m, nf, kf in ((4, 1, 3), (9, 2, 2), (5, 3, 1)):
+        res = time_gemm(cfg, m, 2 * nf, K * kf)
+        assert res.cycles == cfg.rows + nf * kf * m + 4, (m, nf, kf)
+
+
 def test_sparse_folds_hold_m_over_n_times_more_k():
     """At 2:8 a fold holds rows*8 K positions (sparse) against rows*2 (dense, the same multipliers):
     4x fewer folds for the same GEMM; with the closed form above, 4x fewer cycles up to the
