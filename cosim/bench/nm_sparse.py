@@ -46,6 +46,9 @@ class NmSparseBenchAdapter(StationaryStreamAdapter):
     def out_lane_bits(cfg) -> int:
         return 64          # rows come pre-masked per lane (_ErrLaneModel)
 
+    def size(self, cfg) -> str:
+        return f"{cfg.sparsity} {cfg.mode.upper()} {cfg.rows}x{cfg.cols} lanes"
+
     def describe(self, cfg) -> str:
         return (f"{cfg.engine} {cfg.sparsity} {cfg.mode} {cfg.rows}x{cfg.cols} lanes "
                 f"int{cfg.in_bits} acc{cfg.acc_bits} (results {cfg.result_bits}-bit + out_err)")
