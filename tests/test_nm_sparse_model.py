@@ -173,6 +173,8 @@ def test_load_order_is_the_compressor_output():
     assert list(bd[1, 4:8]) == [0, 1, 0, 1] and bd[1, -1] == 1
     with pytest.raises(WorkloadError, match="a weight block must be 24 x 2"):
         compress_block(cfg, wd)
+    with pytest.raises(ConfigError, match="dense must be True for sparsity 'dense'"):
+        compress_block(C(rows=3, cols=2, sparsity="dense"), np.zeros((3, 2)), dense=False)
 
 
 @pytest.mark.parametrize("mode", ["ff", "bp", "wg"])

@@ -217,8 +217,9 @@ def compress_block(cfg: NmSparseConfig, w: np.ndarray, *, dense: bool | None = N
     if dense:
         vals = w.reshape(R, N, C).transpose(0, 2, 1)          # [lane, col, slot]
         idx = np.broadcast_to(np.arange(N, dtype=np.int64), (R, C, N))
-    elif N == M:
-        raise ConfigError("sparse mode needs N < M")
+    elif cfg.nm is None:
+        raise ConfigError(f"dense must be True for sparsity 'dense' (no N:M group to compress), "
+                          f"not {dense!r}")
     else:
         v, x = nm.compress(w, N, M, axis=0)                   # (R*N, C), slot-major per lane
         vals = v.reshape(R, N, C).transpose(0, 2, 1)
