@@ -501,15 +501,19 @@ def lut_layer(cfg, m: int, n: int, k: int, *, systolic=None, memory=None,
         return out
 
     sysr = on_systolic(systolic)
-    # The same peak in the array shape best for this GEMM (R x C over the divisors of the peak):
-    # separates what the low-bit weights buy from what the elongated 2 x 64 tile buys at small M.
+    # The same peak in the array shape best for this GEMM (R x C over the divisors of the peak
+    # whose blocks fit the SRAM): separates what the low-bit weights buy from what the elongated
+    # 2 x 64 tile buys at small M.
     best, best_cfg = sysr, systolic
     p = int(systolic.peak_macs_per_cycle)
     for r in range(1, p + 1):
         if p % r or max(r, p // r) > SYSTOLIC_MAX_DIM or r == systolic.rows:
             continue
         scfg = dataclasses.replace(systolic, rows=r, cols=p // r)
-        res = on_systolic(scfg)
+        try:
+            res = on_systolic(scfg)
+        except WorkloadError:               # this shape's blocks do not fit the given SRAM
+            continue
         if res["cycles"] < best["cycles"]:
             best, best_cfg = res, scfg
     macs = m * n * k

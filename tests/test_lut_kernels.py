@@ -438,6 +438,18 @@ def test_layer_errors():
         L.lut_layer(LutConfig(), 2, 64, 64, systolic=SystolicConfig(rows=8, cols=8))
 
 
+def test_best_shape_skips_shapes_that_do_not_fit():
+    """With a weight SRAM of 4 KiB (2 KiB halves), int8 weight blocks of 64 x C fit only for
+    C <= 32: the best equal-peak shape is searched among those, the others are skipped."""
+    from tpesim.engines.lut import LutConfig
+    from tpesim.memory import MemoryConfig
+
+    row = L.lut_layer(LutConfig(), 32, 256, 64, memory=MemoryConfig(sram_kib_b=4))
+    r, c = map(int, row["systolic_best"].split("x"))
+    assert r * c == 256 and c <= 32
+    assert row["systolic_best_cycles"] <= row["systolic_cycles"]
+
+
 def test_w2a16_one_lmma_every_two_cycles():
     """Claim 9: W2A16 M2N64K4 retires one 2x64x4 MMA every 2 cycles (256 MAC/cycle): a 2 x 64 x 4G
     GEMM takes 2G cycles plus a constant fill/drain, whatever G."""
