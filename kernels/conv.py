@@ -254,8 +254,11 @@ def conv2d_direct(x: np.ndarray, w: np.ndarray, layer: ConvLayer) -> np.ndarray:
 
 
 def random_operands(layer: ConvLayer, rng: np.random.Generator, lo: int = -128,
-                    hi: int = 127) -> tuple[np.ndarray, np.ndarray]:
-    """Uniform random integer x (NHWC) and w (HWIO) in [lo, hi], int64."""
+                    hi: int = 127, w_range: tuple[int, int] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform random integer x (NHWC) in [lo, hi] and w (HWIO) in `w_range` (default the same),
+    int64: an engine's B operand (the weights) may be narrower than its A."""
+    w_lo, w_hi = (lo, hi) if w_range is None else w_range
     x = rng.integers(lo, hi, size=layer.input_shape, endpoint=True, dtype=np.int64)
-    w = rng.integers(lo, hi, size=layer.weight_shape, endpoint=True, dtype=np.int64)
+    w = rng.integers(w_lo, w_hi, size=layer.weight_shape, endpoint=True, dtype=np.int64)
     return x, w

@@ -320,7 +320,8 @@ def _cmd_run_conv(args: argparse.Namespace) -> int:
 
         ops = {op.role: op for op in cfg.operands()}
         lo, hi = value_range(ops["a"].bits, ops["a"].signed)
-        x, w = random_operands(layer, np.random.default_rng(args.seed), lo, hi)
+        x, w = random_operands(layer, np.random.default_rng(args.seed), lo, hi,
+                               w_range=value_range(ops["b"].bits, ops["b"].signed))
         res = run_conv(cfg, layer, x, w, fidelity=args.fidelity, memory=memory, verify=True,
                        interpreted=True if args.interpreted else None, progress=progress,
                        **_max_cycles(args))

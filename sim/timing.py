@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, WorkloadError
 from .memory import MemoryConfig, MemorySystem, check_fits, static_traffic
 from .tile_stream import (FIDELITIES, MAX_GEMM_DIM, MAX_GEMM_MACS, EngineTiming, OperandBlocks,
                           TileBackend, TileStream, check_gemm_shape, default_acc_bits)
@@ -132,7 +132,12 @@ def run_stream(stream: TileStream, backend: TileBackend, memory: MemoryConfig | 
         mem.start()
     engine = TileEngine(stream, backend, mem, on_tile)
     sim.schedule(engine, 0)
-    sim.run()
+    try:
+        sim.run()
+    except OverflowError:  # a cycle past the event kernel's 64-bit clock (e.g. dram_bw 1e-300)
+        raise WorkloadError(f"the run is longer than 2**63 - 1 cycles, the event kernel's limit, "
+                            f"with dram_bw {memory.dram_bw} bytes/cycle and dram_latency "
+                            f"{memory.dram_latency} cycles: give a larger dram_bw") from None
     if engine.cycles < 0:
         raise RuntimeError("the engine stopped before its last tile (memory model deadlock)")
     if mem is None:

@@ -478,6 +478,43 @@ def test_cli_bad_value(case: Case, tmp_path, capsys, monkeypatch):
     assert _snapshot(tmp_path) == before, "an output file was left behind or an input changed"
 
 
+_RUNS = [c for c in COMMANDS if any("--fidelity" in a.option_strings for a in _opts(c.parser))]
+
+
+@pytest.mark.parametrize("cmd", _RUNS, ids=[c.id for c in _RUNS])
+def test_valid_base_runs(cmd: Command, tmp_path, capsys, monkeypatch):
+    """The command line every bad value is added to is itself good (exit 0, its report written),
+    so each case above fails because of its one bad value. Run for the kernels with a fidelity
+    (cheap at these sizes); conv on the LUT engine drew its weights outside B's range before."""
+    files = _inputs(tmp_path)
+    (tmp_path / "out").mkdir()
+    argv = base_argv(cmd, tmp_path, files, None)
+    rc, out, err = run_inproc(argv, capsys, monkeypatch)
+    assert rc == 0, (argv, err)
+    assert "Traceback" not in err
+    outputs = [argv[i + 1] for i, x in enumerate(argv[:-1])
+               if any(x in a.option_strings and _is_output(a) for a in _opts(cmd.parser))]
+    assert all(Path(p).is_file() for p in outputs), outputs
+
+
+@pytest.mark.parametrize("cmd", [c for c in _RUNS if any("--dram-bw" in a.option_strings
+                                                         for a in _opts(c.parser))],
+                         ids=lambda c: c.id)
+def test_tiny_dram_bandwidth_is_one_line(cmd: Command, tmp_path, capsys, monkeypatch):
+    """A positive but tiny --dram-bw makes a run longer than the event kernel's 64-bit clock: one
+    line naming dram_bw at tile fidelity (was an OverflowError traceback), one line at cycle
+    fidelity (the cycle budget refuses it up front)."""
+    files = _inputs(tmp_path)
+    (tmp_path / "out").mkdir()
+    for fidelity, name in (("tile", "dram_bw"), ("cycle", "max_cycles")):
+        argv = base_argv(cmd, tmp_path, files, None) + ["--dram-bw", "1e-300",
+                                                        "--fidelity", fidelity]
+        before = _snapshot(tmp_path)
+        rc, out, err = run_inproc(argv, capsys, monkeypatch)
+        assert_one_line_error(rc, out, err, (name,), argv)
+        assert _snapshot(tmp_path) == before
+
+
 def _bad_output(how: str, tmp: Path, files: dict[str, Path]) -> str:
     if how == "empty":
         return ""
