@@ -28,6 +28,7 @@ FORWARDED = {
 RUN_FORWARDED = {
     "lut-layers": ("tpesim.kernels.lut", "cli_main",
                    "low-bit LLM linears on the LUT engine beside the systolic array at equal peak"),
+    "llm": ("tpesim.kernels.llm.cli", "cli_main", "whole-model LLM prefill + decode timing"),
 }
 
 
