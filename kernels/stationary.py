@@ -101,6 +101,7 @@ class StationaryCycleBackend:
         self.loads_taken = 0      # load beats taken so far
         self.rows_done = 0
         self.fold_last_row: list[int] = []
+        self._predicted: dict[int, int] = {}     # fold -> its last row's exit, told while in flight
         self.cycle = 0
         self._stamps: list[np.ndarray] = []
 
@@ -141,11 +142,25 @@ class StationaryCycleBackend:
         self._collect(rows, stamps)
         prev_done = -1
         if t:
-            if len(self.fold_last_row) < t:
-                raise RuntimeError(f"fold {t - 1}'s last result row had not left when fold {t}'s "
-                                   f"last beat was taken")
-            prev_done = self.fold_last_row[t - 1]
+            if len(self.fold_last_row) >= t:
+                prev_done = self.fold_last_row[t - 1]
+            else:
+                prev_done = self._in_flight_exit(t - 1)
         return rel, prev_done, self.cycle
+
+    def _in_flight_exit(self, f: int) -> int:
+        """The cycle fold f's last result row will leave, while it is still in flight (a fold of
+        fewer rows than the engine's latency behind a double-buffered or quick reload): the sink is
+        never stalled here (output space gates the stream), so the model can say when
+        (`flight_exits`); checked when the row actually leaves (`_collect`)."""
+        exits = getattr(self.model, "flight_exits", None)
+        if exits is None:
+            raise RuntimeError(f"fold {f}'s last result row had not left when fold {f + 1}'s "
+                               f"last beat was taken")
+        k = (f + 1) * self.p.rows - 1 - self.rows_done
+        cyc = int(exits()[k])
+        self._predicted[f] = cyc
+        return cyc
 
     def drain(self, now, out_free):
         if now != self.cycle:
@@ -176,6 +191,9 @@ class StationaryCycleBackend:
             hi = min(self.rows_done, (f + 1) * p.rows)
             if hi == (f + 1) * p.rows:
                 self.fold_last_row.append(int(stamps[hi - 1 - first]))
+                if self._predicted.pop(f, self.fold_last_row[-1]) != self.fold_last_row[-1]:
+                    raise RuntimeError(f"fold {f}'s last result row left in cycle "
+                                       f"{self.fold_last_row[-1]}, not when flight_exits said")
             if not self.values:
                 continue
             o = f // p.kfolds

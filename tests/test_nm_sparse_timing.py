@@ -50,6 +50,23 @@ def test_tile_equals_cycle(i, seed):
     assert timed.cycles == cyc.cycles, ctx
 
 
+@pytest.mark.parametrize("db", [False, True])
+@pytest.mark.parametrize("m", [1, 2, 3])
+def test_folds_shorter_than_the_latency(m, db):
+    """Folds of fewer rows than the 4-cycle latency, behind a double-buffered (or a one-lane)
+    reload: the previous fold's last row is still in flight when the next fold's last beat is
+    taken; the cycle level says when it leaves (flight_exits) and equals the tile level."""
+    rng = np.random.default_rng(m)
+    for rows in (1, 3):
+        cfg = C(rows=rows, cols=2, sparsity="2:4", double_buffer=db)
+        a = rng.integers(-128, 128, (m, 4 * rows * 3))
+        b = rng.integers(-128, 128, (4 * rows * 3, 5))
+        cyc = run_gemm(cfg, a, b)
+        tile = run_gemm(cfg, a, b, fidelity="tile")
+        assert cyc.matched is True
+        assert cyc.cycles == tile.cycles and np.array_equal(cyc.out_cycles, tile.out_cycles)
+
+
 @pytest.mark.parametrize("sparsity, mode", [("2:8", "ff"), ("2:8", "wg"), ("1:4", "bp"),
                                             ("dense", "ff")])
 def test_single_bank_closed_form(sparsity, mode):
@@ -101,3 +118,23 @@ def test_b_moves_compressed():
     groups = k // 8 * n
     assert sp.dram_read_bytes_b == groups * 2 * 8 // 8 + groups * 2 * 3 // 8
     assert dn.dram_read_bytes_b == k * n
+
+
+@pytest.mark.regress
+@pytest.mark.parametrize("i", range(200))
+def test_tile_equals_cycle_sweep(i, seed):
+    test_tile_equals_cycle(i, seed)
+
+
+def test_k_folds_wrap_at_acc_bits():
+    """K-fold partial sums add in an acc_bits accumulator that wraps like a register: with acc_bits
+    = result_bits (20 for 8 lanes x 2 kept, int8), a long K of most-negative values overflows it;
+    the result is the exact Python-int product reduced mod 2^20 into the signed range."""
+    cfg = C(rows=8, cols=2, sparsity="2:8", acc_bits=20)
+    a = np.full((3, 8 * 8 * 6), -128, np.int64)
+    b = np.full((8 * 8 * 6, 2), -128, np.int64)
+    res = run_gemm(cfg, a, b)
+    exact = 6 * 16 * 128 * 128                 # 6 folds x 16 kept products of +16384
+    wrapped = (exact + (1 << 19)) % (1 << 20) - (1 << 19)
+    assert exact >= 1 << 19 and res.matched is True
+    assert (res.c == wrapped).all()

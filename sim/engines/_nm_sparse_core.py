@@ -141,6 +141,17 @@ class NmSparseCore:
         s = (self.nadv - self.lat + 1) & self.hm
         return [self._slot_row(s, j) for j in range(self.C)]
 
+    def flight_exits(self) -> list:
+        """The cycle in which each row still in flight will leave if the sink is ready from this
+        cycle on (then every cycle advances), in stream order: the row that entered the input
+        register at advancing edge e leaves e - (nadv - latency + 1) cycles from now."""
+        out = []
+        e0 = self.nadv - self.lat + 1
+        for e in range(e0, self.nadv + 1):
+            if self.rp[e & self.hm] & 1:
+                out.append(int(self.cycle + (e - e0)))
+        return out
+
     # -- arithmetic ----------------------------------------------------------------------------------
     @cython.cfunc
     @cython.boundscheck(False)

@@ -319,6 +319,11 @@ class NmSparseModel(FoldStreamMixin, VcdMixin):
         """Stream rows of block_shape[0] K positions as in_data lanes (`in_port_rows`)."""
         return in_port_rows(self.cfg, x)
 
+    def flight_exits(self) -> np.ndarray:
+        """Cycle in which each row still in flight will leave if the sink is ready from now on, in
+        stream order (a held-block backend's report of a fold whose last row is still in flight)."""
+        return np.asarray(self.core.flight_exits(), np.int64)
+
     @property
     def err_rows(self) -> int:
         """Result rows delivered so far with out_err set (computed from invalid metadata)."""
