@@ -365,7 +365,7 @@ def cli_main(argv: Sequence[str]) -> int:
                  memory=run.placement.memory.report_fields(),
                  vector_unit=dataclasses.asdict(run.placement.vector),
                  ops=run.op_rows(), layers=run.layers,
-                 decode_steps=[{"step": i, "cycles": int(v[F["cycles"]]),
+                 steps=[{"step": i, "cycles": int(v[F["cycles"]]),
                                 "kv_read_bytes": int(run._step_kv[i]),
                                 "dram_read_bytes": int(v[F["dram_read_bytes"]])}
                                for i, v in enumerate(run.steps)] if run.steps is not None else [])

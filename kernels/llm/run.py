@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tpesim.config import ConfigMixin, EngineConfig, check_int
-from tpesim.errors import ConfigError, WorkloadError
+from tpesim.errors import ConfigError, TpesimError, WorkloadError
 from tpesim.memory import MemoryConfig
 from tpesim.tile_stream import MAX_BLOCKS
 
@@ -170,15 +170,22 @@ class _Costs:
         if not self.cache:
             total = np.zeros(len(FIELDS), np.int64)
             for _ in range(op.count):
-                total += gemm_cost(cfg, op.m, op.n, op.k, self.p.memory)
+                total += self._time(op, cfg)
                 self.timed += 1
             return total
         key = (cfg, op.m, op.n, op.k, self.p.memory)
         one = self.memo.get(key)
         if one is None:
-            one = self.memo[key] = gemm_cost(cfg, op.m, op.n, op.k, self.p.memory)
+            one = self.memo[key] = self._time(op, cfg)
             self.timed += 1
         return one * op.count
+
+    def _time(self, op: Gemm, cfg: EngineConfig) -> np.ndarray:
+        try:
+            return gemm_cost(cfg, op.m, op.n, op.k, self.p.memory)
+        except TpesimError as e:  # name the op: the GEMM alone does not say where it came from
+            raise type(e)(f"op {op.name} ({op.m} x {op.n} x {op.k} on {cfg.name}): {e}") \
+                from None
 
 
 # -- stages: what runs, in order ------------------------------------------------------------------
