@@ -6,6 +6,7 @@ Suites (all by default; --case/--path alone mean the cycle suite only):
   tile      tile-level timing: 4096^3 GEMMs, wall time and peak memory (cases.TILE_CASES)
   scalesim  the same GEMM by SCALE-Sim v3 (own venv, created when missing) and by tpesim
             (cases.SCALESIM_CASES): speed ratio and cycle counts side by side
+  llm       whole-model Llama-2-7B prefill + decode timing, batch 1 and 16 (llm.py)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from . import CASES, PATHS, Context, run_bench
 from .cases import SCALESIM_TARGETS, SUITES, TILE_TARGETS, scalesim_cases, tile_cases
 from .report import machine_info, scalesim_table, table, tile_table, write_reports
 from .scalesim import DEFAULT_VENV, run_scalesim_suite
+from .llm import append_llm_section, llm_cases, run_llm_suite
 from .tile import run_tile_suite
 from .vcpp import VERILATOR_FLAGS
 
@@ -95,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
         srows, sinfo = run_scalesim_suite(scalesim_cases(args.quick), venv=args.scalesim_venv,
                                           log=ctx.log, targets=SCALESIM_TARGETS, reps=args.tile_reps)
         suite_s["scalesim"] = time.perf_counter() - t1
+    llm_json = args.json.with_name("bench_llm.json")
+    lrows = []
+    if "llm" in suites:
+        t1 = time.perf_counter()
+        lrows = run_llm_suite(llm_cases(args.quick), reps=args.tile_reps, log=ctx.log,
+                              json_path=llm_json)
+        suite_s["llm"] = time.perf_counter() - t1
     total = time.perf_counter() - t0
     info = machine_info()
     info["load_avg"] = f"{load0} at start, {info['load_avg']} at end (1/5/15 min)"
@@ -103,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             "verilator_flags": " ".join(VERILATOR_FLAGS), "tile_reps": args.tile_reps,
             "cases": [c.name for c in cases] if rows else []}
     write_reports(rows, info, meta, args.md, args.json, trows=trows, srows=srows, sinfo=sinfo)
+    append_llm_section(args.md, llm_json, measured=bool(lrows))
     for tab, present in ((table(rows), rows), (tile_table(trows), trows), (scalesim_table(srows), srows)):
         if present:
             print(tab + "\n")
@@ -127,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in trows:
         if r.status == "error":
             failed.append(f"tile {r.name}: {r.error}")
+    failed += [f"llm {r.name}: {r.error}" for r in lrows if r.status != "ok"]
+    missed += [(r.name, {"text": "first call under 1 s wall", "value": r.wall_first_s})
+               for r in lrows if r.target_met is False]
     for f in failed:
         print(f"BENCH FAILED: {f}", file=sys.stderr)
     if failed:
