@@ -204,7 +204,7 @@ def test_kv_cache_bytes_per_step(tmp_path):
                   memory=MemoryConfig(dram_bw=16))
     per_step = [2 * B * spec.kv_heads * (P + s + 1) * spec.head_dim * spec.layers
                 for s in range(D)]
-    assert run._step_kv.tolist() == per_step
+    assert run.step_kv_read_bytes.tolist() == per_step
     s = run.summary()
     assert s["kv_read_bytes_first_step"] == per_step[0]
     assert s["kv_read_bytes_last_step"] == per_step[-1]

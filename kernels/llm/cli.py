@@ -224,16 +224,19 @@ def plot_run(run: LlmRun, path, clock_ghz: float) -> None:
     ax1.legend()
     bw = run.placement.memory.dram_bw
     peaks = {}
+    seen = []
     for r in rows:
         if r["macs"] == 0:
             continue
         dram = r["dram_read_bytes"] + r["dram_write_bytes"]
         ai = r["macs"] / max(dram, 1)
         perf = r["macs"] / r["cycles"]
+        seen.append(ai)
         ax2.scatter(ai, perf, marker="o" if r["phase"] != "decode" else "^")
         ax2.annotate(f"{r['op']} ({r['phase'][0]})", (ai, perf), fontsize=7)
         peaks[r["engine"]] = run.ops[r["op"]]["peak"]
-    ais = [10 ** (x / 10) for x in range(-20, 61)]
+    lo, hi = (min(seen) / 10, max(seen) * 10) if seen else (0.1, 1e3)
+    ais = [lo * (hi / lo) ** (i / 100) for i in range(101)]
     for eng, peak in peaks.items():
         ax2.plot(ais, [min(peak, bw * a) if bw else peak for a in ais], "--",
                  label=f"{eng} roof")
@@ -366,7 +369,7 @@ def cli_main(argv: Sequence[str]) -> int:
                  vector_unit=dataclasses.asdict(run.placement.vector),
                  ops=run.op_rows(), layers=run.layers,
                  steps=[{"step": i, "cycles": int(v[F["cycles"]]),
-                                "kv_read_bytes": int(run._step_kv[i]),
+                                "kv_read_bytes": int(run.step_kv_read_bytes[i]),
                                 "dram_read_bytes": int(v[F["dram_read_bytes"]])}
                                for i, v in enumerate(run.steps)] if run.steps is not None else [])
         print(json.dumps(s, indent=1))

@@ -231,6 +231,8 @@ class LlmRun:
         layer label -> {"prefill": cycles, "decode": cycles}.
     steps : np.ndarray
         [decode, FIELDS] cost of each decode step (all layers, embedding and LM head).
+    step_kv_read_bytes : np.ndarray
+        [decode] DRAM bytes of the K and V caches read by each decode step (every layer).
     phases : dict
         "prefill" / "decode" / "forward" -> cost vector.
     """
@@ -244,6 +246,7 @@ class LlmRun:
     ops: dict = field(default_factory=dict)
     layers: dict = field(default_factory=dict)
     steps: np.ndarray | None = None
+    step_kv_read_bytes: np.ndarray | None = None
     phases: dict = field(default_factory=dict)
     gemms_timed: int = 0
     gemm_instances: int = 0
@@ -276,16 +279,11 @@ class LlmRun:
                        decode_tokens_per_s=(self.batch * self.decode * hz / dec
                                             if dec else None),
                        prefill_tokens_per_s=self.batch * self.prefill * hz / ttft if ttft else None)
-            if self.steps is not None and len(self.steps):
-                kv = self.steps[:, F["b_dram_read_bytes"]]
-                out.update(kv_read_bytes_first_step=0, kv_read_bytes_last_step=0)
-                att = self.ops_of_class("attention")
-                if att:
-                    out["kv_read_bytes_decode"] = int(sum(
-                        self.ops[n]["decode"][F["b_dram_read_bytes"]] for n in att))
-                    out["kv_read_bytes_first_step"] = int(self._step_kv[0])
-                    out["kv_read_bytes_last_step"] = int(self._step_kv[-1])
-                del kv
+            if self.decode and self.ops_of_class("attention"):
+                # the K and V caches are the attention GEMMs' B operand: their DRAM reads
+                out.update(kv_read_bytes_decode=int(self.step_kv_read_bytes.sum()),
+                           kv_read_bytes_first_step=int(self.step_kv_read_bytes[0]),
+                           kv_read_bytes_last_step=int(self.step_kv_read_bytes[-1]))
         for name in FIELDS:
             if name not in ("cycles", "instances", "roofline_cycles", "b_dram_read_bytes"):
                 out[f"{name}"] = int(tot[F[name]])
@@ -304,8 +302,6 @@ class LlmRun:
         out["gemm_instances"] = self.gemm_instances
         out["wall_s"] = self.wall_s
         return out
-
-    _step_kv: np.ndarray = field(default=None, repr=False)
 
     def ops_of_class(self, cls: str) -> list[str]:
         return [n for n, o in self.ops.items() if o["op_class"] == cls]
@@ -382,7 +378,7 @@ def _accumulate(run: LlmRun, stages, costs: _Costs, on_stage: Callable | None,
         if on_stage is not None:
             on_stage(i + 1, n_stages)
     run.steps = np.array(step_rows, np.int64).reshape(-1, len(FIELDS))
-    run._step_kv = np.array(step_kv, np.int64)
+    run.step_kv_read_bytes = np.array(step_kv, np.int64)
     run.gemms_timed = costs.timed
     run.gemm_instances = costs.lookups
 
