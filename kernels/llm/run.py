@@ -162,16 +162,19 @@ class _Costs:
         self.lookups = 0    # GEMM instances accounted
 
     def __call__(self, op) -> np.ndarray:
+        """Cost of all `count` instances of `op` (a fresh array)."""
         if isinstance(op, VectorOp):
-            one = vector_cost(op, self.p.vector, self.p.memory)
+            one = self.memo.get(op)
+            if one is None:
+                one = self.memo[op] = vector_cost(op, self.p.vector, self.p.memory)
             return one * op.count
         cfg = self.p.engine(op.op_class)
-        self.lookups += op.count
         if not self.cache:
             total = np.zeros(len(FIELDS), np.int64)
             for _ in range(op.count):
                 total += self._time(op, cfg)
                 self.timed += 1
+                self.lookups += 1
             return total
         key = (cfg, op.m, op.n, op.k, self.p.memory)
         one = self.memo.get(key)
@@ -338,49 +341,73 @@ class LlmRun:
         return rows
 
 
+def _op_entry(run: LlmRun, op) -> dict:
+    name = _BASE.sub("", op.name)
+    o = run.ops.get(name)
+    if o is None:
+        cfg = None if isinstance(op, VectorOp) else run.placement.engine(op.op_class)
+        o = run.ops[name] = {"op_class": op.op_class,
+                             "engine": "vector" if cfg is None else cfg.name,
+                             "peak": 0 if cfg is None else cfg.peak_macs_per_cycle,
+                             "roles": getattr(op, "roles", None)}
+    return o
+
+
+def _add(o: dict, phase: str, v: np.ndarray) -> None:
+    acc = o.get(phase)
+    if acc is None:
+        o[phase] = v.copy()
+    else:
+        acc += v
+
+
 def _accumulate(run: LlmRun, stages, costs: _Costs, on_stage: Callable | None,
                 n_stages: int) -> None:
-    step_rows = []
-    step_kv = []
+    """Add every stage's groups: each label (layer) of a group runs the group's ops. Cached: one
+    cost per op, added once per layer (per-op totals as cost x layer-instances at the end).
+    Uncached: every layer's every GEMM instance timed on its own."""
+    nf = len(FIELDS)
+    kv_col = F["b_dram_read_bytes"]
+    uses: dict = {}         # (phase, op) -> layer-instances (cached path)
+    step_rows, step_kv = [], []
     for i, st in enumerate(stages):
-        stage_total = np.zeros(len(FIELDS), np.int64)
+        stage_total = np.zeros(nf, np.int64)
         kv = 0
         for labels, ops in st.groups:
-            group_total = np.zeros(len(FIELDS), np.int64)
-            for op in ops:
-                c = costs(op)
-                group_total += c
-                name = _BASE.sub("", op.name)
-                o = run.ops.get(name)
-                if o is None:
-                    cfg = None if isinstance(op, VectorOp) else run.placement.engine(op.op_class)
-                    o = run.ops[name] = {
-                        "op_class": op.op_class,
-                        "engine": "vector" if cfg is None else cfg.name,
-                        "peak": 0 if cfg is None else cfg.peak_macs_per_cycle,
-                        "roles": getattr(op, "roles", None)}
-                acc = o.get(st.phase)
-                if acc is None:
-                    acc = o[st.phase] = np.zeros(len(FIELDS), np.int64)
-                acc += c * len(labels)
-                if op.op_class == "attention":
-                    kv += int(c[F["b_dram_read_bytes"]]) * len(labels)
-            # every label (layer) runs the group's ops: the same integers added once per layer
-            for lab in labels:
+            if costs.cache:
+                cs = [costs(op) for op in ops]
+                per_label = [np.sum(cs, axis=0)] * len(labels)
+                for op, c in zip(ops, cs):
+                    key = (st.phase, op)
+                    uses[key] = uses.get(key, 0) + len(labels)
+                    if op.op_class == "attention":
+                        kv += int(c[kv_col]) * len(labels)
+            else:
+                per_label = []
+                for _ in labels:
+                    cs = [costs(op) for op in ops]
+                    per_label.append(np.sum(cs, axis=0))
+                    for op, c in zip(ops, cs):
+                        _add(_op_entry(run, op), st.phase, c)
+                        if op.op_class == "attention":
+                            kv += int(c[kv_col])
+            for lab, total in zip(labels, per_label):
                 lay = run.layers.setdefault(lab, {})
-                lay[st.phase] = lay.get(st.phase, 0) + int(group_total[F["cycles"]])
-                stage_total += group_total
-        run.phases[st.phase] = run.phases.get(st.phase, np.zeros(len(FIELDS), np.int64)) \
-            + stage_total
+                lay[st.phase] = lay.get(st.phase, 0) + int(total[0])
+                stage_total += total
+        run.phases[st.phase] = run.phases.get(st.phase, np.zeros(nf, np.int64)) + stage_total
         if st.phase == "decode":
             step_rows.append(stage_total)
             step_kv.append(kv)
         if on_stage is not None:
             on_stage(i + 1, n_stages)
-    run.steps = np.array(step_rows, np.int64).reshape(-1, len(FIELDS))
+    for (phase, op), n in uses.items():
+        _add(_op_entry(run, op), phase, costs(op) * n)
+    run.steps = np.array(step_rows, np.int64).reshape(-1, nf)
     run.step_kv_read_bytes = np.array(step_kv, np.int64)
     run.gemms_timed = costs.timed
-    run.gemm_instances = costs.lookups
+    run.gemm_instances = costs.lookups + sum(op.count * n for (_, op), n in uses.items()
+                                             if isinstance(op, Gemm))
 
 
 def _check_pos(name: str, v, lo: int = 1) -> int:
