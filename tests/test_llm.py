@@ -152,6 +152,10 @@ def test_cache_changes_no_cycle(tmp_path):
     fast = run_llm(spec, cache=True, **kw)
     slow = run_llm(spec, cache=False, **kw)
     assert slow.gemms_timed == slow.gemm_instances > fast.gemms_timed
+    # instances from the model's definition: 7 linears per layer, qk and pv per causal block per
+    # (sequence, KV head), an LM head per pass; 3 blocks of 5 rows for P = 12
+    L, B, kv = spec.layers, 2, spec.kv_heads
+    assert slow.gemm_instances == (L * (7 + 2 * 3 * B * kv) + 1) + 4 * (L * (7 + 2 * B * kv) + 1)
     assert fast.gemm_instances == slow.gemm_instances
     for ph in ("prefill", "decode"):
         assert np.array_equal(fast.phases[ph], slow.phases[ph])
