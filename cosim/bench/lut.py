@@ -22,6 +22,11 @@ class LutAdapter(Adapter):
 
     run_call = "run_beats"
 
+    def size(self, cfg) -> str:
+        """The shared label plus the weight format (w_bits is not a string field)."""
+        w = "ternary" if cfg.w_bits == "ternary" else f"W{cfg.w_bits}"
+        return f"{w} {super().size(cfg)}"
+
     def make_stream(self, cfg, *, k: int, tiles_per_block: int, reps: int, seed: int) -> Stream:
         rng = np.random.default_rng(seed)
         n = k * tiles_per_block
