@@ -23,6 +23,7 @@ FORWARDED = {
     "cosim": ("tpesim.cosim.runner", "main", "co-simulate an engine's RTL against its cycle model"),
     "scalesim": ("tpesim.kernels.scalesim", "cli_main", "run SCALE-Sim config and topology files"),
     "train": ("tpesim.kernels.train_cli", "main", "BDWP N:M sparse training on the digits set"),
+    "sweep": ("tpesim.sweep", "main", "engine configs x workloads, local pool or Dask, resumable"),
 }
 # `run` kernels that own their parser (in kernels/), forwarded untouched the same way.
 RUN_FORWARDED = {

@@ -213,6 +213,24 @@ class LutConfig(EngineConfig):
         return {"table_precompute_cycles": int(res.blocks) * -(-int(res.k) // self.group),
                 "table_bytes": self.table_bytes}
 
+    def energy_actions(self, report: dict) -> list:
+        """What a GEMM run did, for `tpesim.energy` (no multipliers): per useful output element,
+        K-group and plane one lookup of an entry and one accumulate; per table built (tile_m per
+        K-group beat) `entries` sums of g activations, g - 1 adds each."""
+        from ..energy import Action
+
+        groups = -(-int(report["k"]) // self.group)
+        lookups = int(report["m"]) * int(report["n"]) * groups * self.planes
+        beats = int(report["blocks"]) * groups
+        builds = beats * self.tile_m * self.entries * (self.group - 1)
+        if self.int_mode:  # the 33-bit accumulator of 2C, entry-wide table adds
+            acc = Action("mac", "int_add", lookups, self.out_bits + 1)
+            table = Action("table", "int_add", builds, self.entry_bits)
+        else:
+            acc = Action("mac", "fp_add", lookups, self.out_bits)
+            table = Action("table", "fp_add", builds, 16)
+        return [Action("lookup", "lookup", lookups, self.entry_bits), acc, table]
+
     @property
     def mapping(self) -> str:
         """How a GEMM maps onto the engine: output-stationary tiles."""
