@@ -36,7 +36,7 @@ def _tiny_config(tmp_path, **over) -> str:
     return str(p)
 
 
-# -- analytic counts, written from the model's definition (not from kernels/llm) ---------------------
+# -- analytic counts, written from the model's definition (not from kernels/llm) -------------------
 def _analytic_macs(h, f, heads, kv, d, layers, vocab, *, batch, prefill, decode, q_block,
                    fused=False, gated=True):
     def linears(tokens):
@@ -246,7 +246,7 @@ def test_low_bit_and_sparse_linears_need_a_dense_attention_engine(tmp_path):
     assert run.get("decode", "macs") > 0
 
 
-# -- ONNX ---------------------------------------------------------------------------------------------
+# -- ONNX ------------------------------------------------------------------------------------------
 def _attention_onnx(path, *, op_extra=None, symbolic=False):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -263,9 +263,10 @@ def _attention_onnx(path, *, op_extra=None, symbolic=False):
         nodes.append(helper.make_node("MatMul", ["x", w], [o + "2d"], name=f"/layers.0/{o}_proj"))
         nodes.append(helper.make_node("Reshape", [o + "2d", "heads_shape"], [o + "4d"],
                                       name=f"/layers.0/{o}_reshape"))
-    nodes += [helper.make_node("Transpose", ["q4d"], ["qh"], perm=[0, 2, 1, 3], name="/layers.0/tq"),
-              helper.make_node("Transpose", ["k4d"], ["kt"], perm=[0, 2, 3, 1], name="/layers.0/tk"),
-              helper.make_node("Transpose", ["v4d"], ["vh"], perm=[0, 2, 1, 3], name="/layers.0/tv"),
+    nodes += [helper.make_node("Transpose", [i], [o], perm=p, name=f"/layers.0/t{i[0]}")
+              for i, o, p in (("q4d", "qh", [0, 2, 1, 3]), ("k4d", "kt", [0, 2, 3, 1]),
+                              ("v4d", "vh", [0, 2, 1, 3]))]
+    nodes += [
               helper.make_node("MatMul", ["qh", "kt"], ["s"], name="/layers.0/qk"),
               helper.make_node("Softmax", ["s"], ["p"], axis=-1, name="/layers.0/softmax"),
               helper.make_node("MatMul", ["p", "vh"], ["ctx"], name="/layers.0/pv"),
@@ -322,7 +323,7 @@ def test_onnx_bad_input(tmp_path):
         load_onnx(junk)
 
 
-# -- bad input, CLI -----------------------------------------------------------------------------------
+# -- bad input, CLI --------------------------------------------------------------------------------
 def test_bad_model_inputs(tmp_path):
     with pytest.raises(ConfigError, match="model must be one of llama2-7b, llama3-8b"):
         resolve_model("llama9-1t")
@@ -405,3 +406,26 @@ def test_head_and_tail_ops():
     assert head_ops(s, batch=2, tokens=5)[0].elems == 2 * 5 * 768
     norm, lm = tail_ops(s, batch=2)
     assert norm.kind == "layernorm" and (lm.m, lm.n, lm.k) == (2, 50257, 768)
+
+
+def test_bench_llm_suite_quick(tmp_path):
+    """The bench row runs in a fresh process, matches an in-process run, and renders."""
+    from dataclasses import asdict
+
+    from tpesim.cosim.bench.llm import MEMORY, append_llm_section, llm_cases, measure
+
+    case = llm_cases(quick=True)[0]
+    row = measure(case, reps=0)
+    assert row.status == "ok", row.error
+    here = run_llm(case.model, prefill=case.prefill, decode=case.decode, batch=case.batch,
+                   engine=SystolicConfig(rows=case.rows, cols=case.cols),
+                   memory=MemoryConfig(**MEMORY))
+    assert row.cycles == here.summary()["cycles"]
+    md, js = tmp_path / "bench.md", tmp_path / "bench_llm.json"
+    md.write_text("# bench\n")
+    js.write_text(json.dumps({"date": "today", "rows": [asdict(row)]}))
+    append_llm_section(md, js, measured=True)
+    append_llm_section(md, js, measured=False)       # replaces the section, says carried
+    text = md.read_text()
+    assert text.count("## Whole-model LLM timing") == 1 and "carried over" in text
+    assert f"{row.cycles:,}" in text

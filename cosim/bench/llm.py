@@ -146,8 +146,8 @@ def llm_markdown(doc: dict, carried: bool = False) -> str:
                "calls after it; wall and process CPU seconds; the machine is shared, so the CPU "
                f"time is the better speed figure. Target: first call under {TARGET_WALL_S:g} s "
                "wall.\n")
-    out.append("| case | cycles | TTFT cycles | TPOT cycles | GEMMs timed / accounted | first wall s "
-               "| first CPU s | median wall s | median CPU s | load (1 min) | target |")
+    out.append("| case | cycles | TTFT cycles | TPOT cycles | GEMMs timed / accounted "
+               "| first wall s | first CPU s | median wall s | median CPU s | load (1 min) | target |")
     out.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r["status"] != "ok":

@@ -1,4 +1,6 @@
-"""LLM and attention workloads: whole-model prefill and decode timing on any engine (docs/llm.md)."""
+"""LLM and attention workloads: whole-model prefill and decode timing on any engine.
+
+See docs/llm.md."""
 
 from .model import (SHIPPED, Gemm, ModelSpec, VectorOp, layer_ops, load_config, query_blocks,
                     resolve_model)

@@ -1,5 +1,5 @@
 """`tpesim run llm`: whole-model prefill + decode timing (or one forward pass of an ONNX graph or a
-SCALE-Sim topology) with a report, JSON, per-op CSV and a plot of the time breakdown and roofline."""
+SCALE-Sim topology) with a report, JSON, per-op CSV and a plot (time breakdown and roofline)."""
 
 from __future__ import annotations
 

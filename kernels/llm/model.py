@@ -131,7 +131,7 @@ class ModelSpec:
                 f"{self.intermediate}, {self.norm}, vocab {self.vocab}")
 
 
-# -- config.json ------------------------------------------------------------------------------------
+# -- config.json -----------------------------------------------------------------------------------
 def _field(cfg: dict, path: Path, *names, default=None, kind=int):
     for name in names:
         if name in cfg and cfg[name] is not None:
@@ -237,7 +237,7 @@ def resolve_model(model) -> ModelSpec:
                       f"file, not {str(model)!r}")
 
 
-# -- the op list of one decoder layer ----------------------------------------------------------------
+# -- the op list of one decoder layer --------------------------------------------------------------
 def query_blocks(tokens: int, q_block: int) -> list[tuple[int, int]]:
     """(rows, keys) of each causal query block of a prefill: block i holds queries
     [i*q_block, i*q_block + rows) and attends to keys [0, end of the block)."""

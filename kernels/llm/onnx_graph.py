@@ -1,5 +1,5 @@
 """Op lists from an ONNX graph with static shapes: MatMul/Gemm/Conv as GEMMs (weights: linear,
-activations x activations: attention-class batched GEMMs), Softmax and friends on the vector unit."""
+activations x activations: attention-class batched GEMMs), Softmax and friends: vector unit."""
 
 from __future__ import annotations
 

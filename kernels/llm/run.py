@@ -1,5 +1,5 @@
-"""Whole-model LLM timing: prefill then decode, every layer and decode step accounted for, each op's
-GEMMs at the tile level (RTL-proven) with the memory model, vector ops on a vector unit (docs/llm.md)."""
+"""Whole-model LLM timing: prefill then decode, every layer and decode step accounted for; GEMMs at
+the tile level (RTL-proven) with the memory model, vector ops on a vector unit (docs/llm.md)."""
 
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ def vector_cost(op: VectorOp, unit: VectorUnit, memory: MemoryConfig) -> np.ndar
 
 class _Costs:
     """Cost of an op's instances, each distinct (engine, m, n, k, memory) timed once (`cache`) or
-    every instance timed separately (`cache=False`, for the proof that the cache changes nothing)."""
+    every instance timed separately (`cache=False`: the proof that the cache changes nothing)."""
 
     def __init__(self, placement: Placement, cache: bool = True):
         self.p = placement
