@@ -44,7 +44,7 @@ from tpesim.registry import ENGINES
 ROOT = Path(__file__).resolve().parent.parent
 IS_ROOT = os.geteuid() == 0
 HUNG_S = int(os.environ.get("TPESIM_BAD_INPUT_HUNG_S", "20"))
-SAMPLE = 5  # make test keeps about 1 in SAMPLE generated CLI cases (each option and value kind stays)
+SAMPLE = 5  # make test keeps about 1 in SAMPLE generated CLI cases (every option, value kind)
 
 # -- discovery: the command tree and each leaf's real parser ---------------------------------------
 
@@ -60,7 +60,8 @@ def _leaf_paths(p: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> lis
 
 
 def _captured_parser(argv: list[str]) -> argparse.ArgumentParser | None:
-    """The innermost parser that parses `argv` (+ --help), whoever builds it (forwarded tools too)."""
+    """The innermost parser that parses `argv` (+ --help), whoever builds it (forwarded tools
+    too)."""
     seen: list[argparse.ArgumentParser] = []
     real = argparse.ArgumentParser.parse_known_args
 
@@ -148,7 +149,7 @@ def discover() -> list[Command]:
 
 COMMANDS = discover()
 
-# -- inputs and outputs that a valid command line needs ---------------------------------------------
+# -- inputs and outputs that a valid command line needs --------------------------------------------
 
 CFG_TEXT = (ROOT / "kernels" / "workloads" / "scalesim_32x32_os.cfg").read_text()
 TOPO_CONV = ("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
@@ -196,12 +197,49 @@ def base_argv(cmd: Command, tmp: Path, files: dict[str, Path], skip: argparse.Ac
               ) -> list[str]:
     """A valid command line: the prefix plus every required option (the output options too)."""
     argv = list(cmd.prefix)
+    for a in _input_positionals(cmd):
+        if a is not skip:
+            argv.append(str(_placeholder(a, tmp)))
     for a in _opts(cmd.parser):
         if a is skip or not a.option_strings:
             continue
         if a.required or (_is_output(a) and not _is_dir_output(a)):
             argv += [a.option_strings[-1], _good_value(a, tmp, files)]
     return argv
+
+
+def _input_positionals(cmd: Command) -> list[argparse.Action]:
+    """Positionals without choices: input files (`sweep SPEC.toml`). No good content is known for
+    them, so a command that has one gets an existing placeholder file in its base."""
+    return [a for a in _opts(cmd.parser) if not a.option_strings and not a.choices]
+
+
+def _unknown_required(cmd: Command) -> list[str]:
+    """What a valid base line needs but the suite has no good value for: input positionals and
+    required free-text options without a fixture (`run llm --model NAME|config.json`)."""
+    out = [str(a.metavar or a.dest) for a in _input_positionals(cmd)]
+    out += [a.option_strings[-1] for a in _opts(cmd.parser)
+            if a.option_strings and a.required and a.type is None and not a.choices and
+            not _is_output(a) and a.dest not in ("config", "topology")]
+    return out
+
+
+def _placeholder(a: argparse.Action, tmp: Path) -> Path:
+    p = tmp / "in" / f"placeholder_{a.dest}{Path(str(a.metavar or '')).suffix}"
+    p.parent.mkdir(exist_ok=True)
+    if not p.exists():
+        p.write_text("")
+    return p
+
+
+def _argparse_rejects(a: argparse.Action, value: str) -> bool:
+    """Whether argparse itself refuses `value` (type conversion or choices), before any file is
+    read: then a placeholder input in the base cannot mask the error."""
+    try:
+        v = a.type(value) if callable(a.type) else value
+    except Exception:  # noqa: BLE001 (argparse turns any conversion error into a usage error)
+        return True
+    return bool(a.choices) and v not in a.choices
 
 
 # -- bad values ------------------------------------------------------------------------------------
@@ -302,6 +340,14 @@ def generate() -> list[Case]:
             if _is_input_file(a):
                 for how in INPUT_BAD:
                     cases.append(Case(f"{cmd.id} {opt} {how}", cmd, opt, how, names, "input"))
+        for a in _input_positionals(cmd):
+            name = str(a.metavar or a.dest)
+            for how in INPUT_BAD:
+                cases.append(Case(f"{cmd.id} {name} {how}", cmd, None, how, (name, a.dest),
+                                  "positional"))
+        # every command, even one without options (`engines`): an unknown option, a stray word
+        for word in ("--no-such-option", "--no-such-option=1", "stray", "\u00e9"):
+            cases.append(Case(f"{cmd.id} + {word!r}", cmd, None, word, (word,), "extra"))
     return cases
 
 
@@ -451,9 +497,19 @@ def assert_one_line_error(rc, out: str, err: str, names: tuple[str, ...], argv) 
 def test_cli_bad_value(case: Case, tmp_path, capsys, monkeypatch):
     files = _inputs(tmp_path)
     (tmp_path / "out").mkdir()
-    action = next(a for a in _opts(case.cmd.parser) if case.option in a.option_strings)
+    action = next((a for a in _opts(case.cmd.parser) if case.option in a.option_strings), None)
+    if case.kind == "positional":
+        action = next(a for a in _input_positionals(case.cmd) if case.names[1] == a.dest)
+    elif _unknown_required(case.cmd) and case.kind == "value" and \
+            not _argparse_rejects(action, case.value):
+        pytest.skip(f"no good {_unknown_required(case.cmd)} is known for a valid base line: a "
+                    f"value argparse accepts would be masked by the placeholder there")
     argv = base_argv(case.cmd, tmp_path, files, skip=action)
-    if case.kind == "value":
+    if case.kind == "positional":
+        argv.insert(len(case.cmd.prefix), _bad_input(case.value, tmp_path, case.names[1]))
+    elif case.kind == "extra":
+        argv += [case.value]
+    elif case.kind == "value":
         argv += [f"{case.option}={case.value}"]
     elif case.kind == "flag":
         argv += [f"{case.option}={case.value}"]
@@ -471,6 +527,8 @@ def test_cli_bad_value(case: Case, tmp_path, capsys, monkeypatch):
         names = (*names, f"engine must have", f"not {engine!r}")
     if case.kind == "input" and case.value != "empty string":
         names = (*names, Path(argv[-1]).name)
+    if case.kind == "positional" and case.value != "empty string":
+        names = (*names, Path(argv[len(case.cmd.prefix)]).name)
     try:
         assert_one_line_error(rc, out, err, names, argv)
     finally:
@@ -574,7 +632,7 @@ def _leaf(cmd: Command) -> tuple[str, ...]:
 
 
 def _positionals(cmd: Command) -> int:
-    """How many words of the prefix the leaf parser itself reads (positionals like `cosim ENGINE`)."""
+    """How many words of the prefix the leaf parser itself reads (`cosim ENGINE`, `--engine E`)."""
     return sum(1 for a in _opts(cmd.parser) if not a.option_strings) + \
         (2 if "--engine" in cmd.prefix else 0)
 
@@ -613,7 +671,7 @@ def test_engine_examples_round_trip_through_options(engine, tmp_path):
             assert config_from_args(cls, ns) == cfg, (cmd.id, argv)
 
 
-# -- the engine-config file readers: JSON and TOML --------------------------------------------------
+# -- the engine-config file readers: JSON and TOML -------------------------------------------------
 
 JSON_BAD_BY_KIND = {
     int: [0, -1, 2**63, 10**30, 1.5, float("nan"), "4", "é", "", True, [], {}],
@@ -696,7 +754,8 @@ def _doc_cases() -> list:
         out += [
             pytest.param(name, {k: v for k, v in good.items() if k != "engine"}, ("engine",),
                          id=f"{name}-missing-engine-tag"),
-            pytest.param(name, {**good, "engine": "bogus"}, ("engine",), id=f"{name}-unknown-engine"),
+            pytest.param(name, {**good, "engine": "bogus"}, ("engine",),
+                         id=f"{name}-unknown-engine"),
             pytest.param(name, {**good, "engine": ""}, ("engine",), id=f"{name}-empty-engine"),
             pytest.param(name, {**good, "bogus_field": 1}, ("bogus_field",),
                          id=f"{name}-extra-field"),
@@ -745,7 +804,7 @@ def test_config_file_bom_and_crlf_read_as_plain(fmt, engine):
         assert _loads(fmt, variant) == cfg
 
 
-# -- SCALE-Sim .cfg and topology .csv, through the CLI ----------------------------------------------
+# -- SCALE-Sim .cfg and topology .csv, through the CLI ---------------------------------------------
 
 def _cfg_keys() -> list[tuple[int, str, str]]:
     """(line index, key, value) of every key line of the shipped config."""
@@ -887,7 +946,7 @@ def test_scalesim_file_encodings(which, variant, ok, tmp_path, capsys, monkeypat
     assert before == after
 
 
-# -- the real entry point behaves the same --------------------------------------------------------
+# -- the real entry point behaves the same ---------------------------------------------------------
 
 def _entry() -> list[str]:
     exe = Path(sys.executable).with_name("tpesim")
@@ -895,11 +954,18 @@ def _entry() -> list[str]:
 
 
 def _sub_cases() -> list:
-    """One case per top-level command, from the generated cases (the first of each)."""
+    """One case per top-level command, from the generated cases: the first value argparse itself
+    refuses, else the first unknown option (so a command without options is covered too)."""
+    def usable(c: Case) -> bool:
+        if c.kind == "extra":
+            return True
+        action = next(a for a in _opts(c.cmd.parser) if c.option in a.option_strings)
+        return c.kind == "value" and _argparse_rejects(action, c.value) and owned_xfail(c) is None
+
     seen, out = set(), []
-    for c in CASES:
+    for c in sorted(CASES, key=lambda c: c.kind == "extra"):
         top = c.cmd.prefix[0]
-        if top in seen or c.kind != "value":
+        if top in seen or not usable(c):
             continue
         seen.add(top)
         out.append(pytest.param(c, id=c.id))
@@ -910,8 +976,9 @@ def _sub_cases() -> list:
 def test_entry_point_subprocess(case: Case, tmp_path, capsys, monkeypatch):
     files = _inputs(tmp_path)
     (tmp_path / "out").mkdir()
-    action = next(a for a in _opts(case.cmd.parser) if case.option in a.option_strings)
-    argv = base_argv(case.cmd, tmp_path, files, skip=action) + [f"{case.option}={case.value}"]
+    action = next((a for a in _opts(case.cmd.parser) if case.option in a.option_strings), None)
+    argv = base_argv(case.cmd, tmp_path, files, skip=action)
+    argv += [case.value] if case.kind == "extra" else [f"{case.option}={case.value}"]
     before = _snapshot(tmp_path)
     proc = subprocess.run([*_entry(), *argv], capture_output=True, text=True, cwd=tmp_path,
                           timeout=120)
