@@ -1,22 +1,5 @@
-"""Tile-level timing of the LUT engine: GEMM -> tile stream (output-stationary tile_m x tile_n
-tiles, one beat per K-group), the per-tile recurrence and its stall-free closed form.
-
-Derived from the control of docs/lut.md (sim/engines/_lut_core.py, rtl/lut.py). P planes per beat,
-G_t = ceil(K/g) beats per tile, S pipeline stages, M = tile_m. Tile t's beats are offered from
-s_t = max(now, ready_t) (all its operands are in SRAM then); its rows may leave from free_t.
-A beat is accepted when the stage-1 register is empty or executes its last plane in that cycle
-(a beat accepted in cycle x executes its planes in x+1 .. x+P), and a tile's `last` beat only once
-the previous tile has left the engine (its rows drained: the shadow bank is free). Hence, with L_t
-the cycle tile t's last beat is accepted and D_t the cycle its first row leaves:
-
-  first_t = max(L_{t-1} + P, s_t)                      first beat (L_{-1} + P = -inf)
-  L_t     = max(first_t + (G_t - 1) P, D_{t-1} + M)    (D_{-1} + M = -inf)
-  F_t     = L_t + P + S - 1                            the accumulator's final write
-  D_t     = max(F_t + 1, free_t);  row r leaves at D_t + r;  cycles = D_{T-1} + M
-
-Stall free (s_t = free_t = 0): L_t = L_{t-1} + max(G_t P, P + S + M), so a stream of equal tiles
-is periodic from the second tile on.
-"""
+"""Tile-level timing of the LUT engine: GEMM -> tile stream (output-stationary tiles, one beat per
+K-group), the per-tile recurrence and its stall-free closed form (derived in docs/lut.md "Timing")."""
 
 from __future__ import annotations
 

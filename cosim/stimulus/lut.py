@@ -1,6 +1,5 @@
-"""Cosim stimulus of the LUT engine: output tiles of random K (ragged tail groups zero-padded), full-
-range int8 activations (the first tile with -128 against extreme weights) or binary16 patterns
-(subnormals, signed zeros, inf, NaN, the largest normal), every weight code."""
+"""Cosim stimulus of the LUT engine: tiles of random K (ragged tail groups zero-padded), full-range int8
+activations or binary16 patterns with every special value, every weight code."""
 
 from __future__ import annotations
 

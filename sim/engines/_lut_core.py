@@ -1,28 +1,5 @@
-"""Register-level LUT Tensor Core engine (bit-serial table lookups), Cython pure-Python mode.
-
-The hardware is docs/lut.md (the contract shared with rtl/lut.py). M = tile_m, N = tile_n,
-P = bit-planes per weight beat, S = pipeline stages (1 or 2).
-
-Control, stepped every cycle exactly as in the contract:
-  * stage 1 register (table + weight codes of one K-group): `full`, plane counter `b`, `tlast`;
-    it executes plane b every cycle it is full;
-  * stage 2 register (S = 2 only, lookup -> accumulate): `v2`, `fin2` (it carries a tile's last plane);
-  * shadow bank: `sfull`, row pointer `rptr`;
-  busy      = sfull | full & tlast | v2 & fin2     (a finished tile has not left the engine yet)
-  in_ready  = (!full | b == P-1) & !(in_last & busy)
-  out_valid = sfull, out_last = rptr == M-1, out_c = shadow row rptr.
-  A tile's final accumulator write (S = 1: its last plane; S = 2: one cycle later) fills the shadow
-  bank, which is empty then: a tile's last beat waits for the previous tile to leave.
-
-Values (why it is fast and still exact at the ports): the accumulator is observable only through the
-shadow bank, and the contract's integer datapath accumulates exactly 2*C mod 2^33 and outputs its
-bits 32..1, i.e. the tile's A @ W wrapped to int32 (docs/lut.md derives it; tests prove the RTL's
-table/plane/shift/offset arithmetic equal to it). So a tile's result is summed in int32 (wrapping,
--fwrapv) when each of its beats is accepted, in a ring of 4 tile slots (the tile receiving beats, up
-to two finished tiles waiting for their final write, the one in the shadow bank), and the final
-write only moves the ring's read pointer. In fp16 mode the per-beat update is a Python callable
-(`beat_fn`) doing the contract's fp16 operations on the slot.
-"""
+"""Register-level LUT engine, Cython pure-Python mode: the control stepped every cycle as in docs/lut.md,
+a tile's values summed as its beats are accepted (docs/lut.md "Cycle model" says why that is exact)."""
 
 import cython
 import numpy as np

@@ -1,6 +1,5 @@
-"""The LUT engine's fp16 datapath (docs/lut.md "fp16"): the contract's binary16 operations in the
-contract's order, on bit patterns through tpesim.fp16, shared by the functional reference and the
-cycle model's per-beat update (so both are these operations, by construction, never a shortcut)."""
+"""The LUT engine's fp16 datapath (docs/lut.md "fp16"): the contract's binary16 operations in its
+order through tpesim.fp16, shared by the functional reference and the cycle model's per-beat update."""
 
 from __future__ import annotations
 
