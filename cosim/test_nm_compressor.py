@@ -79,16 +79,20 @@ def test_compressor_lockstep(n, m, sim, tmp_path):
 
     _prefer_venv_tools()
     top = f"nm_compressor_{n}of{m}"
-    src = tmp_path / f"{top}.v"
-    src.write_text(compressor_to_verilog(n, m, 8, name=top))
+    bdir = ROOT / "cosim_build" / sim / top        # kept: an unchanged design is not rebuilt
+    bdir.mkdir(parents=True, exist_ok=True)
+    src = bdir / f"{top}.v"
+    text = compressor_to_verilog(n, m, 8, name=top)
+    if not src.exists() or src.read_text() != text:
+        src.write_text(text)
     args = ["-g2005"] if sim == "icarus" else list(VERILATOR_BUILD_ARGS)
     runner = get_runner(sim)
-    runner.build(sources=[src], hdl_toplevel=top, build_dir=tmp_path / "build", build_args=args,
-                 timescale=("1ns", "1ps"), log_file=tmp_path / "build.log")
+    runner.build(sources=[src], hdl_toplevel=top, build_dir=bdir, build_args=args,
+                 timescale=("1ns", "1ps"), always=False, log_file=bdir / "build.log")
     env = {"NMC_N": str(n), "NMC_M": str(m), "NMC_BITS": "8", "NMC_SEED": str(n * 31 + m),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     results = runner.test(hdl_toplevel=top, test_module="tpesim.cosim.test_nm_compressor",
-                          build_dir=tmp_path / "build", test_dir=tmp_path, extra_env=env,
+                          build_dir=bdir, test_dir=tmp_path, extra_env=env,
                           log_file=tmp_path / "test.log")
     from cocotb_tools.runner import get_results
 
