@@ -271,7 +271,7 @@ class NmSparse(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self.cfg
-        R, C, N, nb = cfg.rows, cfg.cols, cfg.keep, cfg.banks
+        R, N, nb = cfg.rows, cfg.keep, cfg.banks
         lat = cfg.latency
         m = Module()
         adv = Signal()

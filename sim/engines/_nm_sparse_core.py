@@ -244,7 +244,6 @@ class NmSparseCore:
         C: cython.int = self.C
         N: cython.int = self.N
         M: cython.int = self.M
-        RN: cython.int = self.RN
         j: cython.int
         s: cython.int
         x: i64
