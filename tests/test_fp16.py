@@ -579,7 +579,7 @@ def test_verilator_lint(block, tmp_path):
     path.write_text(rtl.to_verilog(block))
     # WIDTHEXPAND: Amaranth relies on Verilog's context-determined widening in sums.
     r = subprocess.run([_tool("verilator"), "--lint-only", "-Wno-WIDTHEXPAND", str(path)],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, check=False)
     assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr
 
 
@@ -693,7 +693,7 @@ def _cpp_sweep(block: str, width: int, args: list[str], workdir: Path) -> str:
                     "-Wno-fatal", "-Wno-WIDTHEXPAND", "-MAKEFLAGS", "OPT_FAST=-O2"],
                    cwd=workdir, check=True, capture_output=True)
     r = subprocess.run([str(workdir / "obj_dir" / f"V{block}"), *args], cwd=workdir,
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
 
