@@ -5,7 +5,9 @@ Run it through cosim.runner (pytest or `tpesim cosim`), which passes the case in
 variables: TPESIM_CFG (engine-tagged config JSON), TPESIM_SEED, TPESIM_TILES, TPESIM_KMAX,
 TPESIM_P_VALID, TPESIM_P_READY, TPESIM_MODEL_VCD, TPESIM_REPORT (JSON written at the end),
 TPESIM_REPRO, TPESIM_INJECT_FAULT (self-test: corrupt the model's output payload at that cycle),
-TPESIM_INJECT_ERROR (self-test: the testbench itself fails at that cycle).
+TPESIM_INJECT_ERROR (self-test: the testbench itself fails at that cycle). TPESIM_BATCH (a JSON
+file listing cases as {seed, tiles, kmax, p_valid, p_ready}) runs them back to back instead of the
+single case, each from a reset with a fresh model, no model VCD (cosim/regress.py).
 """
 
 from __future__ import annotations
@@ -73,25 +75,57 @@ class StreamSource:
 async def lockstep(dut):
     cfg = config_from_json(os.environ["TPESIM_CFG"])
     eng = engine_of(cfg)
-    seed = int(os.environ["TPESIM_SEED"])
-    tiles = int(os.environ.get("TPESIM_TILES", "3"))
-    kmax = int(os.environ["TPESIM_KMAX"])
-    p_valid = float(os.environ.get("TPESIM_P_VALID", "0.7"))
-    p_ready = float(os.environ.get("TPESIM_P_READY", "0.7"))
     report_path = os.environ.get("TPESIM_REPORT")
+    batch = os.environ.get("TPESIM_BATCH")
+    if batch:
+        # many cases back to back in one simulator process (cosim/regress.py): each case starts
+        # with a reset and a fresh model, and runs exactly as a single case with its parameters
+        with open(batch) as f:
+            cases = json.load(f)
+        model_vcd = None
+    else:
+        cases = [{"seed": int(os.environ["TPESIM_SEED"]),
+                  "tiles": int(os.environ.get("TPESIM_TILES", "3")),
+                  "kmax": int(os.environ["TPESIM_KMAX"]),
+                  "p_valid": float(os.environ.get("TPESIM_P_VALID", "0.7")),
+                  "p_ready": float(os.environ.get("TPESIM_P_READY", "0.7"))}]
+        model_vcd = os.environ.get("TPESIM_MODEL_VCD") or None
     repro = os.environ.get("TPESIM_REPRO", "")
-    model_vcd = os.environ.get("TPESIM_MODEL_VCD") or None
     fault_cycle = int(os.environ.get("TPESIM_INJECT_FAULT", "-1"))
     error_cycle = int(os.environ.get("TPESIM_INJECT_ERROR", "-1"))
-    report = {"seed": seed, "status": "running", "cycles": 0, "repro": repro,
+    report = {"seed": cases[0]["seed"], "status": "running", "cycles": 0, "repro": repro,
               "model_vcd": model_vcd}
+    if batch:
+        report.update(cases=len(cases), passed=0, case_cycles=[])
 
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    try:
+        for i, case in enumerate(cases):
+            if batch:
+                report.update(case=i, seed=case["seed"])
+            cycles = await _case(dut, cfg, eng, case, report, model_vcd, fault_cycle,
+                                 error_cycle)
+            if batch:
+                report["passed"] += 1
+                report["case_cycles"].append(cycles)
+                report["cycles"] += cycles
+            else:
+                report["cycles"] = cycles
+        report.update(status="pass")
+    finally:
+        _write(report_path, report)
+
+
+async def _case(dut, cfg, eng, c: dict, report: dict, model_vcd, fault_cycle: int,
+                error_cycle: int) -> int:
+    """One case from reset: drive, compare every output port every cycle, check the rows."""
+    seed, tiles, kmax = c["seed"], c["tiles"], c["kmax"]
+    p_valid, p_ready = c["p_valid"], c["p_ready"]
     rng = np.random.default_rng(seed)
     try:
         case = eng.load("stimulus").make_case(cfg, rng, tiles, kmax)
     except Exception as e:  # the testbench's own inputs: never reported as an RTL mismatch
-        _write(report_path, {**report, "status": "error",
-                             "message": f"stimulus: {type(e).__name__}: {e}"})
+        report.update(status="error", message=f"stimulus: {type(e).__name__}: {e}")
         raise
     streams_in = [s for s in cfg.streams() if s.direction == "in"]
     (out_stream,) = [s for s in cfg.streams() if s.direction == "out"]
@@ -106,7 +140,6 @@ async def lockstep(dut):
     # hang: a no-progress watchdog, not a budget on the whole run
     idle_limit = math.ceil(4 * (case.latency_bound + 16) / min(p_valid, p_ready))
 
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     for p in ports_in:
         getattr(dut, p.name).value = 0
     dut.rst.value = 1
@@ -150,23 +183,22 @@ async def lockstep(dut):
             await FallingEdge(dut.clk)
         pos = 0
         for t, want in enumerate(case.expected):
-            c = np.array(got_rows[pos:pos + want.shape[0]], dtype=np.int64)
+            c_rows = np.array(got_rows[pos:pos + want.shape[0]], dtype=np.int64)
             pos += want.shape[0]
-            if not np.array_equal(c, want):
-                r, col = np.argwhere(c != want)[0]
-                raise Mismatch(f"block {t}: C[{r},{col}] = {c[r, col]} from the RTL, numpy says "
-                               f"{want[r, col]}")
-        report.update(status="pass", cycles=cycle)
+            if not np.array_equal(c_rows, want):
+                r, col = np.argwhere(c_rows != want)[0]
+                raise Mismatch(f"block {t}: C[{r},{col}] = {c_rows[r, col]} from the RTL, numpy "
+                               f"says {want[r, col]}")
+        return cycle
     except Mismatch as e:
-        report.update(status="fail", cycles=cycle, message=str(e))
-        raise AssertionError(f"{e} (seed {seed}; reproduce: {repro})") from None
+        report.update(status="fail", cycles=report["cycles"] + cycle, message=str(e))
+        raise AssertionError(f"{e} (seed {seed}; reproduce: {report['repro']})") from None
     except Exception as e:
-        report.update(status="error", cycles=cycle,
+        report.update(status="error", cycles=report["cycles"] + cycle,
                       message=f"testbench error at cycle {cycle}: {type(e).__name__}: {e}")
         raise
     finally:
         model.close()
-        _write(report_path, report)
 
 
 def _write(path: str | None, report: dict) -> None:
