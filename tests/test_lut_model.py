@@ -13,7 +13,7 @@ import pytest
 from tpesim.engines.lut import (LutConfig, LutModel, decode_weights, encode_weights, lookup,
                                 plane_bits, reference, sym_table, table, weights_of)
 from tpesim.errors import ConfigError, ConfigTypeError, WorkloadError
-from tpesim.numerics import pack, unpack, value_range
+from tpesim.numerics import pack, unpack
 
 FORMATS = [(b, i) for b in (1, 2, 3, 4) for i in ("signed", "unsigned", "pm1")] + [("ternary", "signed")]
 
