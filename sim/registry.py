@@ -204,8 +204,9 @@ def _builtin() -> None:
 
     register(Engine(
         name="lut", config=LutConfig,
-        summary="LUT Tensor Core (ISCA'25): 1-4 bit / ternary weights x int8 activations without "
-                "multipliers; (symmetrized) tables per row and K-group, one weight bit-plane per cycle",
+        summary="LUT Tensor Core (ISCA'25): 1-4 bit / ternary weights x int8 (or fp16) activations "
+                "without multipliers; (symmetrized) tables per row and K-group, one weight bit-plane "
+                "per cycle",
         reference="tpesim.engines.lut:reference", model="tpesim.engines.lut:LutModel",
         timing="tpesim.tile_lut:lut_timing",
         cycle_backend="tpesim.kernels.lut_backend:lut_cycle_backend",
