@@ -116,6 +116,17 @@ class AdderTreeCore:
         c = self.c1 if self.rsel else self.c0
         return 1 if (adv and c == self.L) else 0
 
+    def flight_exits(self) -> list:
+        """The cycle in which each row still in flight will leave if the sink is ready from this
+        cycle on (then every cycle advances), in stream order: the row that entered the input
+        register at advancing edge e leaves e - (nadv - lat + 1) cycles from now."""
+        out = []
+        e0 = self.nadv - self.lat + 1
+        for e in range(e0, self.nadv + 1):
+            if self.rp[e & self.hm] & 1:
+                out.append(int(self.cycle + (e - e0)))
+        return out
+
     def _slot_row(self, s: int, j: int) -> int:
         if self.rp[s] & 1:
             return int(self.fifo[self.rq[s] & self.qm, j])

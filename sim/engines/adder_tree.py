@@ -205,6 +205,12 @@ class AdderTreeModel(FoldStreamMixin, StreamStepMixin):
         self._init_waves(vcd_path)
 
     # -- lockstep ------------------------------------------------------------------------------
+    def flight_exits(self) -> np.ndarray:
+        """Cycle in which each row still in flight will leave if the sink is ready from now on, in
+        stream order (what the held-block backend asks when a fold shorter than the latency is
+        followed by the next fold's last row before its own last row has left)."""
+        return np.asarray(self.core.flight_exits(), np.int64)
+
     def column_result(self, j: int) -> int:
         """Column j's result register this cycle (see AdderTreeCore.column_result)."""
         return int(self.core.column_result(j))
