@@ -102,6 +102,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="print one JSON object instead of a table")
     p.add_argument("--csv", metavar="FILE", default=None,
                    help="also write the report as CSV (header and one row) to FILE")
+    p.add_argument("--energy", nargs="?", const=True, default=None, metavar="FILE",
+                   help="add energy_pj by component from the built-in table (Horowitz ISSCC "
+                        "2014, 45 nm) or FILE (TOML/JSON) overriding it (docs/energy.md)")
 
 
 def _build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -205,6 +208,11 @@ def _run_report(kernel: str, args: argparse.Namespace, cfg, res, shape: dict,
     engine_fields = getattr(cfg, "report_fields", None)
     if engine_fields is not None:
         report.update(engine_fields(res))
+    if getattr(args, "energy", None) is not None:  # only when a table is in use, named
+        from .energy import energy_fields, load_table
+
+        report.update(energy_fields(cfg, report, load_table(
+            None if args.energy is True else args.energy)))
     report.update({"total_wall_s": total_s, "cycles_per_s": cycles_per_s})
     return report
 
@@ -258,6 +266,11 @@ def _print_table(r: dict, title: str) -> None:
                  for kind in ("sram", "dram") for rw in ("read", "write")
                  if r[f"{kind}_{rw}_bytes_{op}"]]
         rows.append((f"bytes {op.upper()}", ", ".join(parts) or "0"))
+    if "energy_pj" in r:
+        parts = ", ".join(f"{k[7:-3]} {r[k]:,.0f}" for k in r
+                          if k.startswith("energy_") and k.endswith("_pj") and k != "energy_pj")
+        rows.append(("energy (pJ)", f"{r['energy_pj']:,.0f} ({parts}; table "
+                                    f"{r['energy_table']})"))
     rows += [
         ("matched numpy", matched),
         ("wall time (simulation)", _seconds(r["wall_s"])),
@@ -278,6 +291,7 @@ def _cmd_run_gemm(args: argparse.Namespace) -> int:
     from .outputs import check_output_path
 
     check_output_path("--csv", args.csv)
+    _check_energy(args)
     cfg = _config(args)
     _check_supported(args, cfg)
     memory = _memory_config(args)
@@ -303,6 +317,7 @@ def _cmd_run_conv(args: argparse.Namespace) -> int:
     from .outputs import check_output_path
 
     check_output_path("--csv", args.csv)
+    _check_energy(args)
     cfg = _config(args)
     _check_supported(args, cfg)
     layer = ConvLayer(in_h=args.in_h, in_w=args.in_w, in_channels=args.in_channels,
@@ -338,6 +353,14 @@ def _cmd_run_conv(args: argparse.Namespace) -> int:
              f"{layer.batch}x{layer.out_h}x{layer.out_w}x{layer.out_channels} "
              f"(gemm {res.m} x {res.n} x {res.k})")
     return _emit(args, report, title)
+
+
+def _check_energy(args: argparse.Namespace) -> None:
+    """A bad energy table fails before any work."""
+    if args.energy not in (None, True):
+        from .energy import load_table
+
+        load_table(args.energy)
 
 
 def _seconds(s: float) -> str:

@@ -250,12 +250,15 @@ def actions(cfg, report: dict) -> list[Action]:
         macs = int(report["macs"])
         acts = [Action("mac", "int_mult", macs, ops["a"].bits, ops["b"].bits),
                 Action("mac", "int_add", macs, ops["c"].bits)]
-    for op in "abc":
-        sram = int(report.get(f"sram_read_bytes_{op}", 0) or 0) + \
-            int(report.get(f"sram_write_bytes_{op}", 0) or 0)
-        dram = int(report.get(f"dram_read_bytes_{op}", 0) or 0) + \
-            int(report.get(f"dram_write_bytes_{op}", 0) or 0)
-        kib = report.get(f"sram_kib_{op}")
+    # per operand (a GEMM's report), else totals (a whole-model run), with the largest SRAM
+    per_op = any(f"sram_read_bytes_{op}" in report for op in "abc")
+    kibs = [report.get(f"sram_kib_{op}") for op in "abc"]
+    for op in ("a", "b", "c") if per_op else ("",):
+        sfx = f"_{op}" if op else ""
+        sram = sum(int(report.get(f"sram_{rw}_bytes{sfx}", 0) or 0) for rw in ("read", "write"))
+        dram = sum(int(report.get(f"dram_{rw}_bytes{sfx}", 0) or 0) for rw in ("read", "write"))
+        kib = report.get(f"sram_kib{sfx}") if op else \
+            (None if None in kibs else max(kibs))
         if sram:
             acts.append(Action("sram", "sram_byte", sram, kib))
         if dram:

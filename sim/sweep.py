@@ -185,12 +185,61 @@ def synth_point(cfg) -> dict:
     return dict(synth.sweep_figures(cfg))
 
 
+def llm_expand(table: dict, base: Path) -> list[dict]:
+    """Whole-model prefill + decode runs (tpesim.kernels.llm, docs/llm.md): `model` a shipped
+    name or a config.json (relative to the spec), `prefill`, `decode`, `batch`, `q_block`."""
+    _only(table, "[[workloads]] kind llm", ("kind", "model", "prefill", "decode", "batch",
+                                             "q_block", "attention_engine"),
+          ("model", "prefill", "decode"))
+    from tpesim.kernels.llm import SHIPPED, resolve_model
+
+    table = {"batch": 1, "q_block": 128, **table}
+    att = table.pop("attention_engine", None)
+    if att is not None:  # an engine config table, e.g. {engine = "systolic", rows = 128}
+        if not isinstance(att, dict):
+            raise ConfigTypeError(f"llm attention_engine must be an engine config table, "
+                                  f"not {att!r}")
+        att = config_from_dict({"engine": "systolic", **att}).to_dict()
+    out = []
+    for p in _axes(table, ("model", "prefill", "decode", "batch", "q_block")):
+        model = p["model"]
+        if not isinstance(model, str):
+            raise ConfigTypeError(f"llm model must be a shipped name or a config.json path, "
+                                  f"not {model!r}")
+        if model not in SHIPPED and model.lower().endswith((".json", ".onnx")) and \
+                not Path(model).is_absolute():
+            model = str(base / model)
+        spec = resolve_model(model)  # a bad name or file fails here, before any point runs
+        for f in ("prefill", "decode", "batch", "q_block"):
+            if isinstance(p[f], bool) or not isinstance(p[f], int):
+                raise ConfigTypeError(f"llm {f} must be an integer, not {p[f]!r}")
+        # the key holds the model's shapes, not its path: a moved file keeps its results
+        shapes = {k: v for k, v in spec.__dict__.items() if k != "name"}
+        out.append({"kind": "llm", "name": f"{spec.name} p{p['prefill']} d{p['decode']} "
+                                           f"b{p['batch']}", **p, "model": model,
+                    "attention_engine": att,
+                    "model_spec": json.loads(json.dumps(shapes, default=str))})
+    return out
+
+
+def llm_run(cfg, w: dict, memory, fidelity: str, seed: int) -> dict:
+    from tpesim.kernels.llm import run_llm
+
+    if fidelity != "tile":
+        raise WorkloadError("llm workloads run at the tile level only, not at fidelity "
+                            f"{fidelity!r}")
+    att = w.get("attention_engine")
+    run = run_llm(w["model"], prefill=w["prefill"], decode=w["decode"], batch=w["batch"],
+                  q_block=w["q_block"], engine=cfg, memory=memory,
+                  attention_engine=None if att is None else config_from_dict(att))
+    return {k: v for k, v in run.summary().items() if k != "wall_s"}
+
+
 register_kind(Kind("gemm", expand="tpesim.sweep:gemm_expand", run="tpesim.sweep:gemm_run"))
 register_kind(Kind("scalesim", expand="tpesim.sweep:scalesim_expand",
                    run="tpesim.sweep:gemm_run"))
-# LLM runs (issue 10): the kernel module provides both faces.
-register_kind(Kind("llm", expand="tpesim.kernels.llm:sweep_expand",
-                   run="tpesim.kernels.llm:sweep_run", requires="tpesim.kernels.llm"))
+register_kind(Kind("llm", expand="tpesim.sweep:llm_expand", run="tpesim.sweep:llm_run",
+                   requires="tpesim.kernels.llm"))
 
 
 # -------------------------------------------------------------------------------------------------
@@ -597,7 +646,12 @@ def _rows(records: list[dict], table) -> list[dict]:
             if table is not None:
                 from .energy import energy_fields
 
-                row.update(energy_fields(cfg, res, table))
+                try:
+                    row.update(energy_fields(cfg, res, table))
+                except (KeyError, TpesimError) as e:  # a kind without the counts the engine uses
+                    row["energy_table"] = table.name
+                    row["energy_error"] = (f"missing report field {e}" if isinstance(e, KeyError)
+                                           else " ".join(str(e).split()))
         else:
             row["error"] = r.get("error", "")
         s = synth.get(json.dumps(r["config"], sort_keys=True))

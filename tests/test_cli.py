@@ -361,7 +361,7 @@ def test_run_conv_stationary(capsys, dataflow, db):
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--bogus"], "unrecognized argument '--bogus' (commands: run, verilog, engines, cosim, "
-                  "scalesim, train; `tpesim --help`)"),
+                  "scalesim, train, sweep; `tpesim --help`)"),
     (["cosim", "systolic", "--sim", "vcs"],
      "argument --sim: invalid choice: 'vcs' (choose from 'icarus', 'verilator')"),
 ])

@@ -286,3 +286,40 @@ def test_dask_cluster_runs_the_same_points(tmp_path):
     drop = {"wall_s"}
     assert [{k: v for k, v in r.items() if k not in drop} for r in res.rows] == \
         [{k: v for k, v in r.items() if k not in drop} for r in local.rows]
+
+
+def test_llm_points_equal_direct_runs(tmp_path):
+    """The llm kind runs tpesim.kernels.llm's whole-model prefill + decode per config."""
+    from tpesim import MemoryConfig, SystolicConfig
+    from tpesim.kernels.llm import run_llm
+
+    spec = tmp_path / "llm.toml"
+    spec.write_text("""
+[[engines]]
+engine = "systolic"
+rows = [8, 16]
+cols = 8
+
+[[memory]]
+sram_kib_a = 256
+sram_kib_b = 256
+sram_kib_c = 256
+dram_bw = 32
+
+[[workloads]]
+kind = "llm"
+model = "gpt2"
+prefill = 16
+decode = [1, 2]
+""")
+    res = run_sweep(load_spec(spec), tmp_path / "out", workers=1, plot=False)
+    assert (res.ran, res.errors) == (4, 0)
+    mem = MemoryConfig(sram_kib_a=256, sram_kib_b=256, sram_kib_c=256, dram_bw=32)
+    row = next(r for r in res.rows if r["cfg_rows"] == 16 and r["wl_decode"] == 2)
+    direct = run_llm("gpt2", prefill=16, decode=2, engine=SystolicConfig(rows=16, cols=8),
+                     memory=mem).summary()
+    assert row["cycles"] == direct["cycles"] and row["ttft_cycles"] == direct["ttft_cycles"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text(spec.read_text().replace('model = "gpt2"', 'model = "gpt5"'))
+    with pytest.raises(ConfigError, match="model must be one of .*not 'gpt5'"):
+        load_spec(bad)
