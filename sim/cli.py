@@ -192,8 +192,11 @@ def _interpreted_ran() -> bool:
 
 def _run_report(kernel: str, args: argparse.Namespace, cfg, res, shape: dict,
                 total_s: float) -> dict:
+    from .outputs import provenance
+
     cycles_per_s = res.cycles / res.wall_s if res.wall_s > 0 else None
-    report = {"kernel": kernel, "engine_name": cfg.name, **shape, "seed": args.seed,
+    report = {**provenance(), "kernel": kernel, "engine_name": cfg.name, **shape,
+              "seed": args.seed,
               **cfg.to_dict(), "peak_macs_per_cycle": cfg.peak_macs_per_cycle,
               "interpreted": _interpreted_ran()}
     cfg_fields = cfg.to_dict()
@@ -222,13 +225,12 @@ def _emit(args: argparse.Namespace, report: dict, title: str) -> int:
         import csv
         import io
 
-        from .outputs import write_text_atomic
+        from .outputs import csv_cell, write_text_atomic
 
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(report), lineterminator="\n")
         w.writeheader()
-        w.writerow({k: ("" if v is None else str(v).lower() if isinstance(v, bool) else v)
-                    for k, v in report.items()})
+        w.writerow({k: csv_cell(v) for k, v in report.items()})
         write_text_atomic(args.csv, buf.getvalue(), "--csv")
     if args.json:
         print(json.dumps(report))

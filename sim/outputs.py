@@ -10,7 +10,27 @@ from pathlib import Path
 
 from .errors import ConfigError, FileFormatError
 
-__all__ = ["check_output_path", "write_text_atomic"]
+__all__ = ["check_output_path", "write_text_atomic", "provenance", "csv_cell", "SCHEMA_VERSION"]
+
+# Version of the report fields (JSON objects and CSV columns of every command): bumped when a
+# field changes name or meaning. 2: cycles is the end of all the work (write-back included).
+SCHEMA_VERSION = 2
+
+
+def provenance() -> dict:
+    """The fields every JSON/CSV report starts with: which tool and report schema wrote it."""
+    from . import __version__
+
+    return {"tool": "tpesim", "tool_version": __version__, "schema_version": SCHEMA_VERSION}
+
+
+def csv_cell(value) -> str:
+    """One CSV cell, the same in every report: empty for None, true/false for booleans."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def check_output_path(option: str, path: str | Path | None, inputs: Iterable[str | Path] = ()

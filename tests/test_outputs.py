@@ -82,3 +82,37 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     monkeypatch.setattr(outputs.os, "replace", real)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+def test_reports_carry_tool_and_schema_versions(tmp_path, capsys):
+    """One vocabulary: `run` and `scalesim` JSON/CSV start with tool, tool_version, schema_version;
+    CSV booleans are true/false; both take --csv."""
+    import csv
+    import json
+
+    import tpesim
+    from tpesim.cli import main
+    from tpesim.outputs import SCHEMA_VERSION
+
+    head = {"tool": "tpesim", "tool_version": tpesim.__version__, "schema_version": SCHEMA_VERSION}
+    out = tmp_path / "run.csv"
+    assert main(["run", "gemm", "--m", "4", "--n", "3", "--k", "5", "--rows", "2", "--cols", "2",
+                 "--json", "--csv", str(out)]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert {k: rep[k] for k in head} == head
+    (row,) = csv.DictReader(out.open())
+    assert row["matched"] == "true" and row["signed"] == "true" and row["double_buffer"] == "false"
+    assert row["schema_version"] == str(SCHEMA_VERSION) and row["tool"] == "tpesim"
+
+    from pathlib import Path
+
+    cfg = Path(__file__).resolve().parents[1] / "kernels" / "workloads" / "scalesim_32x32_os.cfg"
+    topo = tmp_path / "t.csv"
+    topo.write_text("Layer name, M, N, K,\ng0, 64, 64, 64,\n")
+    sc = tmp_path / "sc.csv"
+    assert main(["scalesim", "-c", str(cfg), "-t", str(topo), "-i", "gemm", "--json",
+                 "--csv", str(sc)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert all({k: r[k] for k in head} == head for r in rows)
+    (row,) = csv.DictReader(sc.open())
+    assert row["tool_version"] == tpesim.__version__

@@ -579,7 +579,9 @@ def test_cli_table_and_csv(tmp_path, capsys, fake_tile_timing):
     assert "scalesim_cycles" in text and "tpesim_cycles" in text and "g1" in text
     with open(out_csv) as f:
         rows = list(csv.DictReader(f))
-    assert tuple(rows[0]) == REPORT_COLUMNS
+    # the same provenance columns as every report, then the SCALE-Sim report's own
+    assert tuple(rows[0]) == ("tool", "tool_version", "schema_version", *REPORT_COLUMNS)
+    assert rows[0]["tool"] == "tpesim" and rows[0]["schema_version"] == "2"
     assert "compute_cycles" in rows[0] and "sram_read_bytes" in rows[0]
     assert int(rows[1]["delta_cycles"]) == 1
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tpesim.outputs import check_output_path, write_text_atomic
+from tpesim.outputs import check_output_path, csv_cell, provenance, write_text_atomic
 from tpesim.errors import FileFormatError, TpesimError
 
 from .csv_reports import report_paths, write_scalesim_reports
@@ -88,8 +88,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compat", choices=("scalesim",), default=None,
                    help="report SCALE-Sim's timing as compute_cycles (tpesim's stays beside it)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per layer")
-    p.add_argument("-o", "--output", default=None, metavar="REPORT.csv",
-                   help="also write the report as CSV")
+    p.add_argument("-o", "--output", "--csv", default=None, metavar="REPORT.csv",
+                   help="also write the report as CSV (--csv, as for `tpesim run`)")
     p.add_argument("--scalesim-reports", default=None, metavar="DIR",
                    help="also write SCALE-Sim-style COMPUTE_REPORT.csv and BANDWIDTH_REPORT.csv "
                         "into DIR (created if missing): SCALE-Sim v3.0.0's columns, compat "
@@ -98,11 +98,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _fmt(v: Any) -> str:
-    if v is None:
-        return ""
     if isinstance(v, float):
         return f"{v:.6g}"
-    return str(v)
+    return csv_cell(v)
 
 
 def _table(rows: list[dict[str, Any]], note: str, cfg: ScaleSimConfig) -> str:
@@ -155,9 +153,10 @@ def write_csv(rows: list[dict[str, Any]], path: str | Path) -> None:
     """The report as CSV: REPORT_COLUMNS, units in the names (cycles, bytes), else fractions."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(REPORT_COLUMNS)
+    head = provenance()
+    w.writerow((*head, *REPORT_COLUMNS))
     for r in rows:
-        w.writerow([_fmt(r[c]) for c in REPORT_COLUMNS])
+        w.writerow([_fmt(v) for v in head.values()] + [_fmt(r[c]) for c in REPORT_COLUMNS])
     write_text_atomic(path, buf.getvalue(), "-o")
 
 
@@ -184,7 +183,7 @@ def cli_main(argv: Sequence[str]) -> int:
         raise FileFormatError(f"{Path(args.topology).name}: no layers after the header line")
     rows, note = report(cfg, layers, compat=args.compat == "scalesim")
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps([{**provenance(), **r} for r in rows], indent=1))
     else:
         print(_table(rows, note, cfg))
     if note and args.json:
