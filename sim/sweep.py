@@ -97,8 +97,9 @@ def _get_kind(name: Any) -> Kind:
     return KINDS[name]
 
 
-# The synthesis hook: `synth = true` in [sweep] runs it once per engine config.
-SYNTH = Kind("synth", expand="", run="tpesim.sweep:synth_point", requires="tpesim.synth")
+# The synthesis hook: `synth = true` (or a table of options) in [sweep] runs it once per config.
+SYNTH = Kind("synth", expand="", run="tpesim.sweep:synth_point", requires="tpesim.kernels.synth")
+SYNTH_OPTIONS = ("target", "seed", "freq_mhz", "pnr")
 
 
 def _axes(table: dict, names: Iterable[str]) -> Iterator[dict]:
@@ -179,10 +180,11 @@ def scalesim_expand(table: dict, base: Path) -> list[dict]:
              "layer": ly.name, "m": ly.M, "n": ly.N, "k": ly.K} for ly in layers]
 
 
-def synth_point(cfg) -> dict:
-    """Synthesis figures of one engine config through `tpesim.synth` (issue 11, part 1)."""
-    synth = importlib.import_module("tpesim.synth")
-    return dict(synth.sweep_figures(cfg))
+def synth_point(cfg, options: dict) -> dict:
+    """FPGA figures of one engine config (`tpesim.kernels.synth.resources`: luts, ffs, dsps,
+    fmax_mhz, ...; cached by that module)."""
+    synth = importlib.import_module("tpesim.kernels.synth")
+    return dict(synth.resources(cfg, **options))
 
 
 def llm_expand(table: dict, base: Path) -> list[dict]:
@@ -269,16 +271,16 @@ class SweepSpec:
     workloads: tuple[dict, ...]
     fidelity: str = "tile"
     seed: int = 0
-    synth: bool = False
+    synth: dict | None = None
     energy: str | bool = False
     skipped: tuple[str, ...] = ()
 
     def points(self) -> list[Point]:
         pts = []
         for cfg in self.configs:
-            if self.synth:
-                pts.append(_point("synth", cfg, None, {"kind": "synth", "name": "synth"},
-                                  "synth", 0))
+            if self.synth is not None:
+                pts.append(_point("synth", cfg, None, {"kind": "synth", "name": "synth",
+                                                       **self.synth}, "synth", 0))
             for mem in self.memories:
                 for w in self.workloads:
                     pts.append(_point(w["kind"], cfg, mem, w, self.fidelity, self.seed))
@@ -341,8 +343,13 @@ def parse_spec(text: str, *, base: Path = Path("."), name: str = "sweep") -> Swe
 
     check_seed("[sweep] seed", seed)
     synth = head.get("synth", False)
-    if not isinstance(synth, bool):
-        raise ConfigTypeError(f"[sweep] synth must be true or false, not {synth!r}")
+    if isinstance(synth, dict):
+        _only(synth, "[sweep] synth", SYNTH_OPTIONS)
+    elif isinstance(synth, bool):
+        synth = {} if synth else None
+    else:
+        raise ConfigTypeError(f"[sweep] synth must be true, false or a table of "
+                              f"{', '.join(SYNTH_OPTIONS)}, not {synth!r}")
     energy = head.get("energy", False)
     if not isinstance(energy, (bool, str)) or energy == "":
         raise ConfigTypeError(f"[sweep] energy must be true, false or a table file, not "
@@ -416,7 +423,8 @@ def run_point(point: dict) -> dict:
     try:
         cfg = config_from_dict(point["config"])
         if point["kind"] == "synth":
-            result = SYNTH.load("run")(cfg)
+            opts = {k: v for k, v in point["workload"].items() if k in SYNTH_OPTIONS}
+            result = SYNTH.load("run")(cfg, opts)
         else:
             mem = MemoryConfig(**point["memory"])
             result = _get_kind(point["kind"]).load("run")(cfg, point["workload"], mem,

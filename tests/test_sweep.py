@@ -323,3 +323,40 @@ decode = [1, 2]
     bad.write_text(spec.read_text().replace('model = "gpt2"', 'model = "gpt5"'))
     with pytest.raises(ConfigError, match="model must be one of .*not 'gpt5'"):
         load_spec(bad)
+
+
+def test_synth_figures_join_their_config_rows(tmp_path, monkeypatch):
+    """`synth = {...}` in [sweep] runs the synthesis hook (tpesim.kernels.synth.resources) once
+    per engine config; its figures join that config's rows as synth_* and pareto.png plots
+    cycles against LUTs. (The hook's module is replaced here: the real flow takes minutes.)"""
+    import types
+
+    calls = []
+
+    def resources(cfg, **opts):
+        calls.append((cfg.name, opts))
+        return {"luts": 100 * cfg.peak_macs_per_cycle + cfg.rows, "ffs": 7, "fmax_mhz": 99.5,
+                "target": opts.get("target", "ecp5-45k")}
+
+    monkeypatch.setitem(sys.modules, "tpesim.kernels.synth",
+                        types.SimpleNamespace(resources=resources))
+    text = _tiny(tmp_path).read_text()
+    text = text.replace('name = "tiny"', 'name = "tiny"\nsynth = {target = "ice40", pnr = false}')
+    text = text[:text.index("[[engines]]\nengine = \"adder_tree\"")] + \
+        text[text.index("[[memory]]"):]
+    spec = tmp_path / "synth.toml"
+    spec.write_text(text)
+    res = run_sweep(load_spec(spec), tmp_path / "out", workers=1)
+    assert len(calls) == 4 and all(o == {"target": "ice40", "pnr": False} for _, o in calls)
+    assert res.points == 4 + 4 * 2 * 4 and len(res.rows) == 32
+    for r in res.rows:
+        assert r["synth_luts"] == 100 * r["peak_macs_per_cycle"] + r["cfg_rows"]
+        assert r["synth_target"] == "ice40"
+    pareto = _csv(tmp_path / "out" / "pareto.csv")
+    assert "synth_luts" in pareto[0]
+    again = run_sweep(load_spec(spec), tmp_path / "out", workers=1, plot=False)
+    assert (again.ran, len(calls)) == (0, 4)  # synthesis points are resumable too
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace("pnr = false", "place = false"))
+    with pytest.raises(ConfigError, match="\\[sweep\\] synth has no key 'place'"):
+        load_spec(bad)
