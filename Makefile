@@ -10,7 +10,7 @@ JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 # bench when missing (python3 -m venv + pip install scalesim==3.0.0 "numpy<2.4").
 SCALESIM_VENV ?= .venv-scalesim
 
-.PHONY: setup demo test regress bench lint clean distclean ext
+.PHONY: setup demo test regress cosim-regress bench lint clean distclean ext
 
 setup: $(VENV)/.setup-done
 
@@ -44,6 +44,16 @@ test: setup
 
 regress: setup
 	HYPOTHESIS_PROFILE=explore $(PYBIN) -m pytest -q -n $(JOBS) --regress
+	$(MAKE) cosim-regress
+
+# 10,000 random lockstep cases per engine on Verilator, configs drawn from each engine's declared
+# space, many cases per simulator process; a fresh master seed each run (printed, and every case's
+# seed logged to build/regress_log.jsonl); fails on any mismatch. SEED=N repeats a run.
+COSIM_CASES ?= 10000
+cosim-regress: setup
+	mkdir -p build
+	$(PYBIN) -m tpesim.cosim.regress --cases $(COSIM_CASES) --sim verilator --jobs $(JOBS) \
+	    --out-dir build/cosim_regress --log build/regress_log.jsonl $(if $(SEED),--seed $(SEED))
 
 # Cycle model vs Verilator/cocotb (cycles/s), tile-level 4096^3 targets, SCALE-Sim v3 side by side
 # -> docs/bench.md, docs/bench.json. About 5 minutes (plus the SCALE-Sim venv's first install).
