@@ -76,7 +76,7 @@ def _csv(path: Path) -> list[dict]:
 def test_tiny_sweep_outputs_and_rerun_skips(tmp_path, capsys):
     spec = _tiny(tmp_path)
     out = tmp_path / "out"
-    assert main([str(spec), "-o", str(out), "-j", "1"]) == 0
+    assert main([str(spec), "-o", str(out), "-j", "2"]) == 0  # the local process pool
     line = capsys.readouterr().out
     # 6 configs (systolic 2 x 2, adder tree 2) x 2 memories x 4 workloads
     assert "48 points, 0 already finished, 48 run" in line
@@ -360,3 +360,37 @@ def test_synth_figures_join_their_config_rows(tmp_path, monkeypatch):
     bad.write_text(text.replace("pnr = false", "place = false"))
     with pytest.raises(ConfigError, match="\\[sweep\\] synth has no key 'place'"):
         load_spec(bad)
+
+
+def _flaky_expand(table, base):
+    return [{"kind": "flaky", "name": f"flaky {i}", "i": i} for i in range(3)]
+
+
+def _flaky_run(cfg, w, memory, fidelity, seed):
+    if w["i"] == 1:
+        raise RuntimeError("worker lost")
+    if w["i"] == 2:
+        raise WorkloadError("does not fit")
+    return {"cycles": 10, "macs": 1}
+
+
+def test_a_crashed_point_is_not_recorded_and_is_retried(tmp_path, monkeypatch, capsys):
+    """A point whose run raises a tpesim error is a recorded result (status error, not retried);
+    any other exception is reported, not recorded, exits 1, and the rerun retries it."""
+    monkeypatch.setitem(KINDS, "flaky", Kind("flaky", expand="tests.test_sweep:_flaky_expand",
+                                             run="tests.test_sweep:_flaky_run"))
+    monkeypatch.syspath_prepend(str(ROOT))
+    spec = tmp_path / "f.toml"
+    spec.write_text('[[engines]]\nengine = "systolic"\n[[workloads]]\nkind = "flaky"\n')
+    out = tmp_path / "o"
+    assert main([str(spec), "-o", str(out), "-j", "1", "--no-plot"]) == 1
+    cap = capsys.readouterr()
+    assert "3 points, 0 already finished, 2 run" in cap.out and "1 recorded errors, 1 failed" \
+        in cap.out
+    assert "failed (not recorded; a rerun retries it): flaky 1 on " in cap.err
+    assert "RuntimeError: worker lost" in cap.err
+    recs = read_results(out / "results.jsonl")
+    assert sorted(r["workload"]["name"] for r in recs.values()) == ["flaky 0", "flaky 2"]
+    assert {r["workload"]["name"]: r["status"] for r in recs.values()}["flaky 2"] == "error"
+    assert main([str(spec), "-o", str(out), "-j", "1", "--no-plot"]) == 1
+    assert "3 points, 2 already finished, 0 run" in capsys.readouterr().out
