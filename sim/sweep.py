@@ -565,9 +565,12 @@ def _execute(todo: list[dict], store: ResultsFile, *, workers: int, scheduler: s
             else:
                 take(p, rec, None)
         return failed
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed as done_order
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # forkserver: workers never inherit the progress bar's thread (fork with threads can hang)
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = {pool.submit(run_point, p): p for p in todo}
         for fut in done_order(futures):
             exc = fut.exception()
