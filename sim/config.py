@@ -147,6 +147,7 @@ class Operand:
     role: str
     bits: int
     signed: bool
+    kind: str = "int"   # "int" (two's complement or unsigned) or "float" (IEEE binary<bits>)
 
 
 _ENGINE_CONFIGS: dict[str, type] = {}

@@ -221,8 +221,6 @@ def _builtin() -> None:
                                "paths": ("model", "interpreted", "verilator_cpp"),
                                "params": {"k": 64, "tiles_per_block": 64,
                                           "seconds_scale": 0.005}} for w in (2, 4))},
-        # fp16 examples at odd positions: tests/test_levels.py's conv test (every other example,
-        # integer conv reference) runs on the integer ones
         examples=({"tile_m": 2, "tile_n": 3},
                   {"tile_m": 2, "tile_n": 3, "act": "fp16", "w_interp": "pm1"},
                   {"tile_m": 3, "tile_n": 2, "w_bits": 3, "w_interp": "unsigned", "pipe_stages": 2},

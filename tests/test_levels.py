@@ -62,10 +62,16 @@ def test_levels_agree(case, seed, mem):
     assert cyc.utilization == pytest.approx(m * n * k / (cyc.cycles * cfg.peak_macs_per_cycle))
 
 
-@pytest.mark.parametrize("case", CASES[::2], ids=_id)
+def _integer(case) -> bool:
+    name, ex = case
+    return all(op.kind == "int" for op in ENGINES[name].config(**ex).operands())
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if _integer(c)], ids=_id)
 def test_conv_on_every_engine(case):
     """conv2d lowered by im2col runs on every engine at both fidelities: the output equals a direct
-    numpy convolution, and the two fidelities agree in cycles."""
+    numpy integer convolution, and the two fidelities agree in cycles (every example whose operands
+    are integers; floating-point examples are checked bit for bit at the GEMM level above)."""
     from tpesim.kernels.conv import ConvLayer
     from tpesim.kernels.conv import random_operands as conv_operands
     from tpesim.kernels.gemm import run_conv

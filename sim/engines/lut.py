@@ -198,9 +198,10 @@ class LutConfig(EngineConfig):
 
     def operands(self) -> tuple[Operand, ...]:
         wsig = not codes_are_operand(self) and self.w_interp == "signed"
-        return (Operand("a", "a", self.act_bits, self.int_mode),
+        kind = "int" if self.int_mode else "float"
+        return (Operand("a", "a", self.act_bits, self.int_mode, kind),
                 Operand("b", "b", self.code_bits, wsig),
-                Operand("c", "c", self.out_bits, self.int_mode))
+                Operand("c", "c", self.out_bits, self.int_mode, kind))
 
     @property
     def peak_macs_per_cycle(self) -> float:
