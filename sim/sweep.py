@@ -284,7 +284,10 @@ class SweepSpec:
             for mem in self.memories:
                 for w in self.workloads:
                     pts.append(_point(w["kind"], cfg, mem, w, self.fidelity, self.seed))
-        return pts
+        uniq: dict[str, Point] = {}
+        for p in pts:  # each point once, in spec order
+            uniq.setdefault(p.key, p)
+        return list(uniq.values())
 
 
 def point_key(kind: str, config: dict, memory: dict, workload: dict, fidelity: str,
@@ -335,6 +338,9 @@ def parse_spec(text: str, *, base: Path = Path("."), name: str = "sweep") -> Swe
     if not isinstance(head, dict):
         raise ConfigTypeError(f"[sweep] must be a table, not {head!r}")
     _only(head, "[sweep]", ("name", "fidelity", "seed", "synth", "energy"))
+    if not isinstance(head.get("name", name), str) or not head.get("name", name).strip():
+        raise ConfigTypeError(f"[sweep] name must be a non-empty string, not "
+                              f"{head.get('name')!r}")
     fidelity = head.get("fidelity", "tile")
     if fidelity not in FIDELITIES:
         raise ConfigError(f"[sweep] fidelity must be 'tile' or 'cycle', not {fidelity!r}")
@@ -851,7 +857,7 @@ def main(argv: list[str] | None = None) -> int:
     except TpesimError as e:
         print(f"tpesim: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
-    where = "on " + args.scheduler if args.scheduler else f"{res_workers(args)} local worker(s)"
+    where = "on " + args.scheduler if args.scheduler else f"{_workers(args)} local worker(s)"
     print(f"sweep {spec.name}: {res.points} points, {res.skipped} already finished, {res.ran} "
           f"run {where}, {res.errors} recorded errors, {len(res.failed)} failed, "
           f"{res.wall_s:.1f} s; outputs: {', '.join(str(f) for f in res.files)}")
@@ -860,7 +866,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if res.failed else 0
 
 
-def res_workers(args) -> int:
+def _workers(args) -> int:
     return args.workers if args.workers else max(1, len(os.sched_getaffinity(0)))
 
 
