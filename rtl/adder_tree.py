@@ -2,6 +2,11 @@
 AdderTreeConfig as the cycle model.
 
 Notes and derivations: docs/internals.md, section `rtl/adder_tree.py`.
+
+Written for simulator speed as well as synthesis (docs/adder_tree.md, "Verilator speed"): every
+enabled register is `reg <= Mux(en, next, reg)` (`_hold`), never `with m.If(en)`, and the EN-T
+datapath has no data-dependent selects (the partial-product select and the encoder's sign handling
+are and/or/xor/add). Same registers, same values, every cycle.
 """
 
 from __future__ import annotations
@@ -53,6 +58,32 @@ def _row_bits(cfg: AdderTreeConfig) -> int:
     return cfg.lanes * cfg.in_bits
 
 
+def _hold(m: Module, en, reg, value) -> None:
+    """reg <= value in cycles with `en`, else reg keeps its value.
+
+    Written as one mux expression on purpose. `with m.If(en): m.d.sync += reg.eq(value)` is the
+    same hardware, but the Verilog is a procedural block `always @* begin $d = reg; if (en) $d =
+    value; if (rst) $d = 0; end`, which Verilator keeps as a combinational process; `en` (adv)
+    depends on the input out_ready and every register on the input rst, so all of that logic, the
+    whole datapath, sits in Verilator's input-combinational ('ico') region and runs on every eval()
+    (twice per clock cycle in a testbench), besides once after the clock edge. The mux becomes
+    `assign $x = en ? value : reg;` plus a process that only applies rst, which Verilator folds
+    into the clocked assignment: the datapath runs once per clock edge.
+    """
+    m.d.sync += reg.eq(Mux(en, value, reg))
+
+
+def _ent_select(d, one, two):
+    """The EN-T partial-product select d * B for a 3-bit two's-complement digit d (-2..2), with
+    `one` = B and `two` = 2B as equally wide bit patterns: and/or/xor/add only (no multiplier, no
+    data-dependent select). d0 picks B, a non-zero digit without d0 picks 2B, d2 negates (xor + 1);
+    equal to `Mux(d != 0, Mux(d2, -mag, mag), 0)`, `mag = Mux(d0, B, 2B)`, for all 8 codes."""
+    n = len(one)
+    # masks from the digit bits themselves (replicating an expression would copy it per bit)
+    r0, r1, r2 = (d[k].replicate(n) for k in range(DIGIT_BITS))
+    return (((one & r0) | (two & ~r0 & (r1 | r2))) ^ r2) + d[2]
+
+
 def _pick(sel, items):
     """items[sel] for one or two banks (one bank: the select is the constant 0)."""
     return items[0] if len(items) == 1 else Mux(sel, items[1], items[0])
@@ -78,7 +109,8 @@ class EntEncoder(wiring.Component):
         m = Module()
         sign = Signal()
         mag = Signal(8)   # 0..128
-        m.d.comb += [sign.eq(self.a[7]), mag.eq(Mux(sign, -self.a, self.a))]
+        # negation by xor + add (two's complement), not Mux(sign, -x, x): no data-dependent select
+        m.d.comb += [sign.eq(self.a[7]), mag.eq((self.a.as_unsigned() ^ sign.replicate(8)) + sign)]
         carry = Const(0, 1)
         digits = []
         for i in range(ENT_DIGITS):
@@ -90,7 +122,7 @@ class EntEncoder(wiring.Component):
                 x.eq(mag[2 * i:2 * i + 2] + carry),
                 c_next.eq(x >= 3),
                 e.eq(x - (c_next << 2)),
-                d.eq(Mux(sign, -e, e)),
+                d.eq((e.as_unsigned() ^ sign.replicate(DIGIT_BITS)) + sign),
             ]
             digits.append(d)
             carry = c_next
@@ -127,8 +159,8 @@ class VectorEncoder(wiring.Component):
             m.submodules[f"lane_{i}"] = enc
             m.d.comb += enc.a.eq(_lane(cfg, self.a, i))
             encs.append(enc.digits)
-        with m.If(self.adv):
-            m.d.sync += [digit_reg.eq(Cat(*encs)), vector_reg.eq(digit_reg)]
+        _hold(m, self.adv, digit_reg, Cat(*encs))
+        _hold(m, self.adv, vector_reg, digit_reg)
         m.d.comb += self.digits.eq(vector_reg)
         return m
 
@@ -177,8 +209,7 @@ class ReductionTree(wiring.Component):
                 node = Signal(_shape(lb + _clog2(cover), sg), name=f"lvl{level}_{g // 4}")
                 total = reduce(lambda x, y: x + y, (v for v, _ in group))
                 if registered:
-                    with m.If(self.adv):
-                        m.d.sync += node.eq(total)
+                    _hold(m, self.adv, node, total)
                 else:
                     m.d.comb += node.eq(total)
                 nxt.append((node, cover))
@@ -236,13 +267,11 @@ class Column(wiring.Component):
 
         # column register: the (encoded) row, one column per cycle
         col_a = Signal(_row_bits(cfg))
-        with m.If(self.adv):
-            m.d.sync += col_a.eq(self.a_in)
+        _hold(m, self.adv, col_a, self.a_in)
         m.d.comb += self.a_out.eq(col_a)
         if cfg.banks == 2:
             col_bank = Signal()
-            with m.If(self.adv):
-                m.d.sync += col_bank.eq(self.bank_in)
+            _hold(m, self.adv, col_bank, self.bank_in)
             m.d.comb += self.bank_out.eq(col_bank)
         else:
             col_bank = Const(0, 1)
@@ -250,34 +279,35 @@ class Column(wiring.Component):
         # this column of every weight bank: a shift register, the first row loaded ends in row 0
         wreg = [[Signal(lane_shape, name=f"w_{b}_{i}") for i in range(L)] for b in range(cfg.banks)]
         for b in range(cfg.banks):
-            with m.If(self.shift[b]):
-                m.d.sync += wreg[b][L - 1].eq(self.wdata)
-                for i in range(L - 1):
-                    m.d.sync += wreg[b][i].eq(wreg[b][i + 1])
+            _hold(m, self.shift[b], wreg[b][L - 1], self.wdata)
+            for i in range(L - 1):
+                _hold(m, self.shift[b], wreg[b][i], wreg[b][i + 1])
         weight = [_pick(col_bank, [wreg[b][i] for b in range(cfg.banks)]) for i in range(L)]
 
         if cfg.encoding == "plain":
             prod = [Signal(_shape(2 * w, sg), name=f"prod_{i}") for i in range(L)]
-            with m.If(self.adv):
-                for i in range(L):
-                    m.d.sync += prod[i].eq(_lane(cfg, col_a, i) * weight[i])
+            for i in range(L):
+                _hold(m, self.adv, prod[i], _lane(cfg, col_a, i) * weight[i])
             tree = ReductionTree(cfg, 2 * w, sg)
             m.submodules.tree = tree
             m.d.comb += [tree.adv.eq(self.adv), tree.leaves.eq(Cat(*prod)),
                          self.result.eq(tree.out)]
             return m
 
-        # "ent": per bit weight b, L partial products d_b(A_i) * W[i][j] in {-2B, -B, 0, B, 2B}
+        # "ent": per bit weight b, L partial products d_b(A_i) * W[i][j] in {-2B, -B, 0, B, 2B}:
+        # the select of the published design (no multiplier) as and/or/xor/add (`_ent_select`);
+        # nested Mux(...) selects on the random digits compiled to data-dependent (unpredictable)
+        # branches in Verilator's C++.
         pp_bits = w + 2
         pp = [[Signal(signed(pp_bits), name=f"pp_{b}_{i}") for i in range(L)]
               for b in range(ENT_DIGITS)]
-        with m.If(self.adv):
-            for i in range(L):
-                for b in range(ENT_DIGITS):
-                    lo = (i * ENT_DIGITS + b) * DIGIT_BITS
-                    d = col_a[lo:lo + DIGIT_BITS]
-                    mag = Mux(d[0], weight[i], weight[i] << 1)     # |d| = 1 or 2
-                    m.d.sync += pp[b][i].eq(Mux(d.any(), Mux(d[DIGIT_BITS - 1], -mag, mag), 0))
+        for i in range(L):
+            wx = Signal(signed(pp_bits), name=f"wx_{i}")   # B sign-extended to the partial product
+            m.d.comb += wx.eq(weight[i])
+            one, two = wx.as_unsigned(), (wx << 1).as_unsigned()[:pp_bits]
+            for b in range(ENT_DIGITS):
+                lo = (i * ENT_DIGITS + b) * DIGIT_BITS
+                _hold(m, self.adv, pp[b][i], _ent_select(col_a[lo:lo + DIGIT_BITS], one, two))
         trees = []
         for b in range(ENT_DIGITS):
             tree = ReductionTree(cfg, pp_bits, True)
@@ -285,9 +315,8 @@ class Column(wiring.Component):
             m.d.comb += [tree.adv.eq(self.adv), tree.leaves.eq(Cat(*pp[b]))]
             trees.append(tree.out)
         shift_add = Signal(_shape(cfg.result_bits, sg))
-        with m.If(self.adv):
-            m.d.sync += shift_add.eq(reduce(lambda x, y: x + y,
-                                            (t << (2 * b) for b, t in enumerate(trees))))
+        _hold(m, self.adv, shift_add, reduce(lambda x, y: x + y,
+                                             (t << (2 * b) for b, t in enumerate(trees))))
         m.d.comb += self.result.eq(shift_add)
         return m
 
@@ -373,18 +402,16 @@ class AdderTree(wiring.Component):
         vp = [Signal(name=f"valid_pipe_{d}") for d in range(cfg.latency)]
         lp = [Signal(name=f"last_pipe_{d}") for d in range(cfg.latency)]
         bank = [Signal(name=f"bank_pipe_{d}") for d in range(F)] if nb == 2 else None
-        with m.If(adv):
-            m.d.sync += [
-                in_a.eq(Mux(fire_in, self.in_data, 0)),
-                vp[0].eq(fire_in),
-                lp[0].eq(fire_in & self.in_last),
-            ]
-            for d in range(1, cfg.latency):
-                m.d.sync += [vp[d].eq(vp[d - 1]), lp[d].eq(lp[d - 1])]
-            if nb == 2:
-                m.d.sync += bank[0].eq(fire_in & rsel)
-                for d in range(1, F):
-                    m.d.sync += bank[d].eq(bank[d - 1])
+        _hold(m, adv, in_a, Mux(fire_in, self.in_data, 0))
+        _hold(m, adv, vp[0], fire_in)
+        _hold(m, adv, lp[0], fire_in & self.in_last)
+        for d in range(1, cfg.latency):
+            _hold(m, adv, vp[d], vp[d - 1])
+            _hold(m, adv, lp[d], lp[d - 1])
+        if nb == 2:
+            _hold(m, adv, bank[0], fire_in & rsel)
+            for d in range(1, F):
+                _hold(m, adv, bank[d], bank[d - 1])
 
         if self.encoder is not None:
             m.submodules.encoder = enc = self.encoder
@@ -410,11 +437,10 @@ class AdderTree(wiring.Component):
         res_shape = _shape(cfg.result_bits, cfg.signed)
         dsk = [[Signal(res_shape, name=f"deskew_{j}_{d}") for d in range(N - 1 - j)]
                for j in range(N)]
-        with m.If(adv):
-            for j in range(N - 1):
-                m.d.sync += dsk[j][0].eq(self.columns[j].result)
-                for d in range(1, N - 1 - j):
-                    m.d.sync += dsk[j][d].eq(dsk[j][d - 1])
+        for j in range(N - 1):
+            _hold(m, adv, dsk[j][0], self.columns[j].result)
+            for d in range(1, N - 1 - j):
+                _hold(m, adv, dsk[j][d], dsk[j][d - 1])
         out_lanes = [dsk[j][-1] if j < N - 1 else self.columns[j].result for j in range(N)]
         m.d.comb += [
             self.out_c.eq(Cat(*out_lanes)),

@@ -5,8 +5,10 @@ numpy A @ W exactly; every row leaves `latency` cycles after its beat plus one p
 load/row schedule of an always-valid source follows the bank rules (L loads, F + N drain, two banks
 overlapping); column j's result register of the 16-lane EN-T engine holds its row 8 + j cycles after
 the beat (the HPCA'25 figure); the OPT2 13-bit overflow corner is exact; the Verilog is lint-clean,
-keeps one module per column / tree / encoder and is named as asked. Every expected value comes from
-numpy, sim.numerics or the config's closed forms, never from the RTL.
+keeps one module per column / tree / encoder and is named as asked; enabled registers are muxes,
+not procedural ifs, so Verilator evaluates the datapath once per clock edge (docs/adder_tree.md).
+Every expected value comes from numpy, sim.numerics or the config's closed forms (or, for the
+partial-product select, the published mux select), never from the RTL under test.
 """
 
 from __future__ import annotations
@@ -256,6 +258,49 @@ def test_ent_encoder_exhaustive():
     assert got == {v: ent_digits(v) for v in range(-128, 128)}
 
 
+def test_ent_select_equals_published_select():
+    """The and/or/xor/add partial-product select equals the published mux select
+    (d = 0: 0; |d| = 1: B; |d| = 2: 2B; negated for d < 0) for all 8 three-bit digit codes and all
+    256 int8 weights, and is d * B for the digits -2..2 the encoder produces."""
+    from amaranth.hdl import Module, Mux, Signal, signed
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    from tpesim.rtl.adder_tree import _ent_select
+
+    class Pair(wiring.Component):
+        def __init__(self):
+            super().__init__({"d": In(3), "w": In(signed(8)), "got": Out(signed(10)),
+                              "want": Out(signed(10))})
+
+        def elaborate(self, platform):
+            m = Module()
+            wx = Signal(signed(10))
+            m.d.comb += wx.eq(self.w)
+            m.d.comb += self.got.eq(_ent_select(self.d, wx.as_unsigned(),
+                                                (wx << 1).as_unsigned()[:10]))
+            mag = Mux(self.d[0], self.w, self.w << 1)
+            m.d.comb += self.want.eq(Mux(self.d.any(), Mux(self.d[2], -mag, mag), 0))
+            return m
+
+    dut = Pair()
+    seen = []
+
+    async def tb(ctx):
+        for code in range(8):
+            for w in range(-128, 128):
+                ctx.set(dut.d, code)
+                ctx.set(dut.w, w)
+                seen.append((code, w, ctx.get(dut.got), ctx.get(dut.want)))
+
+    sim = Simulator(dut)
+    sim.add_testbench(tb)
+    sim.run()
+    assert all(got == want for _, _, got, want in seen)
+    digit = {c: c - 8 if c & 4 else c for c in range(8)}
+    assert all(got == digit[c] * w for c, w, got, _ in seen if -2 <= digit[c] <= 2)
+
+
 # -- (e) lint, (f) hierarchy and names -------------------------------------------------------------
 def _verilator() -> str:
     venv = Path(sys.executable).parent / "verilator"
@@ -341,6 +386,43 @@ def test_tree_level_widths(cfg, levels):
         body = mods[f"{cfg.name}.{t}"]
         assert {k: _width(body, k) for k in levels} == levels
         assert not re.search(r"\blvl3_", body)
+
+
+@pytest.mark.parametrize("cfg", LINT_CFGS, ids=lambda c: c.name)
+def test_no_procedural_enables(cfg):
+    """Enabled registers are `reg <= en ? next : reg` (a continuous mux), never a procedural
+    `if (en)` in a combinational block: Verilator keeps the latter in its input-combinational region
+    and re-evaluates the whole datapath on every eval() (docs/adder_tree.md, "Verilator speed").
+    Only rst (and Yosys's init marker) may guard a procedural block, except in the top's small bank
+    control (cnt, drain, lsel, rsel)."""
+    text = _verilog(cfg)
+    conds = re.compile(r"^\s*if \((?!rst\)|\\\$auto\$)(.*?)\s*\)", flags=re.M)
+    assert not [c for c in conds.findall(text) if c in ("adv", "shift") or c.startswith("shift[")]
+    for name, body in _modules(text).items():
+        if name != cfg.name:
+            assert not conds.findall(body), name
+
+
+def test_verilator_input_logic_small(tmp_path):
+    """Verilator schedules almost nothing of the 16-lane EN-T engine in its input-combinational
+    ('ico') region, which runs on every eval(): the datapath is evaluated once per clock edge
+    (before the fix ~56 % of the logic was replicated there, and the engine simulated 4-9x
+    slower)."""
+    cfg = C(lanes=16, cols=4, encoding="ent")
+    path = tmp_path / "top.v"
+    path.write_text(_verilog(cfg))
+    r = subprocess.run([_verilator(), "--cc", "--stats", "-O3", "-Wno-fatal", "-Wno-WIDTHEXPAND",
+                        "--prefix", "Vtop", "--Mdir", str(tmp_path / "obj"), str(path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    stats = (tmp_path / "obj" / "Vtop__stats.txt").read_text()
+
+    def stat(key):
+        return int(re.search(rf"{re.escape(key)}\s+(\d+)", stats).group(1))
+
+    ico = stat("Scheduling, size of replicated logic: Input")
+    nba = stat("Scheduling, size of region: NBA")
+    assert ico < 0.02 * nba, (ico, nba)
 
 
 def test_ports_match_config():
