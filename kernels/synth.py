@@ -175,7 +175,13 @@ def _synthesize(cfg, t: Target, work: Path, *, seed: int, freq_mhz: int, pnr: bo
         return {**res, "fmax_mhz": None, "pnr_utilization": None, "pnr_wall_s": None}
     cmd = [_bin(t.nextpnr), *t.nextpnr_args, "--json", "netlist.json", "--freq", str(freq_mhz),
            "--timing-allow-fail", "--seed", str(seed), "--report", "report.json"]
-    pnr_s = _run(cmd, work, "nextpnr", work / "nextpnr.log", timeout_s)
+    try:
+        pnr_s = _run(cmd, work, "nextpnr", work / "nextpnr.log", timeout_s)
+    except SynthToolError as e:
+        if "no BELs remaining" in str(e) or "Unable to place" in str(e):
+            raise SynthToolError(f"{cfg.name} does not fit the {t.name} ({t.device}): {e}") \
+                from None
+        raise
     report = json.loads((work / "report.json").read_text())
     util = {k: {"used": v.get("used"), "available": v.get("available")}
             for k, v in report.get("utilization", {}).items() if v.get("used")}

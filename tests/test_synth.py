@@ -156,12 +156,25 @@ def test_tiny_synth_pnr_cache_and_cli(cache, capsys):
     assert S.synth(cfg, "ecp5-45k", pnr=False)["cached"] is False
 
 
+# the iCE40 UP5K has 8 DSPs: a 2x2 array there
+SMALL_ICE40 = {**SMALL, "systolic": {"rows": 2, "cols": 2}}
+
+
 @tools
 @pytest.mark.regress
 @pytest.mark.parametrize("target", tuple(S.TARGETS))
 @pytest.mark.parametrize("engine", tuple(SMALL))
 def test_every_engine_synthesizes(engine, target, cache):
-    cfg = get_engine(engine).config(**SMALL[engine])
+    fields = (SMALL_ICE40 if target.startswith("ice40") else SMALL)[engine]
+    cfg = get_engine(engine).config(**fields)
     res = S.synth(cfg, target)
     assert res["ffs"] > 0 and res["luts"] > 0
     assert res["fmax_mhz"] is not None and res["fmax_mhz"] > 1
+
+
+@tools
+@pytest.mark.regress
+def test_a_design_that_does_not_fit_is_one_line(cache):
+    cfg = get_engine("systolic").config(rows=4, cols=4)    # 16 multipliers, the UP5K has 8 DSPs
+    with pytest.raises(S.SynthToolError, match="does not fit the ice40-up5k"):
+        S.synth(cfg, "ice40-up5k")
