@@ -260,7 +260,7 @@ def resources(cfg, target: str = "ecp5-45k", **kw) -> dict:
                               "fmax_mhz", "target")}
 
 
-# -- command line -----------------------------------------------------------------------------------
+# -- command line ----------------------------------------------------------------------------------
 
 _FIELDS = ("luts", "carry_cells", "ffs", "dsps", "brams", "lutrams", "fmax_mhz")
 

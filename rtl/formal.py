@@ -36,7 +36,7 @@ class FormalToolError(TpesimError):
     refuted."""
 
 
-# -- the harness ------------------------------------------------------------------------------------
+# -- the harness -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ def prove(proof: Proof, cfg, *, broken: bool = False, workdir: str | Path | None
             shutil.rmtree(base, ignore_errors=True)
 
 
-# -- small helpers for gold models ------------------------------------------------------------------
+# -- small helpers for gold models -----------------------------------------------------------------
 
 
 def _field(bus, idx: int, bits: int, is_signed: bool):
@@ -238,7 +238,7 @@ class _Miter(wiring.Component):
         return m
 
 
-# -- adder_tree: the reduction tree and the EN-T recoder ---------------------------------------------
+# -- adder_tree: the reduction tree and the EN-T recoder -------------------------------------------
 
 
 def _tree_leaf_bits(cfg) -> int:
@@ -308,7 +308,7 @@ def _ent_miter(cfg, broken: bool):
     return _Miter({"a": signed(8)}, body)
 
 
-# -- lut: table precompute + index generation + signed mux (+ plane scale) against the product -------
+# -- lut: table precompute + index generation + signed mux (+ plane scale) against the product -----
 
 
 class _PublishedSignedMux(wiring.Component):
@@ -412,7 +412,7 @@ def _lut_miter(cfg, broken: bool):
     return _Miter({"a": M * g * 8, "w": g * N * B}, body)
 
 
-# -- nm_sparse: the N:M index select (+ products and lane sum) ----------------------------------------
+# -- nm_sparse: the N:M index select (+ products and lane sum) -------------------------------------
 
 
 def _nm_miter(cfg, broken: bool):
@@ -449,7 +449,7 @@ def _nm_miter(cfg, broken: bool):
     return _Miter({"window": M * w, "weight": N * w, "index": N * ib, "dense": 1}, body)
 
 
-# -- systolic: the PEs (one MAC each) ---------------------------------------------------------------
+# -- systolic: the PEs (one MAC each) --------------------------------------------------------------
 
 
 def _pe_shapes(cfg):
@@ -521,7 +521,7 @@ def _preload_pe_miter(cfg, broken: bool):
     return _Miter({"en": 1, "load": 1, "w": lane, "a": lane, "last": 1, "psum": acc}, body)
 
 
-# -- the proofs of every engine, keyed by registry name ---------------------------------------------
+# -- the proofs of every engine, keyed by registry name --------------------------------------------
 
 PROOFS: dict[str, tuple[Proof, ...]] = {
     "adder_tree": (

@@ -69,7 +69,7 @@ def wrapper_verilog(cfg, inner: str, name: str = WRAPPER_NAME) -> str:
     in_next = "{in_q[%d:0], scan_in}" % (n_in - 2) if n_in > 1 else "scan_in"
     out_next = "{1'b0, out_q[%d:1]}" % (n_out - 1) if n_out > 1 else "1'b0"
     inst = ",\n    ".join(conns)
-    return f"""// Registered I/O wrapper of {cfg.name} (tpesim.rtl.wrap): every engine port behind a flip-flop.
+    return f"""// Registered I/O wrapper of {cfg.name} (tpesim.rtl.wrap): every port registered.
 module {name} (
   input  wire clk,
   input  wire rst_pin,
