@@ -313,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, s in res["engines"].items():
         print(f"{name}: {s['passed']}/{s['cases']} cases passed on {s['configs']} configs, "
               f"{s['failed']} failed, {s['errors']} errors, {s['cycles']} cycles; "
-              f"builds {s['build_s']:.0f} s, runs {s['sim_s']:.0f} s (process time, summed)")
+              f"builds {s['build_s']:.0f} s, runs {s['sim_s']:.0f} s (wall of each batch, "
+              f"summed)")
     print(f"wall {res['wall_s']:.0f} s; seed {seed}")
     return 1 if res["failures"] else 0
 
