@@ -27,18 +27,20 @@ def _cases(kind: str):
 
 
 CASES = _cases("fast") + _cases("regress")
+# the 16-lane tree and the LUT at a group of 4 take minutes (regress)
+TIMEOUT_S = 1800
 
 
 @pytest.mark.parametrize("proof,cfg", CASES)
 def test_datapath_proved(proof, cfg):
-    res = formal.prove(proof, cfg)
+    res = formal.prove(proof, cfg, timeout_s=TIMEOUT_S)
     assert res.status == "proved", (proof.id, cfg.name, res.failed, res.log[-2000:])
     assert res.failed == []
 
 
 @pytest.mark.parametrize("proof,cfg", CASES)
 def test_broken_twin_refuted(proof, cfg, tmp_path):
-    res = formal.prove(proof, cfg, broken=True, workdir=tmp_path)
+    res = formal.prove(proof, cfg, broken=True, workdir=tmp_path, timeout_s=TIMEOUT_S)
     assert res.status == "refuted", (proof.id, cfg.name, res.log[-2000:])
     # a counterexample from reset, naming the assertion it breaks, with its trace
     assert res.failed and not any(f.startswith("check_") for f in res.failed), res.failed
