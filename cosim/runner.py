@@ -162,8 +162,9 @@ def _check_case(tiles, kmax, seed, p_valid, p_ready) -> None:
         raise ConfigError(f"seed must be a non-negative integer, not {seed!r}")
     check_seed("seed", seed)
     for name, v in (("p_valid", p_valid), ("p_ready", p_ready)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
-            raise ConfigError(f"{name} must be a probability in (0, 1], not {v!r}")
+        # below 1 % a case mostly waits (and its cycle bound grows without limit): refused
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.01 <= v <= 1:
+            raise ConfigError(f"{name} must be a probability from 0.01 to 1, not {v!r}")
 
 
 def run_cosim(cfg: EngineConfig, *, sim: str = "icarus", seed: int = 1,

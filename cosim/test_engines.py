@@ -39,8 +39,9 @@ def test_mismatch_is_reported(engine, sim):
     ({"tiles": -1}, "tiles must be a positive integer, not -1"),
     ({"kmax": 0}, "kmax must be a positive integer, not 0"),
     ({"seed": -1}, "seed must be a non-negative integer, not -1"),
-    ({"p_valid": 1.5}, "p_valid must be a probability in (0, 1], not 1.5"),
-    ({"p_ready": 0}, "p_ready must be a probability in (0, 1], not 0"),
+    ({"p_valid": 1.5}, "p_valid must be a probability from 0.01 to 1, not 1.5"),
+    ({"p_ready": 0}, "p_ready must be a probability from 0.01 to 1, not 0"),
+    ({"p_valid": 1e-300}, "p_valid must be a probability from 0.01 to 1, not 1e-300"),
 ])
 def test_case_parameters_refused(kw, message):
     with pytest.raises(ConfigError) as ei:

@@ -307,17 +307,23 @@ def check_cycle_budget(timing, stream: TileStream, memory: MemoryConfig, macs: i
     """Refuse a cycle-level run whose cycles are bound to exceed `max_cycles`: at least MACs / the
     engine's peak, and at least the DRAM link's busy time (its bytes do not depend on timing)."""
     check_int("max_cycles", max_cycles)
-    bound, why = -(-macs // timing.peak_macs_per_cycle), "MACs at the engine's peak"
+    bound = -(-macs // timing.peak_macs_per_cycle)
+    hint = "use fidelity 'tile' (the same cycles, proven equal to the cycle level) or raise max_cycles"
     if memory.dram_bw is not None:
         tr = static_traffic(stream, memory)
         dram = sum(v for f, v in tr.items() if f.startswith("dram_"))
         link = math.ceil(dram / memory.dram_bw)
-        if link > bound:
-            bound, why = link, f"{dram:,} DRAM bytes at {memory.dram_bw:g} bytes/cycle"
+        if link > max_cycles and link > bound:
+            raise WorkloadError(f"dram_bw must let the run end within max_cycles {max_cycles:,} at "
+                                f"cycle fidelity, not {memory.dram_bw:g} bytes/cycle ({dram:,} DRAM "
+                                f"bytes take {_count(link)} cycles): {hint}")
     if bound > max_cycles:
-        raise WorkloadError(f"max_cycles must be at least the run's {bound:,} cycles ({why}) at "
-                            f"cycle fidelity, not {max_cycles:,}: use fidelity 'tile' (the same "
-                            f"cycles, proven equal to the cycle level) or raise max_cycles")
+        raise WorkloadError(f"max_cycles must be at least the run's {_count(bound)} cycles (MACs at "
+                            f"the engine's peak) at cycle fidelity, not {max_cycles:,}: {hint}")
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**15 else f"{n:.3e}"
 
 
 def _run(cfg: EngineConfig, m: int, n: int, k: int, a, b, *, fidelity: str,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tpesim.tile_stream import MAX_GEMM_DIM
 from tpesim.errors import ConfigError, TpesimError, WorkloadError
 
 __all__ = ["INTERPS", "MODELS", "PHASES", "LlmModel", "QuantizedWeights", "cli_main", "code_values",
@@ -478,8 +479,9 @@ def lut_layer(cfg, m: int, n: int, k: int, *, systolic=None, memory=None,
     if group_size is None:
         parts = [(k, 1)]
     elif isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)) or \
-            group_size < 1:
-        raise ConfigError(f"group_size must be a positive integer or None, not {group_size!r}")
+            not 1 <= group_size <= MAX_GEMM_DIM:
+        raise ConfigError(f"group_size must be an integer from 1 to 2**31 - 1 or None, not "
+                          f"{group_size!r}")
     else:
         parts = [(group_size, k // group_size)] + ([(k % group_size, 1)] if k % group_size else [])
         parts = [(kk, cnt) for kk, cnt in parts if cnt]

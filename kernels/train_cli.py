@@ -88,13 +88,18 @@ def _config(args: argparse.Namespace):
     return config_from_args(eng.config, args)
 
 
+# Upper bounds: a training run is minutes at most; a seed is 32-bit, and seed + seeds too.
+LIMITS = {"epochs": 10_000, "batch": 1_797, "seeds": 1_000, "mask_interval": 1_000_000}
+
+
 def _check_args(args: argparse.Namespace) -> None:
-    for name in ("epochs", "batch", "seeds", "mask_interval"):
+    for name, hi in LIMITS.items():
         v = getattr(args, name)
-        if v < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, not {v}")
-    if args.seed < 0:
-        raise ConfigError(f"--seed must be a non-negative integer, not {args.seed}")
+        if not 1 <= v <= hi:
+            raise ConfigError(f"--{name.replace('_', '-')} must be an integer from 1 to {hi:,}, "
+                              f"not {v}")
+    if not 0 <= args.seed <= 2**32 - 1 - args.seeds:
+        raise ConfigError(f"--seed must be an integer from 0 to 2**32 - 1 - seeds, not {args.seed}")
 
 
 def run(args: argparse.Namespace, progress: bool = False) -> dict:

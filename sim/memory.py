@@ -198,7 +198,8 @@ def check_fits(stream: TileStream, cfg: MemoryConfig) -> None:
         biggest = int(use.block_bytes[i])
         if biggest > half:
             raise WorkloadError(
-                f"a {getattr(stream, 'unit', 'tile')}'s block of operand {use.name} "
+                f"sram_kib_{use.name} must hold two blocks: a {getattr(stream, 'unit', 'tile')}'s "
+                f"block of operand {use.name} "
                 f"({use.describe(i)}, {biggest} bytes) does "
                 f"not fit half of its {cfg.sram_kib(use.name):g} KiB SRAM ({half:g} bytes); "
                 f"give operand {use.name} at least {math.ceil(2 * biggest / KIB * 1000) / 1000:g} "

@@ -360,17 +360,7 @@ INPUT_BAD = ("missing", "a directory", "unreadable", "empty", "binary garbage", 
 # (command words, options, values, reason, hangs): strict xfails, so a fix turns them into failures
 # to delete here. A rule names a command and its option, never an engine; it applies to the
 # command's default-engine variant (other engines are refused by those commands first).
-_LUT = "kernels/lut.py (the LUT kernels, its engineer's) does not validate --group-size"
-_TRAIN = "kernels/train_cli.py (BDWP training, its engineer's) does not bound"
-OWNED_XFAIL = (
-    (("run", "lut-layers"), ("--group-size",), HUGE,
-     f"{_LUT}: 2**63 and 10**30 are accepted (exit 0, a table printed)", False),
-    (("train",), ("--epochs", "--seed", "--mask-interval"), HUGE,
-     f"{_TRAIN} --epochs, --seed or --mask-interval: 2**63 and 10**30 are accepted and training "
-     f"starts (stopped by the test after 3 s)", True),
-    (("train",), ("--seeds",), HUGE,
-     f"{_TRAIN} --seeds: 2**63 and 10**30 end in an OverflowError traceback", False),
-)
+OWNED_XFAIL: tuple = ()
 
 
 def _default_engine_variant(cmd: Command) -> bool:

@@ -48,10 +48,13 @@ def test_cycle_budget_is_a_lower_bound(cfg, seed):
     timing = next(e for e in ENGINES.values() if e.name == cfg.engine).load("timing")(cfg)
     stream = timing.gemm_stream(m, n, k)
     dram = sum(v for f, v in static_traffic(stream).items() if f.startswith("dram_"))
-    bound = max(-(-m * n * k // timing.peak_macs_per_cycle), math.ceil(dram / mem.dram_bw))
+    compute, link = -(-m * n * k // timing.peak_macs_per_cycle), math.ceil(dram / mem.dram_bw)
+    bound = max(compute, link)
     assert res.cycles >= bound, f"seed {seed}"
     check_cycle_budget(timing, stream, mem, m * n * k, bound)      # at the bound: accepted
-    with pytest.raises(WorkloadError, match=f"at least the run's {bound:,} cycles"):
+    why = (f"dram_bw must let the run end within max_cycles {bound - 1:,}" if link > compute else
+           f"max_cycles must be at least the run's {bound:,} cycles")
+    with pytest.raises(WorkloadError, match=why):
         check_cycle_budget(timing, stream, mem, m * n * k, bound - 1)
 
 

@@ -255,11 +255,11 @@ def test_csv_report(capsys, tmp_path):
 @pytest.mark.parametrize(("extra", "message"), [
     (["--double-buffer"], "double_buffer must be False for dataflow 'os'"),
     (["--dataflow", "ws", "--sram-kib-c", "0.25"],
-     "a fold's block of operand c (20 x 3 of 32 bits, 240 bytes) does not fit half of its "
+     "sram_kib_c must hold two blocks: a fold's block of operand c (20 x 3 of 32 bits, 240 bytes) does not fit half of its "
      "0.25 KiB SRAM (128 bytes); give operand c at least 0.469 KiB"),
     (["--dataflow", "xs"], "dataflow must be one of 'os', 'ws', 'is', not 'xs'"),
     (["--fidelity", "rtl"], "argument --fidelity: invalid choice: 'rtl'"),
-    (["--sram-kib-a", "0.01"], "a tile's block of operand a (4 x 9 of 8 bits, 36 bytes) does not "
+    (["--sram-kib-a", "0.01"], "sram_kib_a must hold two blocks: a tile's block of operand a (4 x 9 of 8 bits, 36 bytes) does not "
                                "fit half of its 0.01 KiB SRAM (5.12 bytes)"),
     (["--sram-kib-c", "-1"], "sram_kib_c must be a positive number, not -1.0"),
     (["--dram-bw", "0"], "dram_bw must be a positive number, not 0.0"),
@@ -359,9 +359,22 @@ def test_run_conv_stationary(capsys, dataflow, db):
     assert til["stall_cycles"] == rep["stall_cycles"] > 0
 
 
+def test_unknown_option_lists_the_commands(capsys):
+    """The commands named are every command the parser knows (they grow as commands are added)."""
+    from tpesim.cli import _build_parser
+
+    sub = next(a for a in _build_parser()._actions if a.dest == "command")
+    assert main(["--bogus"]) == 2
+    err = capsys.readouterr().err
+    head, _, listed = err.partition(" (commands: ")
+    assert head == "tpesim: error: unrecognized argument '--bogus'"
+    assert listed.endswith("; `tpesim --help`)\n") and "\n" not in listed[:-1]
+    named = listed.split(";")[0].split(", ")
+    assert sorted(named) == sorted(sub.choices)
+    assert {"run", "verilog", "engines", "cosim", "scalesim"} <= set(named)
+
+
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--bogus"], "unrecognized argument '--bogus' (commands: run, verilog, engines, cosim, "
-                  "scalesim, train, sweep; `tpesim --help`)"),
     (["cosim", "systolic", "--sim", "vcs"],
      "argument --sim: invalid choice: 'vcs' (choose from 'icarus', 'verilator')"),
 ])

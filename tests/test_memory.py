@@ -248,11 +248,11 @@ def test_unbounded_memory_has_no_stalls():
 
 # -- fit ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"sram_kib_a": 1}, "a tile's block of operand a (8 x 300 of 8 bits, 2400 bytes) does not fit "
+    ({"sram_kib_a": 1}, "sram_kib_a must hold two blocks: a tile's block of operand a (8 x 300 of 8 bits, 2400 bytes) does not fit "
                         "half of its 1 KiB SRAM (512 bytes); give operand a at least 4.688 KiB"),
-    ({"sram_kib_b": 2}, "a tile's block of operand b (300 x 4 of 8 bits, 1200 bytes) does not fit "
+    ({"sram_kib_b": 2}, "sram_kib_b must hold two blocks: a tile's block of operand b (300 x 4 of 8 bits, 1200 bytes) does not fit "
                         "half of its 2 KiB SRAM (1024 bytes); give operand b at least 2.344 KiB"),
-    ({"sram_kib_c": 0.0625}, "a tile's block of operand c (8 x 4 of 32 bits, 128 bytes) does not "
+    ({"sram_kib_c": 0.0625}, "sram_kib_c must hold two blocks: a tile's block of operand c (8 x 4 of 32 bits, 128 bytes) does not "
                              "fit half of its 0.0625 KiB SRAM (32 bytes); give operand c at least "
                              "0.25 KiB"),
 ])

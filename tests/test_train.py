@@ -309,11 +309,13 @@ def test_cli_table_dense(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--epochs", "0"], "--epochs must be a positive integer, not 0"),
+    (["--epochs", "0"], "--epochs must be an integer from 1 to 10,000, not 0"),
+    (["--epochs", str(2**63)], f"--epochs must be an integer from 1 to 10,000, not {2**63}"),
+    (["--seed", str(2**32)], f"--seed must be an integer from 0 to 2**32 - 1 - seeds, not {2**32}"),
     (["--sparsity", "3:3"], "sparsity must be N:M with 1 <= N < M <= 16, not '3:3'"),
     (["--mode", "ff"], "--mode is set per pass by the training"),
     (["--engine", "systolic"], "engine must have N:M training modes"),
-    (["--seeds", "-1"], "--seeds must be a positive integer, not -1"),
+    (["--seeds", "-1"], "--seeds must be an integer from 1 to 1,000, not -1"),
 ])
 def test_cli_errors(capsys, argv, message):
     assert cli_main(["train", "mlp", *argv]) == 2
