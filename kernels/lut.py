@@ -671,11 +671,14 @@ def _csv_text(rows: list[dict]) -> str:
     import csv
     import io
 
+    from tpesim.outputs import csv_cell, provenance
+
+    rows = [{**provenance(), **r} for r in rows]
     fields = list(dict.fromkeys(key for r in rows for key in r))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
-    w.writerows(rows)
+    w.writerows({k: csv_cell(v) for k, v in r.items()} for r in rows)
     return buf.getvalue()
 
 
@@ -744,7 +747,9 @@ def cli_main(argv: Sequence[str]) -> int:
     if args.csv is not None:
         write_text_atomic(args.csv, _csv_text(rows), "--csv")
     if args.json:
-        print(json.dumps(rows, indent=1))
+        from tpesim.outputs import provenance
+
+        print(json.dumps([{**provenance(), **r} for r in rows], indent=1))
     else:
         mdl = _model(args.model)
         mem = ("ideal memory" if memory.ideal else

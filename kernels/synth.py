@@ -313,7 +313,9 @@ def cli_main(argv: list[str] | None = None) -> int:
     res = synth(cfg, args.target, seed=args.seed, freq_mhz=args.freq, pnr=not args.no_pnr,
                 cache=not args.no_cache)
     if args.json:
-        print(json.dumps(res, sort_keys=False))
+        from tpesim.outputs import provenance
+
+        print(json.dumps({**provenance(), **res}, sort_keys=False))
         return 0
     rows = [("engine", res["engine_name"]), ("target", f"{res['target']} ({res['device']})")]
     rows += [(k, "-" if res[k] is None else str(res[k])) for k in _FIELDS]

@@ -224,7 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser(argv).parse_args(argv)
     report = run(args, progress=sys.stderr.isatty())
     if args.json:
-        print(json.dumps(report))
+        from tpesim.outputs import provenance
+
+        print(json.dumps({**provenance(), **report}))
     else:
         _print(report)
     return 0

@@ -683,6 +683,9 @@ def _rows(records: list[dict], table) -> list[dict]:
 
 
 def _csv_text(rows: list[dict]) -> str:
+    from .outputs import csv_cell, provenance
+
+    rows = [{**provenance(), **r} for r in rows]
     cols: dict[str, None] = {}
     for r in rows:
         cols.update(dict.fromkeys(r))
@@ -690,8 +693,7 @@ def _csv_text(rows: list[dict]) -> str:
     w = csv.DictWriter(buf, fieldnames=list(cols), lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: ("" if v is None else str(v).lower() if isinstance(v, bool) else v)
-                    for k, v in r.items()})
+        w.writerow({k: csv_cell(v) for k, v in r.items()})
     return buf.getvalue()
 
 
@@ -750,10 +752,10 @@ def _pareto(rows: list[dict], pareto_x: str | None) -> tuple[list[dict], str, st
 
 def _write_outputs(out: Path, spec: SweepSpec, rows: list[dict], table, *,
                    pareto_x: str | None, plot: bool) -> list[Path]:
-    from .outputs import write_text_atomic
+    from .outputs import provenance, write_text_atomic
 
     files = [write_text_atomic(out / "results.csv", _csv_text(rows), "results.csv")]
-    meta = {"sweep": spec.name, "version": _version(), "fidelity": spec.fidelity,
+    meta = {**provenance(), "sweep": spec.name, "version": _version(), "fidelity": spec.fidelity,
             "points": len(rows), "skipped_configs": list(spec.skipped),
             "energy_table": None if table is None else table.to_dict(), "rows": rows}
     files.append(write_text_atomic(out / "results.json",

@@ -368,7 +368,9 @@ def test_cli_report_json_csv_plot(tmp_path, capsys):
     assert s["decode_steps"] == 3 and len(s["layers"]) == 12 + 2
     assert s["tpot_ms"] == pytest.approx(s["decode_cycles"] / 3 / 1.5e6)
     assert s["decode_tokens_per_s"] == pytest.approx(2 * 3 * 1.5e9 / s["decode_cycles"])
-    assert csv_path.read_text().startswith("phase,op,op_class,engine,instances,cycles")
+    assert csv_path.read_text().startswith(
+        "tool,tool_version,schema_version,phase,op,op_class,engine,instances,cycles")
+    assert s["tool"] == "tpesim" and "schema_version" in s
     assert tpesim_main(argv + ["--plot", str(png),
                                "--linear-engine", "lut:w_bits=4,tile_n=16"]) == 0
     out = capsys.readouterr().out

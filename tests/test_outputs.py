@@ -116,3 +116,21 @@ def test_reports_carry_tool_and_schema_versions(tmp_path, capsys):
     assert all({k: r[k] for k in head} == head for r in rows)
     (row,) = csv.DictReader(sc.open())
     assert row["tool_version"] == tpesim.__version__
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "lut-layers", "--model", "bitnet-3b", "--totals-only", "--json"],
+    ["train", "cnn", "--sparsity", "dense", "--epochs", "1", "--json"],
+])
+def test_later_commands_carry_the_same_provenance(capsys, argv):
+    import json
+
+    import tpesim
+    from tpesim.cli import main
+    from tpesim.outputs import SCHEMA_VERSION
+
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    for rec in doc if isinstance(doc, list) else [doc]:
+        assert (rec["tool"], rec["tool_version"], rec["schema_version"]) == \
+            ("tpesim", tpesim.__version__, SCHEMA_VERSION)

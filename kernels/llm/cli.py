@@ -191,11 +191,14 @@ def op_csv(run: LlmRun) -> str:
     import csv
     import io
 
-    rows = run.op_rows()
+    from tpesim.outputs import csv_cell, provenance
+
+    rows = [{**provenance(), **r} for r in run.op_rows()]
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["phase"], lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [*provenance(), "phase"],
+                       lineterminator="\n")
     w.writeheader()
-    w.writerows(rows)
+    w.writerows({k: csv_cell(v) for k, v in r.items()} for r in rows)
     return buf.getvalue()
 
 
@@ -372,7 +375,9 @@ def cli_main(argv: Sequence[str]) -> int:
                                 "kv_read_bytes": int(run.step_kv_read_bytes[i]),
                                 "dram_read_bytes": int(v[F["dram_read_bytes"]])}
                                for i, v in enumerate(run.steps)] if run.steps is not None else [])
-        print(json.dumps(s, indent=1))
+        from tpesim.outputs import provenance
+
+        print(json.dumps({**provenance(), **s}, indent=1))
     else:
         print(format_report(run, args.clock_ghz))
         if args.plot is not None:
