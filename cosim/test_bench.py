@@ -74,3 +74,22 @@ def test_report_renders_all_suites():
     assert "**30,000×**" in md and "**met**" in md
     assert "**NO (the bench fails)**" in md and "**NO**" in scalesim_table([bad])
     json.dumps([ok.__dict__, bad.__dict__])
+
+
+def test_train_section_is_carried_over(tmp_path):
+    """The training suite's section is replaced when re-run and kept (marked carried) when not."""
+    import json
+
+    from tpesim.cosim.bench.train import SECTION, append_train_section
+
+    md, js = tmp_path / "bench.md", tmp_path / "bench_train.json"
+    row = {"model": "mlp", "sparsity": "2:8", "epochs": 2, "wall_s": 3.0, "cpu_s": 2.0,
+           "load_avg": 1.0, "status": "ok", "accuracy": 0.9, "dense_accuracy": 0.91, "speedup": 1.9}
+    js.write_text(json.dumps({"date": "2026-12-02 16:00 UTC", "rows": [row]}))
+    md.write_text("# tpesim benchmark\n\n## Targets\n")
+    append_train_section(md, js, measured=True)
+    append_train_section(md, js, measured=False)
+    text = md.read_text()
+    assert text.count(SECTION) == 1 and "Carried over from the run of 2026-12-02 16:00 UTC" in text
+    assert "| mlp | 2:8 | 2 | 3.0 | 2.0 | 0.9000 | 0.9100 | 1.900x | 1.0 |" in text
+    assert text.startswith("# tpesim benchmark\n\n## Targets")

@@ -7,6 +7,7 @@ Suites (all by default; --case/--path alone mean the cycle suite only):
   scalesim  the same GEMM by SCALE-Sim v3 (own venv, created when missing) and by tpesim
             (cases.SCALESIM_CASES): speed ratio and cycle counts side by side
   llm       whole-model Llama-2-7B prefill + decode timing, batch 1 and 16 (llm.py)
+  train     wall time of a whole BDWP training run, MLP and CNN at 2:8 (train.py)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .cases import SCALESIM_TARGETS, SUITES, TILE_TARGETS, scalesim_cases, tile_
 from .report import machine_info, scalesim_table, table, tile_table, write_reports
 from .scalesim import DEFAULT_VENV, run_scalesim_suite
 from .llm import append_llm_section, llm_cases, run_llm_suite
+from .train import QUICK_CASES, TRAIN_CASES, append_train_section, run_train_suite
 from .tile import run_tile_suite
 from .vcpp import VERILATOR_FLAGS
 
@@ -104,6 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         lrows = run_llm_suite(llm_cases(args.quick), reps=args.tile_reps, log=ctx.log,
                               json_path=llm_json)
         suite_s["llm"] = time.perf_counter() - t1
+    train_json = args.json.with_name("bench_train.json")
+    nrows = []
+    if "train" in suites:
+        t1 = time.perf_counter()
+        nrows = run_train_suite(QUICK_CASES if args.quick else TRAIN_CASES, log=ctx.log,
+                                json_path=train_json)
+        suite_s["train"] = time.perf_counter() - t1
     total = time.perf_counter() - t0
     info = machine_info()
     info["load_avg"] = f"{load0} at start, {info['load_avg']} at end (1/5/15 min)"
@@ -113,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             "cases": [c.name for c in cases] if rows else []}
     write_reports(rows, info, meta, args.md, args.json, trows=trows, srows=srows, sinfo=sinfo)
     append_llm_section(args.md, llm_json, measured=bool(lrows))
+    append_train_section(args.md, train_json, measured=bool(nrows))
     for tab, present in ((table(rows), rows), (tile_table(trows), trows), (scalesim_table(srows), srows)):
         if present:
             print(tab + "\n")
@@ -138,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         if r.status == "error":
             failed.append(f"tile {r.name}: {r.error}")
     failed += [f"llm {r.name}: {r.error}" for r in lrows if r.status != "ok"]
+    failed += [f"train {r['model']}: {r['error']}" for r in nrows if r["status"] != "ok"]
     missed += [(r.name, {"text": "first call under 1 s wall", "value": r.wall_first_s})
                for r in lrows if r.target_met is False]
     for f in failed:

@@ -31,7 +31,7 @@ __all__ = ["BenchCase", "Target", "TileCase", "ScaleSimCase", "Adapter", "Systol
            "CASES", "TARGETS", "ModelRun", "default_cases", "TILE_CASES", "TILE_TARGETS", "SCALESIM_CASES",
            "SCALESIM_TARGETS", "tile_cases", "scalesim_cases", "SUITES", "config_label"]
 
-SUITES = ("cycle", "tile", "scalesim", "llm")
+SUITES = ("cycle", "tile", "scalesim", "llm", "train")
 
 
 @dataclass(frozen=True)
