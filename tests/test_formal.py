@@ -74,6 +74,9 @@ def test_bad_input_is_one_line():
     lut = formal.proofs("lut")[0]
     with pytest.raises(ConfigError, match="integer activations"):
         lut.miter(get_engine("lut").config(act="fp16", w_interp="pm1"), False)
+    nm = formal.proofs("nm_sparse")[0]
+    with pytest.raises(ConfigError, match="needs a window of 2 or more lanes, not 1"):
+        nm.miter(get_engine("nm_sparse").config(sparsity="dense"), True)
     pre = next(p for p in formal.proofs("systolic") if p.name == "preload_pe")
     with pytest.raises(ConfigError, match="single-buffered"):
         pre.miter(get_engine("systolic").config(dataflow="ws", double_buffer=True), False)
