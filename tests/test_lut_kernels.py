@@ -431,7 +431,8 @@ def test_layer_errors():
     from tpesim.engines.lut import LutConfig
     from tpesim.engines.systolic import SystolicConfig
 
-    with pytest.raises(ConfigError, match="group_size must be a positive integer or None, not 0"):
+    with pytest.raises(ConfigError,
+                       match=r"group_size must be an integer from 1 to 2\*\*31 - 1 or None, not 0"):
         L.lut_layer(LutConfig(), 2, 64, 64, group_size=0)
     with pytest.raises(ConfigError, match=r"systolic peak must equal the LUT engine's \(256 "
                                           r"MAC/cycle\), not 64"):

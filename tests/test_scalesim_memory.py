@@ -154,8 +154,9 @@ def test_block_that_does_not_fit_is_reported_not_raised():
     r1, r2 = report(cfg, [Layer.gemm("big_k", 64, 48, 400), Layer.gemm("ok", 16, 16, 16)])[0]
     assert r1["tpesim_cycles"] is r1["tpesim_stall_cycles"] is r1["stall_cycles"] is None
     assert r1["total_cycles"] is None and r1["tpesim_compute_cycles"] is not None
-    assert ("tpesim memory: a tile's block of operand a (8 x 400 of 8 bits, 3200 bytes) does not "
-            "fit half of its 1 KiB SRAM (512 bytes); give operand a at least 6.25 KiB"
+    assert ("tpesim memory: sram_kib_a must hold two blocks: a tile's block of operand a (8 x 400 "
+            "of 8 bits, 3200 bytes) does not fit half of its 1 KiB SRAM (512 bytes); give operand "
+            "a at least 6.25 KiB"
             in r1["reason"])
     assert r2["tpesim_stall_cycles"] is not None
 
