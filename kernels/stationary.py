@@ -21,7 +21,7 @@ __all__ = ["FoldPlan", "plan", "fold_operands", "StationaryCycleBackend",
 class FoldPlan:
     """Fold geometry of one GEMM: `folds` = outer * kfolds folds of `rows` stream beats each."""
 
-    dataflow: str
+    beats_are_rows: bool   # a stream beat's result is a row of C (WS), else a column (IS)
     outer: int      # ceil(N/C) for WS, ceil(M/C) for IS
     kfolds: int     # ceil(K/R)
     rows: int       # stream beats per fold: M for WS, N for IS
@@ -33,11 +33,15 @@ class FoldPlan:
 
 def plan(cfg, m: int, n: int, k: int) -> FoldPlan:
     R, C = cfg.block_shape
-    if cfg.mapping == "ws":
-        return FoldPlan("ws", math.ceil(n / C), math.ceil(k / R), m)
-    if cfg.mapping == "is":
-        return FoldPlan("is", math.ceil(m / C), math.ceil(k / R), n)
-    raise ValueError(f"mapping must be 'ws' or 'is' here, not {cfg.mapping!r}")
+    if cfg.mapping not in _MAPPINGS:
+        raise ValueError(f"mapping must be one of {', '.join(map(repr, _MAPPINGS))} here, "
+                         f"not {cfg.mapping!r}")
+    rows_of_c, outer, beats = _MAPPINGS[cfg.mapping](m, n)
+    return FoldPlan(rows_of_c, math.ceil(outer / C), math.ceil(k / R), beats)
+
+
+# cfg.mapping -> (m, n) -> (beats are rows of C, the dim split over columns, stream beats per fold)
+_MAPPINGS = {"ws": lambda m, n: (True, n, m), "is": lambda m, n: (False, m, n)}
 
 
 def fold_operands(cfg, a: np.ndarray, b: np.ndarray, o: int, kf: int):
@@ -199,7 +203,7 @@ class StationaryCycleBackend:
             o = f // p.kfolds
             part = rows[lo - first:hi - first]
             i0, i1 = lo - f * p.rows, hi - f * p.rows
-            if p.dataflow == "ws":
+            if p.beats_are_rows:
                 blk = self._acc[i0:i1, o * C:(o + 1) * C]
                 blk += part[:, :blk.shape[1]]
             else:

@@ -451,9 +451,10 @@ def _engine_for(cfg: TrainConfig, engine_cfg):
 
     if engine_cfg is None:
         return NmSparseConfig(sparsity=cfg.sparsity)
-    if not isinstance(engine_cfg, NmSparseConfig):
-        raise ConfigTypeError(f"engine_cfg must be an NmSparseConfig (BDWP needs the ff/bp/wg "
-                              f"modes), not {type(engine_cfg).__name__}")
+    if not all(hasattr(engine_cfg, f) for f in ("sparsity", "mode", "nm")):
+        raise ConfigTypeError(f"engine_cfg must be an engine config with N:M training modes "
+                              f"(fields sparsity and mode: BDWP needs ff/bp/wg), not "
+                              f"{type(engine_cfg).__name__}")
     if engine_cfg.nm != cfg.nm and engine_cfg.nm is not None and cfg.nm is not None:
         raise ConfigError(f"sparsity of the training ({cfg.sparsity}) must match the engine's "
                           f"({engine_cfg.sparsity})")
