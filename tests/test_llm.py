@@ -214,6 +214,65 @@ def test_kv_cache_bytes_per_step(tmp_path):
     assert s["kv_read_bytes_last_step"] == per_step[-1]
 
 
+def test_shipped_sliding_window():
+    """Mistral-7B v0.1's config.json has sliding_window 4096; the Llama models have none."""
+    assert resolve_model("mistral-7b").window == 4096
+    assert resolve_model("llama2-7b").window is None
+    assert resolve_model("llama3-8b").window is None
+
+
+def test_sliding_window_query_key_pairs(tmp_path):
+    """q_block 1, window W: query i attends to min(i + 1, W) keys, so a prefill does
+    sum_i min(i + 1, W) query-key pairs per head (counted here from that definition)."""
+    W, P = 5, 23
+    spec = load_config(_tiny_config(tmp_path, sliding_window=W))
+    assert spec.window == W
+    run = run_llm(spec, prefill=P, decode=0, q_block=1, engine=SystolicConfig(rows=4, cols=4))
+    att = sum(int(run.ops[n]["prefill"][llm_run.F["macs"]]) for n in ("qk", "pv"))
+    pairs = sum(min(i + 1, W) for i in range(P))
+    assert att == 2 * spec.layers * spec.heads * spec.head_dim * pairs
+
+
+@pytest.mark.parametrize("q_block", [1, 3, 4, 7, 64])
+def test_sliding_window_blocks_cover_the_window(tmp_path, q_block):
+    """Every query block's keys span from the window start of its first query to its last query:
+    the block computes at least each query's own window (the extra is the masked part)."""
+    W, P = 6, 29
+    spec = load_config(_tiny_config(tmp_path, sliding_window=W))
+    ops = [o for o in layer_ops(spec, batch=1, tokens=P, past=0, q_block=q_block)
+           if o.name.startswith("qk")]
+    s = 0
+    for o in ops:
+        rows = o.m // spec.group
+        e = s + rows
+        assert o.n == e - max(0, s - W + 1)
+        s = e
+    assert s == P
+
+
+def test_sliding_window_kv_cache_bytes_per_step(tmp_path):
+    """Unbounded SRAM: each decode step reads min(P + s + 1, W) cached keys and values per layer."""
+    W, P, D, B = 20, 16, 8, 2
+    spec = load_config(_tiny_config(tmp_path, sliding_window=W))
+    run = run_llm(spec, prefill=P, decode=D, batch=B, engine=SystolicConfig(rows=4, cols=4),
+                  memory=MemoryConfig(dram_bw=16))
+    per_step = [2 * B * spec.kv_heads * min(P + s + 1, W) * spec.head_dim * spec.layers
+                for s in range(D)]
+    assert run.step_kv_read_bytes.tolist() == per_step
+    assert per_step[-1] == per_step[-2]           # the window is full: the cache stops growing
+
+
+def test_sliding_window_off_in_qwen2_style_config(tmp_path):
+    """Qwen2 configs carry sliding_window with use_sliding_window false: full attention."""
+    spec = load_config(_tiny_config(tmp_path, sliding_window=4, use_sliding_window=False))
+    assert spec.window is None
+
+
+def test_sliding_window_must_be_positive(tmp_path):
+    with pytest.raises(FileFormatError, match="'sliding_window' must be a positive integer, not 0"):
+        load_config(_tiny_config(tmp_path, sliding_window=0))
+
+
 def test_gqa_stacks_query_heads(tmp_path):
     spec = load_config(_tiny_config(tmp_path, num_attention_heads=8, num_key_value_heads=2,
                                     hidden_size=64))

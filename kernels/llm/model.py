@@ -10,7 +10,7 @@ from pathlib import Path
 from tpesim.errors import ConfigError, FileFormatError, WorkloadError
 
 __all__ = ["Gemm", "VectorOp", "ModelSpec", "SHIPPED", "MODELS_DIR", "load_config", "resolve_model",
-           "layer_ops", "head_ops", "tail_ops", "query_blocks", "VECTOR_KINDS"]
+           "layer_ops", "head_ops", "tail_ops", "query_blocks", "decode_keys", "VECTOR_KINDS"]
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 # CLI name -> shipped config.json (kernels/models/README.md gives each file's source)
@@ -102,6 +102,10 @@ class ModelSpec:
         embedding op).
     fused_qkv : bool
         One q/k/v projection GEMM (GPT-2's c_attn) instead of three.
+    window : int or None
+        Sliding attention window (Mistral's `sliding_window`): a query at position i attends to
+        keys (i - window, i] only, so at most `window` keys per query and a KV cache of at most
+        `window` entries per KV head; None: full causal attention.
     """
 
     name: str
@@ -118,6 +122,7 @@ class ModelSpec:
     gated: bool = True
     rotary: bool = True
     fused_qkv: bool = False
+    window: int | None = None
 
     @property
     def group(self) -> int:
@@ -126,8 +131,9 @@ class ModelSpec:
 
     def summary(self) -> str:
         kv = f"{self.kv_heads} KV heads (GQA {self.group}:1)" if self.group > 1 else "MHA"
+        win = f", sliding window {self.window}" if self.window else ""
         return (f"{self.name}: {self.layers} layers, hidden {self.hidden}, {self.heads} heads of "
-                f"{self.head_dim} ({kv}), {'gated ' if self.gated else ''}{self.act} MLP "
+                f"{self.head_dim} ({kv}{win}), {'gated ' if self.gated else ''}{self.act} MLP "
                 f"{self.intermediate}, {self.norm}, vocab {self.vocab}")
 
 
@@ -204,6 +210,9 @@ def load_config(path) -> ModelSpec:
                     vocab=_field(cfg, path, "vocab_size"), norm="rmsnorm", gated=True,
                     rotary=True, act=_field(cfg, path, "hidden_act", default="silu", kind=str))
         act_field = "hidden_act"
+        # Mistral: sliding_window; Qwen2: the same key, in force only with use_sliding_window
+        if cfg.get("sliding_window") is not None and cfg.get("use_sliding_window", True) is not False:
+            spec["window"] = _field(cfg, path, "sliding_window")
         if "head_dim" in cfg and cfg["head_dim"] is not None:
             spec["head_dim"] = _field(cfg, path, "head_dim")
     if spec["act"] not in _ACTS:
@@ -238,14 +247,23 @@ def resolve_model(model) -> ModelSpec:
 
 
 # -- the op list of one decoder layer --------------------------------------------------------------
-def query_blocks(tokens: int, q_block: int) -> list[tuple[int, int]]:
+def query_blocks(tokens: int, q_block: int, window: int | None = None) -> list[tuple[int, int]]:
     """(rows, keys) of each causal query block of a prefill: block i holds queries
-    [i*q_block, i*q_block + rows) and attends to keys [0, end of the block)."""
+    [s, e) = [i*q_block, i*q_block + rows) and attends to keys [0, e), or with a sliding window W
+    to keys [max(0, s - W + 1), e) (query s sees s - W + 1 .. s, query e - 1 sees up to e - 1)."""
     out = []
     for s in range(0, tokens, q_block):
         e = min(s + q_block, tokens)
-        out.append((e - s, e))
+        first = max(0, s - window + 1) if window else 0
+        out.append((e - s, e - first))
     return out
+
+
+def decode_keys(spec: ModelSpec, past: int) -> int:
+    """Keys a decode step's query attends to after `past` cached tokens: past + 1, or at most the
+    sliding window (the cache then holds the last `window` tokens)."""
+    keys = past + 1
+    return min(keys, spec.window) if spec.window else keys
 
 
 def layer_ops(spec: ModelSpec, *, batch: int, tokens: int, past: int, q_block: int) -> list:
@@ -271,7 +289,8 @@ def layer_ops(spec: ModelSpec, *, batch: int, tokens: int, past: int, q_block: i
     if spec.rotary:
         ops.append(VectorOp("rotary", "rotary", t * (qd + kvd)))
     g, n_kv = spec.group, batch * spec.kv_heads
-    blocks = query_blocks(tokens, q_block) if past == 0 else [(tokens, past + tokens)]
+    blocks = (query_blocks(tokens, q_block, spec.window) if past == 0
+              else [(tokens, decode_keys(spec, past))])
     if past:
         if tokens != 1:
             raise WorkloadError(f"a decode step takes 1 token per sequence, not {tokens}")

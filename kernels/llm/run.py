@@ -202,7 +202,8 @@ class Stage:
 
 
 def decoder_stages(spec: ModelSpec, *, batch: int, prefill: int, decode: int, q_block: int):
-    """Prefill (P tokens per sequence) then `decode` steps; step s attends over P + s + 1 keys."""
+    """Prefill (P tokens per sequence) then `decode` steps; step s attends over P + s + 1 keys (at
+    most the model's sliding window)."""
     labels = tuple(f"layer{i}" for i in range(spec.layers))
     yield Stage("prefill", 0, (
         (("embedding",), tuple(head_ops(spec, batch=batch, tokens=prefill))),
