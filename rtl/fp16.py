@@ -3,14 +3,15 @@ combinational, synthesizable, bit-exact with tpesim.fp16 (RNE, subnormals, inf, 
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from tpesim.rtl import _common
 
 __all__ = ["FpFormat", "FP16", "FP32", "FpAdd", "FpPow2", "FpPromote", "Fp16Add", "Fp32Add",
-           "Fp16Pow2", "Fp32Pow2", "Fp16ToFp32", "leading_zeros", "to_verilog"]
+           "Fp16Pow2", "Fp32Pow2", "Fp16Pow2Signed", "Fp32Pow2Signed", "Fp16ToFp32",
+           "leading_zeros", "to_verilog"]
 
 # Amaranth emits `x == 0` as `!x`, which Verilator flags (WIDTHTRUNC): zero tests use `~x.any()`.
 
@@ -198,23 +199,29 @@ class FpAdd(wiring.Component):
 
 
 class FpPow2(wiring.Component):
-    """y = x * 2**e for an unsigned `e` of `e_bits` bits (combinational, exact except overflow).
+    """y = x * 2**e for an `e_bits`-bit exponent step `e` (combinational): unsigned (0 .. 2^e_bits
+    - 1), or two's complement when `e_signed` (-2^(e_bits-1) .. 2^(e_bits-1) - 1).
 
     The exponent is added to the biased exponent; a subnormal is first normalized by the same
     left shift as the adder's (floored at exponent 1), so it scales into the normals exactly.
-    +-0 and +-inf pass unchanged, overflow gives +-inf, any NaN gives the canonical NaN.
+    A negative step whose result falls below the normals shifts the significand right into the
+    subnormal field with guard and sticky bits and rounds to nearest even (the one inexact case
+    besides overflow). +-0 and +-inf pass unchanged, overflow gives +-inf, any NaN gives the
+    canonical NaN.
 
     Attributes
     ----------
     x : In(fmt.width)
-    e : In(e_bits)
+    e : In(e_bits), or In(signed(e_bits)) when e_signed
     y : Out(fmt.width)
     """
 
-    def __init__(self, fmt: FpFormat, e_bits: int = 2):
+    def __init__(self, fmt: FpFormat, e_bits: int = 2, e_signed: bool = False):
         self.fmt = fmt
         self.e_bits = e_bits
-        super().__init__({"x": In(fmt.width), "e": In(e_bits), "y": Out(fmt.width)})
+        self.e_signed = e_signed
+        super().__init__({"x": In(fmt.width), "e": In(signed(e_bits) if e_signed else e_bits),
+                          "y": Out(fmt.width)})
 
     def elaborate(self, platform):
         f = self.fmt
@@ -222,18 +229,42 @@ class FpPow2(wiring.Component):
         mb, eb = f.man_bits, f.exp_bits
         sx, ex, mx, nan_x, inf_x, _ = f.unpack(self.x)
         ew = max(eb, self.e_bits) + 1
-        target = Signal(ew, name="target_exp")    # biased exponent after scaling, before normalizing
-        m.d.comb += target.eq(Mux(ex.any(), ex, 1) + self.e)
         sig = Signal(mb + 1, name="sig")
         m.d.comb += sig.eq(Cat(mx, ex.any()))
-        nsig, nexp = _normalize_left(m, sig, target, "norm")
+        if not self.e_signed:
+            target = Signal(ew, name="target_exp")  # biased exponent after scaling, before normalizing
+            m.d.comb += target.eq(Mux(ex.any(), ex, 1) + self.e)
+            nsig, nexp = _normalize_left(m, sig, target, "norm")
+            finite = Cat(nsig[:mb], Mux(nsig[mb], nexp[:eb], 0), sx)
+        else:
+            # target = max(ex, 1) + e as a signed number; >= 1: the unsigned path (exact); < 1:
+            # the value is sig * 2^(target - 1) subnormal units, i.e. sig >> (1 - target), rounded
+            target = Signal(signed(ew + 1), name="target_exp")
+            m.d.comb += target.eq(Mux(ex.any(), ex, 1) + self.e)
+            up_exp = Signal(ew, name="target_pos")
+            m.d.comb += up_exp.eq(target[:ew])
+            nsig, nexp = _normalize_left(m, sig, up_exp, "norm")
+            kmax = 1 << (self.e_bits - 1)          # 1 - target <= -min(e) = 2^(e_bits-1)
+            k = Signal(range(kmax + 1), name="rshift")
+            m.d.comb += k.eq((1 - target)[:len(k)])
+            wide = Signal(mb + 1 + kmax, name="rshift_wide")
+            m.d.comb += wide.eq(Cat(Const(0, kmax), sig) >> k)
+            q = wide[kmax:]
+            guard, sticky = wide[kmax - 1], wide[:kmax - 1].any() if kmax > 1 else Const(0, 1)
+            rnd = Signal(mb + 1, name="rshift_rounded")   # <= 2^mb: a carry is the smallest normal
+            m.d.comb += rnd.eq(q + (guard & (sticky | q[0])))
+            below = Signal(name="below_normal")
+            m.d.comb += below.eq(target < 1)
+            finite = Mux(below, Cat(rnd[:mb], rnd[mb], Const(0, eb - 1), sx),
+                         Cat(nsig[:mb], Mux(nsig[mb], nexp[:eb], 0), sx))
+            nexp = Mux(below, 0, nexp)
         overflow = nexp >= f.exp_max
         with m.If(nan_x):
             m.d.comb += self.y.eq(f.canonical_nan())
         with m.Elif(inf_x | overflow):
             m.d.comb += self.y.eq(Cat(Const(0, mb), Const(f.exp_max, eb), sx))
         with m.Else():
-            m.d.comb += self.y.eq(Cat(nsig[:mb], Mux(nsig[mb], nexp[:eb], 0), sx))
+            m.d.comb += self.y.eq(finite)
         return m
 
 
@@ -294,14 +325,25 @@ def Fp32Add() -> FpAdd:
     return FpAdd(FP32)
 
 
-def Fp16Pow2(e_bits: int = 2) -> FpPow2:
-    """binary16 x * 2**e: x: In(16), e: In(e_bits); y: Out(16)."""
-    return FpPow2(FP16, e_bits)
+def Fp16Pow2(e_bits: int = 2, e_signed: bool = False) -> FpPow2:
+    """binary16 x * 2**e: x: In(16), e: In(e_bits) (signed when e_signed); y: Out(16)."""
+    return FpPow2(FP16, e_bits, e_signed)
 
 
-def Fp32Pow2(e_bits: int = 2) -> FpPow2:
-    """binary32 x * 2**e: x: In(32), e: In(e_bits); y: Out(32)."""
-    return FpPow2(FP32, e_bits)
+def Fp16Pow2Signed() -> FpPow2:
+    """binary16 x * 2**e for e in -4..3 (a 3-bit two's-complement step: halving and more, RNE
+    below the normals): x: In(16), e: In(signed(3)); y: Out(16)."""
+    return FpPow2(FP16, 3, True)
+
+
+def Fp32Pow2(e_bits: int = 2, e_signed: bool = False) -> FpPow2:
+    """binary32 x * 2**e: x: In(32), e: In(e_bits) (signed when e_signed); y: Out(32)."""
+    return FpPow2(FP32, e_bits, e_signed)
+
+
+def Fp32Pow2Signed() -> FpPow2:
+    """binary32 x * 2**e for e in -4..3: x: In(32), e: In(signed(3)); y: Out(32)."""
+    return FpPow2(FP32, 3, True)
 
 
 def Fp16ToFp32() -> FpPromote:
@@ -310,11 +352,12 @@ def Fp16ToFp32() -> FpPromote:
 
 
 _BLOCKS = {"fp16_add": Fp16Add, "fp32_add": Fp32Add, "fp16_pow2": Fp16Pow2, "fp32_pow2": Fp32Pow2,
-           "fp16_to_fp32": Fp16ToFp32}
+           "fp16_pow2s": Fp16Pow2Signed, "fp32_pow2s": Fp32Pow2Signed, "fp16_to_fp32": Fp16ToFp32}
 
 
 def to_verilog(block: str, name: str | None = None) -> str:
-    """Verilog of one block (`fp16_add`, `fp32_add`, `fp16_pow2`, `fp32_pow2`, `fp16_to_fp32`)."""
+    """Verilog of one block (`fp16_add`, `fp32_add`, `fp16_pow2`, `fp32_pow2`, `fp16_pow2s`,
+    `fp32_pow2s` (signed step -4..3), `fp16_to_fp32`)."""
     if block not in _BLOCKS:
         from tpesim.errors import ConfigError
         raise ConfigError(f"block must be one of {', '.join(_BLOCKS)}, not {block!r}")

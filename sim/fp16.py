@@ -31,7 +31,7 @@ from tpesim.errors import ConfigError
 # is one XOR gate (the LUT engine's signed 8:1 mux).
 
 __all__ = ["NAN", "POS_INF", "NEG_INF", "NEG_ZERO", "MAX_NORMAL", "MIN_NORMAL", "MIN_SUBNORMAL",
-           "NAN32", "POS_INF32", "NEG_INF32", "EXP_STEPS",
+           "NAN32", "POS_INF32", "NEG_INF32", "EXP_STEPS", "EXP_MIN",
            "add", "pow2", "neg", "is_nan", "from_float", "to_float",
            "to32", "add32", "pow2_32", "neg32", "is_nan32", "from_float32", "to_float32"]
 
@@ -47,7 +47,8 @@ NAN32 = 0x7FC00000
 POS_INF32 = 0x7F800000
 NEG_INF32 = 0xFF800000
 
-EXP_STEPS = 4           # pow2 scales by 2**e for e in 0 .. EXP_STEPS - 1 (a 2-bit exponent step)
+EXP_STEPS = 4           # pow2 scales by 2**e for e in EXP_MIN .. EXP_STEPS - 1
+EXP_MIN = -4            # (a 3-bit two's-complement exponent step; 0..3 is the unsigned 2-bit one)
 
 
 def _bits(x, dtype) -> np.ndarray:
@@ -77,9 +78,9 @@ def _exp(e) -> np.ndarray:
     e = np.asarray(e)
     if e.dtype.kind not in "iub":
         raise ConfigError(f"pow2 exponent must be an integer, not dtype {e.dtype}")
-    if e.size and (int(e.min()) < 0 or int(e.max()) >= EXP_STEPS):
-        bad = int(e.min()) if int(e.min()) < 0 else int(e.max())
-        raise ConfigError(f"pow2 exponent must be in 0..{EXP_STEPS - 1}, not {bad}")
+    if e.size and (int(e.min()) < EXP_MIN or int(e.max()) >= EXP_STEPS):
+        bad = int(e.min()) if int(e.min()) < EXP_MIN else int(e.max())
+        raise ConfigError(f"pow2 exponent must be in {EXP_MIN}..{EXP_STEPS - 1}, not {bad}")
     return e.astype(np.int32)
 
 
@@ -103,8 +104,9 @@ def add(a, b):
 
 
 def pow2(x, e):
-    """x * 2**e for e in 0..3: exact (a subnormal scales into the normals) except overflow to
-    +-inf; +-0 and +-inf unchanged; NaN gives `NAN`."""
+    """x * 2**e for e in -4..3: exact (a subnormal scales into the normals) except overflow to
+    +-inf and, for e < 0, a result below the normals, which is rounded to nearest even (the exact
+    float32 product rounded once); +-0 and +-inf unchanged; NaN gives `NAN`."""
     x = _bits(x, np.uint16)
     e = _exp(e)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -158,7 +160,8 @@ def add32(a, b):
 
 
 def pow2_32(x, e):
-    """Binary32 x * 2**e for e in 0..3 (exact except overflow to +-inf; NaN gives `NAN32`)."""
+    """Binary32 x * 2**e for e in -4..3 (exact except overflow to +-inf and RNE of a result below
+    the normals; NaN gives `NAN32`)."""
     x = _bits(x, np.uint32)
     e = _exp(e)
     with np.errstate(over="ignore", invalid="ignore"):

@@ -86,7 +86,15 @@ def ref_pow2(x: int, e: int, fmt) -> int:
         return _nan(fmt)
     if kx == "inf" or vx == 0:
         return x
-    return _encode(abs(vx) << e, vx < 0, fmt)
+    if e >= 0:
+        return _encode(abs(vx) << e, vx < 0, fmt)
+    # |x| / 2^-e in units of the smallest subnormal: the quotient rounded to nearest even at the
+    # unit (a normal result is an exact integer count; only a result below the normals rounds)
+    q, rem = abs(vx) >> -e, abs(vx) & ((1 << -e) - 1)
+    half = 1 << (-e - 1)
+    if rem > half or (rem == half and q & 1):
+        q += 1
+    return _encode(q, vx < 0, fmt)
 
 
 def ref_to32(x: int) -> int:
@@ -302,9 +310,12 @@ def test_add_ties_to_even():
     assert fp.add(0x3FFE, 0x1000) == 0x3FFE     # even + half an ulp: stays
 
 
+POW2_E = range(fp.EXP_MIN, fp.EXP_STEPS)      # -4 .. 3
+
+
 def test_pow2_exhaustive():
-    """All 65,536 patterns x e = 0..3 against the exact reference."""
-    for e in range(4):
+    """All 65,536 patterns x e = -4..3 against the exact reference (e < 0: RNE below the normals)."""
+    for e in POW2_E:
         got = fp.pow2(ALL16, e)
         want = np.array([ref_pow2(int(x), e, F16) for x in ALL16], dtype=np.uint16)
         bad = np.flatnonzero(got != want)
@@ -314,7 +325,7 @@ def test_pow2_exhaustive():
 # The published LUT Tensor Core RTL scales by adding b to the exponent field; engines.md 3.2 lists
 # where that is wrong. Each of those corners, named:
 def test_pow2_zero_stays_zero():
-    for e in range(4):
+    for e in POW2_E:
         assert fp.pow2(0x0000, e) == 0x0000     # not 2**-14 * 2**e
         assert fp.pow2(0x8000, e) == 0x8000
 
@@ -327,6 +338,22 @@ def test_pow2_subnormals_scale_exactly():
     assert fp.to_float(fp.pow2(0x0155, 2)) == fp.to_float(0x0155) * 4
 
 
+def test_pow2_halving_rounds_to_nearest_even():
+    """x * 2^-1 (the LUT engine's halving for signed, unsigned and ternary weights): exact for a
+    normal result, RNE below the normals, ties to even, sign kept."""
+    assert fp.pow2(0x3C00, -1) == 0x3800        # 1 / 2
+    assert fp.pow2(0x0800, -1) == 0x0400        # 2^-13 / 2 = 2^-14, the smallest normal
+    assert fp.pow2(0x07FF, -1) == 0x0400        # (2^-14)(2 - 2^-10) / 2: 0x3FF.8 rounds up (odd)
+    assert fp.pow2(0x07FE, -1) == 0x03FF        # exact: 0x3FF
+    assert fp.pow2(0x0401, -1) == 0x0200        # 0x200.8: a tie, to even (0x200)
+    assert fp.pow2(0x0403, -1) == 0x0202        # 0x201.8: a tie, to even (0x202)
+    assert fp.pow2(0x0001, -1) == 0x0000        # 2^-25: a tie between 0 and 2^-24, to even 0
+    assert fp.pow2(0x0003, -1) == 0x0002        # 1.5 units: tie, to even 2
+    assert fp.pow2(0x8003, -1) == 0x8002 and fp.pow2(0x8001, -1) == 0x8000   # -0 keeps the sign
+    assert fp.pow2(0x0007, -2) == 0x0002        # 1.75 units: nearest 2
+    assert fp.pow2(0x7BFF, -4) == 0x6BFF        # a normal result: exact
+
+
 def test_pow2_overflow_is_inf_not_nan():
     assert fp.pow2(fp.MAX_NORMAL, 1) == fp.POS_INF
     assert fp.pow2(0xFBFF, 3) == fp.NEG_INF
@@ -335,14 +362,14 @@ def test_pow2_overflow_is_inf_not_nan():
 
 
 def test_pow2_inf_unchanged():
-    for e in range(4):
+    for e in POW2_E:
         assert fp.pow2(fp.POS_INF, e) == fp.POS_INF
         assert fp.pow2(fp.NEG_INF, e) == fp.NEG_INF
 
 
 def test_pow2_nan_is_canonical():
     nans = ALL16[fp.is_nan(ALL16)]
-    for e in range(4):
+    for e in POW2_E:
         assert np.all(fp.pow2(nans, e) == fp.NAN)   # not 0x0200
 
 
@@ -382,7 +409,7 @@ def test_add32_corners():
 def test_pow2_32(rng):
     x = np.concatenate([np.array(_corner32(), dtype=np.uint32),
                         rng.integers(0, 1 << 32, 3000, dtype=np.uint32)])
-    for e in range(4):
+    for e in POW2_E:
         got = fp.pow2_32(x, e)
         assert got.tolist() == [ref_pow2(v, e, F32) for v in x.tolist()]
 
@@ -421,8 +448,8 @@ def test_scalar_in_scalar_out():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: fp.pow2(0x3C00, 4), "pow2 exponent must be in 0..3, not 4"),
-    (lambda: fp.pow2(0x3C00, -1), "pow2 exponent must be in 0..3, not -1"),
+    (lambda: fp.pow2(0x3C00, 4), "pow2 exponent must be in -4..3, not 4"),
+    (lambda: fp.pow2(0x3C00, -5), "pow2 exponent must be in -4..3, not -5"),
     (lambda: fp.pow2(0x3C00, 1.0), "pow2 exponent must be an integer, not dtype float64"),
     (lambda: fp.add(0x10000, 0), "fp bit patterns must be in 0..65535, not 65536"),
     (lambda: fp.add(-1, 0), "fp bit patterns must be in 0..65535, not -1"),
@@ -488,11 +515,33 @@ def test_rtl_fp16_pow2_corners(rng):
     _assert_equal(_simulate(rtl.Fp16Pow2(), {"x": xs, "e": es}, "y"), fp.pow2(xs, es), xs, es)
 
 
+def test_rtl_fp16_pow2_signed_corners(rng):
+    """The signed-step scaler (e in -4..3: the halving of the LUT engine's signed, unsigned and
+    ternary formats) on every corner class, every e, and random patterns."""
+    x = np.concatenate([np.array(_corner16(), dtype=np.uint16),
+                        rng.integers(0, 1 << 16, 400, dtype=np.uint16)])
+    e = np.arange(fp.EXP_MIN, fp.EXP_STEPS)
+    xs, es = np.repeat(x, len(e)), np.tile(e, len(x))
+    _assert_equal(_simulate(rtl.Fp16Pow2Signed(), {"x": xs, "e": es}, "y"), fp.pow2(xs, es), xs, es)
+
+
+def test_rtl_fp16_halving_exhaustive():
+    """Fp16Pow2Signed at e = -1 on all 65,536 patterns in Amaranth's simulator, against the exact
+    integer reference (RNE of x/2 below the normals: the corner published RTLs get wrong)."""
+    got = _simulate(rtl.Fp16Pow2Signed(), {"x": ALL16, "e": np.full(len(ALL16), -1)}, "y")
+    want = np.array([ref_pow2(int(x), -1, F16) for x in ALL16], dtype=np.uint16)
+    _assert_equal(got, want, ALL16)
+
+
 def test_rtl_fp32_pow2(rng):
     x = np.concatenate([np.array(_corner32(), dtype=np.uint32),
                         rng.integers(0, 1 << 32, 400, dtype=np.uint32)])
     xs, es = np.repeat(x, 4), np.tile(np.arange(4), len(x))
     _assert_equal(_simulate(rtl.Fp32Pow2(), {"x": xs, "e": es}, "y"), fp.pow2_32(xs, es), xs, es)
+    e = np.arange(fp.EXP_MIN, fp.EXP_STEPS)
+    xs, es = np.repeat(x, len(e)), np.tile(e, len(x))
+    _assert_equal(_simulate(rtl.Fp32Pow2Signed(), {"x": xs, "e": es}, "y"), fp.pow2_32(xs, es),
+                  xs, es)
 
 
 def test_rtl_fp16_to_fp32_corners(rng):
@@ -573,7 +622,8 @@ def _run_hdl(sim: str, block: str, ports: dict[str, int], out: tuple[str, int],
 
 
 @pytest.mark.cosim
-@pytest.mark.parametrize("block", ["fp16_add", "fp32_add", "fp16_pow2", "fp32_pow2", "fp16_to_fp32"])
+@pytest.mark.parametrize("block", ["fp16_add", "fp32_add", "fp16_pow2", "fp32_pow2", "fp16_pow2s",
+                                   "fp32_pow2s", "fp16_to_fp32"])
 def test_verilator_lint(block, tmp_path):
     path = tmp_path / f"{block}.v"
     path.write_text(rtl.to_verilog(block))
@@ -589,6 +639,18 @@ def test_icarus_fp16_pow2_exhaustive(tmp_path):
     xs, es = np.tile(ALL16, 4), np.repeat(np.arange(4), len(ALL16))
     got = _run_hdl("icarus", "fp16_pow2", {"e": 2, "x": 16}, ("y", 16), {"x": xs, "e": es}, tmp_path)
     _assert_equal(got, fp.pow2(xs, es), xs, es)
+
+
+@pytest.mark.cosim
+def test_icarus_fp16_pow2_signed_exhaustive(tmp_path):
+    """The generated Verilog of the signed-step Fp16Pow2 on all 65,536 x 8 inputs (e = -4..3)
+    under Icarus, against the exact integer reference."""
+    e = np.arange(fp.EXP_MIN, fp.EXP_STEPS)
+    xs, es = np.tile(ALL16, len(e)), np.repeat(e, len(ALL16))
+    got = _run_hdl("icarus", "fp16_pow2s", {"e": 3, "x": 16}, ("y", 16), {"x": xs, "e": es & 7},
+                   tmp_path)
+    want = np.array([ref_pow2(x, ev, F16) for x, ev in zip(xs.tolist(), es.tolist())], np.uint16)
+    _assert_equal(got, want, xs, es)
 
 
 @pytest.mark.cosim
