@@ -211,18 +211,18 @@ def _run_report(kernel: str, args: argparse.Namespace, cfg, res, shape: dict,
             report[k] = v
     # fields an engine adds about its own units (the LUT engine: table precompute cycles, bytes)
     engine_fields = getattr(cfg, "report_fields", None)
-    if engine_fields is not None:
-        report.update(engine_fields(res))
+    extra = engine_fields(res) if engine_fields is not None else {}
+    report.update(extra)
     if getattr(args, "energy", None) is not None:  # only when a table is in use, named
         from .energy import energy_fields, load_table
 
         report.update(energy_fields(cfg, report, load_table(
             None if args.energy is True else args.energy)))
     report.update({"total_wall_s": total_s, "cycles_per_s": cycles_per_s})
-    return report
+    return report, tuple(extra)
 
 
-def _emit(args: argparse.Namespace, report: dict, title: str) -> int:
+def _emit(args: argparse.Namespace, report: dict, title: str, extra: tuple = ()) -> int:
     if args.csv is not None:
         import csv
         import io
@@ -237,7 +237,7 @@ def _emit(args: argparse.Namespace, report: dict, title: str) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        _print_table(report, title)
+        _print_table(report, title, extra)
     if report["matched"] is False:
         print(f"{PROG}: error: result differs from the numpy reference (seed {args.seed})",
               file=sys.stderr)
@@ -245,7 +245,8 @@ def _emit(args: argparse.Namespace, report: dict, title: str) -> int:
     return 0
 
 
-def _print_table(r: dict, title: str) -> None:
+def _print_table(r: dict, title: str, extra: tuple = ()) -> None:
+    """The report as aligned rows; `extra` names the engine's own fields (`report_fields`)."""
     matched = {True: "yes", False: "NO", None: "not checked (--verify)"}[r["matched"]]
     rows = [
         ("engine", r["engine_name"]),
@@ -265,6 +266,8 @@ def _print_table(r: dict, title: str) -> None:
         ("macs", f"{r['macs']:,}"),
         ("utilization", f"{100 * r['utilization']:.2f} %"),
     ]
+    rows += [(k.replace("_", " "), f"{r[k]:,}" if isinstance(r[k], int) else str(r[k]))
+             for k in extra]
     for op in "abc":
         parts = [f"{kind} {rw} {r[f'{kind}_{rw}_bytes_{op}']:,}"
                  for kind in ("sram", "dram") for rw in ("read", "write")
@@ -309,9 +312,9 @@ def _cmd_run_gemm(args: argparse.Namespace) -> int:
                        interpreted=True if args.interpreted else None, progress=progress,
                        **_max_cycles(args))
     total_s = time.perf_counter() - t0
-    report = _run_report("gemm", args, cfg, res, {"m": args.m, "n": args.n, "k": args.k},
-                         total_s)
-    return _emit(args, report, f"{args.m} x {args.n} x {args.k} (m x n x k)")
+    report, extra = _run_report("gemm", args, cfg, res, {"m": args.m, "n": args.n, "k": args.k},
+                                    total_s)
+    return _emit(args, report, f"{args.m} x {args.n} x {args.k} (m x n x k)", extra)
 
 
 def _cmd_run_conv(args: argparse.Namespace) -> int:
@@ -351,12 +354,12 @@ def _cmd_run_conv(args: argparse.Namespace) -> int:
                                             "out_channels", "kernel_h", "kernel_w", "stride_h",
                                             "stride_w", "pad_h", "pad_w", "dilation_h",
                                             "dilation_w", "out_h", "out_w")}
-    report = _run_report("conv", args, cfg, res, shape, total_s)
+    report, extra = _run_report("conv", args, cfg, res, shape, total_s)
     title = (f"{layer.batch}x{layer.in_h}x{layer.in_w}x{layer.in_channels} * "
              f"{layer.kernel_h}x{layer.kernel_w}x{layer.in_channels}x{layer.out_channels} -> "
              f"{layer.batch}x{layer.out_h}x{layer.out_w}x{layer.out_channels} "
              f"(gemm {res.m} x {res.n} x {res.k})")
-    return _emit(args, report, title)
+    return _emit(args, report, title, extra)
 
 
 def _check_energy(args: argparse.Namespace) -> None:

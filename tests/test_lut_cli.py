@@ -4,6 +4,7 @@ or fp16) with its JSON fields, `tpesim verilog lut`, `tpesim cosim lut`, one-lin
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -37,6 +38,14 @@ def test_run_gemm_json(capsys, opts, planes):
     step = max(groups * planes, planes + 1 + 2)
     assert rep["cycles"] == (groups - 1) * planes + (tiles - 1) * step + planes + 1 + 2
     assert rep["table_bytes"] > 0
+    assert rep["k_padded"] == groups * 4 and rep["k"] == k        # K 33 runs as 36: zero pad
+
+
+def test_text_report_says_k_is_padded(capsys):
+    rc, out, err = run(capsys, ["run", "gemm", "--engine", "lut", "--w-bits", "2", "--m", "2",
+                                "--n", "8", "--k", "30"])
+    assert rc == 0, err
+    assert re.search(r"^k padded +32$", out, re.M) and "table precompute cycles" in out
 
 
 def test_verilog(capsys, tmp_path):

@@ -210,9 +210,12 @@ class LutConfig(EngineConfig):
 
     def report_fields(self, res) -> dict:
         """Report fields of a GEMM run (`tpesim run ... --json`): the table-precompute unit's cycles
-        (one per K-group beat: tiles x ceil(K/g)) and its table storage in bytes."""
-        return {"table_precompute_cycles": int(res.blocks) * -(-int(res.k) // self.group),
-                "table_bytes": self.table_bytes}
+        (one per K-group beat: tiles x ceil(K/g)), its table storage in bytes, and K as the engine
+        runs it (`k_padded`: K rounded up to whole groups of g, the pad being zero activations)."""
+        groups = -(-int(res.k) // self.group)
+        return {"table_precompute_cycles": int(res.blocks) * groups,
+                "table_bytes": self.table_bytes,
+                "k_padded": groups * self.group}
 
     def energy_actions(self, report: dict) -> list:
         """What a GEMM run did, for `tpesim.energy` (no multipliers): per useful output element,
