@@ -25,8 +25,8 @@ from tpesim.timing import (FIDELITIES, TileStream, TimingReport, check_gemm_shap
                         run_stream, time_stream)
 
 __all__ = ["GemmResult", "run_gemm", "time_gemm", "run_conv", "time_conv", "random_operands",
-           "tile_grid", "tile_beats", "OsCycleBackend", "CYCLE_BACKENDS", "register_cycle_backend",
-           "systolic_cycle_backend", "engine_faces"]
+           "tile_grid", "tile_beats", "OsStreamBackend", "OsCycleBackend", "CYCLE_BACKENDS",
+           "register_cycle_backend", "systolic_cycle_backend", "engine_faces"]
 
 # Show a progress bar (stderr) once a run has lasted this long and is not about to finish.
 PROGRESS_AFTER_S = 1.5
@@ -116,45 +116,36 @@ def tile_beats(cfg: SystolicConfig, a: np.ndarray, b: np.ndarray, mi: int, ni: i
     return beats_a, beats_b, beats_last
 
 
-class OsCycleBackend:
-    """Cycle-level backend of `sim.timing.TileEngine` for the OS array: one `run_beats` per tile.
+class OsStreamBackend:
+    """Shared part of the output-stationary cycle backends of `sim.timing.TileEngine`: one
+    free-running `model.run_beats(beats_a, beats_b, last, valid_from=, ready_from=, drain=)` per
+    output tile, tiles row-block-major.
 
-    `stream(t, ...)` streams tile t's K beats (source valid from the cycle its operands are in SRAM)
+    `stream(t, ...)` streams tile t's beats (source valid from the cycle its operands are in SRAM)
     while tile t-1's rows drain (sink ready from the cycle the output buffer has room); `drain`
-    empties the last tile. With a and b None the beats are zeros (timing only).
+    empties the last tile. Holds reach the model as the cycle they end, never as per-cycle arrays
+    (the cores skip frozen stretches: a very slow DRAM costs neither memory nor time).
+
+    A subclass sets `model`, `cfg`, `m`, `n`, `gn` (tiles along N), `values`, `_last` (the last
+    flags of one tile's beats) and `_no_beats` (empty beat arrays) in its constructor (calling
+    `_start_stream`), and defines `_beats(mi, ni)` (tile (mi, ni)'s beat arrays), the static
+    `tile_shape(cfg)` ((rows, cols) of an output tile) and the static `reference(cfg, a, b)`.
     """
 
-    def __init__(self, cfg: SystolicConfig, m: int, n: int, k: int, a: np.ndarray | None = None,
-                 b: np.ndarray | None = None, *, interpreted: bool | None = None):
-        self.cfg = cfg
-        self.model = SystolicModel(cfg, interpreted=interpreted)
+    def _start_stream(self, m: int, n: int, values: bool) -> None:
+        rows, cols = self.tile_shape(self.cfg)
         self.m, self.n = m, n
-        gm, self.gn = tile_grid(cfg, m, n)
-        # Operands padded to whole tiles, A transposed, so a tile's beats are one contiguous copy
-        # of a column block (O(MK + KN) memory; the beats of other tiles are never built).
-        self._at = np.zeros((k, gm * cfg.rows), np.int64)
-        self._bp = np.zeros((k, self.gn * cfg.cols), np.int64)
-        self.values = a is not None
-        if self.values:
-            self._at[:, :m] = a.T
-            self._bp[:, :n] = b
-        self._last = np.zeros(k, np.int64)
-        self._last[-1] = 1
-        self._no_beats = (np.zeros((0, cfg.rows), np.int64), np.zeros((0, cfg.cols), np.int64),
-                          np.zeros(0, np.int64))
-        self.out = np.zeros((m, n), np.int64) if self.values else None
+        self.gm, self.gn = -(-m // rows), -(-n // cols)
+        self.values = values
+        self.out = np.zeros((m, n), np.int64) if values else None
         self.cycle = 0  # the model's clock (a fresh model starts at 0)
         self._stamps: list[np.ndarray] = []
 
     def stream(self, t, now, ready, out_free):
         if now != self.cycle:
             raise RuntimeError(f"engine woken at cycle {now} but its clock is at {self.cycle}")
-        R, C = self.cfg.rows, self.cfg.cols
-        mi, ni = divmod(t, self.gn)
-        beats_a = np.ascontiguousarray(self._at[:, mi * R:(mi + 1) * R])
-        beats_b = np.ascontiguousarray(self._bp[:, ni * C:(ni + 1) * C])
         rows, stamps, ran = self.model.run_beats(
-            beats_a, beats_b, self._last, valid_from=max(ready) - now,
+            *self._beats(*divmod(t, self.gn)), self._last, valid_from=max(ready) - now,
             ready_from=out_free - now if t else 0, drain=False)
         self.cycle += ran
         prev_done = -1
@@ -170,11 +161,10 @@ class OsCycleBackend:
         rows, stamps, ran = self.model.run_beats(*self._no_beats, ready_from=out_free - now,
                                                  drain=True)
         self.cycle += ran
-        gm = -(-self.m // self.cfg.rows)
-        return self._collect(gm * self.gn - 1, rows, stamps)
+        return self._collect(self.gm * self.gn - 1, rows, stamps)
 
     def _collect(self, t: int, rows: np.ndarray, stamps: np.ndarray) -> int:
-        R, C = self.cfg.rows, self.cfg.cols
+        R, C = self.tile_shape(self.cfg)
         if len(rows) != R:
             raise RuntimeError(f"tile {t} delivered {len(rows)} result rows, not {R}")
         self._stamps.append(stamps)
@@ -188,20 +178,51 @@ class OsCycleBackend:
     def row_cycles(self) -> np.ndarray:
         return np.concatenate(self._stamps) if self._stamps else np.zeros(0, np.int64)
 
-    @staticmethod
-    def tile_values(cfg: SystolicConfig, stream: TileStream, a: np.ndarray,
-                    b: np.ndarray) -> np.ndarray:
-        """C assembled from per-tile numpy products along the tile stream's blocks (tile-level
+    @classmethod
+    def tile_values(cls, cfg, stream: TileStream, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """C assembled from per-tile references along the tile stream's blocks (tile-level
         values: checks that the stream the timing used covers C exactly)."""
-        R, C = cfg.rows, cfg.cols
+        R, C = cls.tile_shape(cfg)
         m, n = a.shape[0], b.shape[1]
         c = np.full((m, n), np.iinfo(np.int64).min, np.int64)
-        ai = stream.inputs[0].block.tolist()
-        bi = stream.inputs[1].block.tolist()
-        for mi, ni in zip(ai, bi):
-            blk = reference(cfg, a[mi * R:(mi + 1) * R], b[:, ni * C:(ni + 1) * C])
-            c[mi * R:(mi + 1) * R, ni * C:(ni + 1) * C] = blk
+        for mi, ni in zip(stream.inputs[0].block.tolist(), stream.inputs[1].block.tolist()):
+            c[mi * R:(mi + 1) * R, ni * C:(ni + 1) * C] = cls.reference(
+                cfg, a[mi * R:(mi + 1) * R], b[:, ni * C:(ni + 1) * C])
         return c
+
+
+class OsCycleBackend(OsStreamBackend):
+    """Cycle-level backend of `sim.timing.TileEngine` for the OS array (`OsStreamBackend`): a
+    tile's K beats carry A's rows and B's columns of its block. With a and b None the beats are
+    zeros (timing only)."""
+
+    reference = staticmethod(reference)
+
+    @staticmethod
+    def tile_shape(cfg: SystolicConfig) -> tuple[int, int]:
+        return cfg.rows, cfg.cols
+
+    def __init__(self, cfg: SystolicConfig, m: int, n: int, k: int, a: np.ndarray | None = None,
+                 b: np.ndarray | None = None, *, interpreted: bool | None = None):
+        self.cfg = cfg
+        self.model = SystolicModel(cfg, interpreted=interpreted)
+        self._start_stream(m, n, a is not None)
+        # Operands padded to whole tiles, A transposed, so a tile's beats are one contiguous copy
+        # of a column block (O(MK + KN) memory; the beats of other tiles are never built).
+        self._at = np.zeros((k, self.gm * cfg.rows), np.int64)
+        self._bp = np.zeros((k, self.gn * cfg.cols), np.int64)
+        if self.values:
+            self._at[:, :m] = a.T
+            self._bp[:, :n] = b
+        self._last = np.zeros(k, np.int64)
+        self._last[-1] = 1
+        self._no_beats = (np.zeros((0, cfg.rows), np.int64), np.zeros((0, cfg.cols), np.int64),
+                          np.zeros(0, np.int64))
+
+    def _beats(self, mi: int, ni: int) -> tuple[np.ndarray, np.ndarray]:
+        R, C = self.cfg.rows, self.cfg.cols
+        return (np.ascontiguousarray(self._at[:, mi * R:(mi + 1) * R]),
+                np.ascontiguousarray(self._bp[:, ni * C:(ni + 1) * C]))
 
 
 CYCLE_BACKENDS: dict[str, type] = {"os": OsCycleBackend}

@@ -204,9 +204,12 @@ class LutCore:
     @cython.wraparound(False)
     def run(self, A: i32[:, ::1], W: i16[:, ::1], lasts: i64[::1], out_c: i32[:, ::1],
             out_stamp: i64[::1], valid: cython.uchar[::1], ready: cython.uchar[::1],
-            max_cycles: i64, drain: cython.int):
-        """Free-running: stream beats A[i], W[i], lasts[i] (source valid unless `valid[t]` says 0),
-        sink ready unless `ready[t]` says 0 (t counted from this call; empty schedules = always).
+            max_cycles: i64, drain: cython.int, valid_from: i64 = 0, ready_from: i64 = 0):
+        """Free-running: stream beats A[i], W[i], lasts[i] (source valid from cycle `valid_from`
+        on, unless `valid[t]` says 0), sink ready from cycle `ready_from` on, unless `ready[t]` says
+        0 (t counted from this call; empty schedules = always). Stretches in which nothing can
+        change (no beat in flight, none can be taken, no row can leave, no schedule entry left)
+        are skipped in one step, so a long hold costs neither memory nor time.
         Without `drain`, stop right after the cycle that takes the last beat; with it, run until
         the engine is idle. Stops at max_cycles too. Result rows go to out_c (their cycles to
         out_stamp). Returns (beats taken, rows written, cycles run)."""
@@ -226,6 +229,7 @@ class LutCore:
         ir: cython.int
         v: cython.int
         r: cython.int
+        nxt: i64
         full: cython.int = self.full
         b: cython.int = self.b
         tlast: cython.int = self.tlast
@@ -249,12 +253,24 @@ class LutCore:
             ir = 1 if (full == 0 or b == P - 1) else 0
             if ir and bi < nb and lasts[bi] != 0 and (sfull or (full and tlast) or (v2 and fin2)):
                 ir = 0
-            v = 1 if bi < nb else 0
+            v = 1 if (bi < nb and t >= valid_from) else 0
             if v and t < nv and valid[t] == 0:
                 v = 0
-            r = 1
+            r = 1 if t >= ready_from else 0
             if t < nr and ready[t] == 0:
                 r = 0
+            if (full == 0 and v2 == 0 and not (v and ir) and not (sfull and r)
+                    and t >= nv and t >= nr):
+                # frozen (nothing in flight, nothing moves) until the next hold ends
+                nxt = max_cycles
+                if bi < nb and t < valid_from and valid_from < nxt:
+                    nxt = valid_from
+                if sfull and t < ready_from and ready_from < nxt:
+                    nxt = ready_from
+                if nxt > t + 1:
+                    cyc += nxt - t
+                    t = nxt
+                    continue
             if sfull and r:
                 if no >= out_c.shape[0]:
                     raise IndexError("out_c is too small for the rows leaving in this run")

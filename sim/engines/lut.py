@@ -424,10 +424,13 @@ class LutModel(VcdMixin):
 
     def run_beats(self, beats_a: np.ndarray, beats_w: np.ndarray, lasts: np.ndarray, *,
                   valid: np.ndarray | None = None, ready: np.ndarray | None = None,
-                  max_cycles: int = 1 << 62, drain: bool = True):
+                  valid_from: int = 0, ready_from: int = 0, max_cycles: int = 1 << 62,
+                  drain: bool = True):
         """Stream beats (activation values [n, tile_m*g], weight values [n, g*tile_n], lasts) through
         the engine. Returns (result rows, their cycles, cycles run); without `drain` the run stops
-        right after the cycle that takes the last beat."""
+        right after the cycle that takes the last beat. The source is valid from cycle `valid_from`
+        of this call on, the sink ready from `ready_from` on (holds cost O(1)); `valid`/`ready` are
+        per-cycle schedules on top (0 = not valid/ready)."""
         cfg = self.cfg
         A = np.ascontiguousarray(beats_a, dtype=np.int32).reshape(-1, cfg.tile_m * cfg.group)
         W = np.ascontiguousarray(beats_w, dtype=np.int16).reshape(-1, cfg.group * cfg.tile_n)
@@ -440,7 +443,8 @@ class LutModel(VcdMixin):
         valid = empty if valid is None else np.ascontiguousarray(valid, dtype=np.uint8)
         ready = empty if ready is None else np.ascontiguousarray(ready, dtype=np.uint8)
         taken, nout, cycles = self.core.run(A, W, L, out_c, stamp, valid, ready, max_cycles,
-                                            1 if drain else 0)
+                                            1 if drain else 0, max(0, int(valid_from)),
+                                            max(0, int(ready_from)))
         if taken != n:
             raise WorkloadError(f"max_cycles ({max_cycles}) ended the run after {taken} of {n} beats")
         rows = out_c[:nout].astype(np.int64)
