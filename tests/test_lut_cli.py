@@ -59,7 +59,7 @@ def test_verilog(capsys, tmp_path):
 @pytest.mark.parametrize("opts, msg", [
     (["--w-bits", "5"], "w_bits must be 1, 2, 3, 4 or 'ternary', not 5"),
     (["--w-bits", "two"], "w_bits must be an integer 1..4 or 'ternary', not 'two'"),
-    (["--act", "fp16"], "w_interp must be 'pm1' with fp16 activations"),
+    (["--act", "fp16", "--acc", "int32"], "acc must be one of 'fp16', 'fp32', not 'int32'"),
     (["--pipe-stages", "3"], "pipe_stages must be 1 or 2, not 3"),
 ])
 def test_bad_options_one_line(capsys, opts, msg):

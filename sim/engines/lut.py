@@ -16,7 +16,7 @@ from ..numerics import matmul_wrapped, pack, unpack
 __all__ = ["LutConfig", "LutModel", "reference", "W_INTERPS", "ACTS", "parse_w_bits",
            "encode_weights", "decode_weights", "weight_values", "weights_of", "check_b",
            "codes_are_operand", "table", "sym_table", "lookup",
-           "plane_bits"]
+           "plane_bits", "fp_shifts"]
 
 W_INTERPS = ("signed", "unsigned", "pm1")
 ACTS = ("int8", "fp16")
@@ -56,7 +56,8 @@ class LutConfig(EngineConfig):
         How a w_bits code is read: two's complement, unsigned (the offset term folded in), or
         +-1 bits (T-MAC/BitNet: w = sum_b 2^b (2 bit_b - 1), odd values). "signed" for ternary.
     act : {"int8", "fp16"}
-        Activation type (fp16 as IEEE binary16 bit patterns).
+        Activation type (fp16 as IEEE binary16 bit patterns; every weight format, docs/lut.md
+        "fp16 mode").
     sym : bool
         Symmetrized tables: 2^(g-1) stored entries per (row, group), one index bit selects negation.
     pipe_stages : {1, 2}
@@ -93,10 +94,6 @@ class LutConfig(EngineConfig):
             raise ConfigError(f"w_interp must be 'signed' for ternary weights (2-bit two's "
                               f"complement codes), not {self.w_interp!r}")
         check_choice("act", self.act, ACTS)
-        if self.act == "fp16" and (self.w_bits == "ternary" or self.w_interp != "pm1"):
-            w = "ternary" if self.w_bits == "ternary" else repr(self.w_interp)
-            raise ConfigError(f"w_interp must be 'pm1' with fp16 activations (the offset term and "
-                              f"the halving of the other formats are not fp16-exact), not {w}")
         check_bool("sym", self.sym)
         check_int("pipe_stages", self.pipe_stages, lo=1, hi=2, rule="1 or 2")
         if self.acc is None:
@@ -161,14 +158,14 @@ class LutConfig(EngineConfig):
     @property
     def table_bytes(self) -> int:
         """Table storage of the unit: tile_m tables of `entries` entries (+ the offset term per row
-        when the interpretation has one), in bytes."""
-        bias = 1 if plane_bits(self)[1] != 0 else 0
+        when the interpretation has one; fp16 derives it from the stored entry T[0]), in bytes."""
+        bias = 1 if plane_bits(self)[1] != 0 and self.int_mode else 0
         bits = self.tile_m * (self.entries * self.entry_bits + bias * self.bias_bits)
         return (bits + 7) // 8
 
     @property
     def bias_bits(self) -> int:
-        """Width of the per-row offset term o * sum(a) (int mode; fp16 in fp mode)."""
+        """Width of the per-row offset term (int mode: o * sum(a); fp mode: the binary16 o/2 * S)."""
         if not self.int_mode:
             return 16
         return 9 + (self.group - 1).bit_length() + self.planes
@@ -262,17 +259,21 @@ def plane_bits(cfg: LutConfig) -> tuple[tuple[int, ...], int, tuple[bool, ...]]:
     signed (two's complement; inverting the MSB plane gives offset binary u = w + 2^(B-1)):
         2w = sum_b 2^b s_b - 1;   unsigned: 2w = sum_b 2^b s_b + 2^B - 1;
     pm1 (w = sum_b 2^b s_b): 2w = sum_b 2^(b+1) s_b;   ternary (w = c_0 + c_1 - 1): 2w = s_0 + s_1.
-    fp16 (pm1 only) accumulates w itself: e_b = b."""
+    The integer datapath accumulates 2C with these; the fp16 one accumulates C (`fp_shifts`)."""
     B = cfg.planes
     if cfg.w_bits == "ternary":
         return (0, 0), 0, (False, False)
     if cfg.w_interp == "pm1":
-        if not cfg.int_mode:
-            return tuple(range(B)), 0, (False,) * B     # fp16: w itself, no doubling
         return tuple(b + 1 for b in range(B)), 0, (False,) * B
     if cfg.w_interp == "unsigned":
         return tuple(range(B)), (1 << B) - 1, (False,) * B
     return tuple(range(B)), -1, tuple(b == B - 1 for b in range(B))
+
+
+def fp_shifts(cfg: LutConfig) -> tuple[int, ...]:
+    """The fp16 datapath's scale per plane, e_b - 1 (w = sum_b 2^(e_b - 1) s_b + o/2): -1 (a
+    halving) on plane 0 of signed/unsigned and both ternary planes, b for pm1."""
+    return tuple(e - 1 for e in plane_bits(cfg)[0])
 
 
 def codes_are_operand(cfg: LutConfig) -> bool:
