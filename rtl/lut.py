@@ -10,10 +10,10 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from tpesim.engines.lut import LutConfig, plane_bits
+from tpesim.engines.lut import LutConfig, fp_shifts, plane_bits
 from tpesim.errors import ConfigError
 from tpesim.rtl import _common
-from tpesim.rtl.fp16 import Fp16Add, Fp16Pow2, Fp16ToFp32, Fp32Add
+from tpesim.rtl.fp16 import Fp16Add, Fp16Pow2, Fp16Pow2Signed, Fp16ToFp32, Fp32Add
 
 __all__ = ["Lut", "TablePrecompute", "IndexGen", "SignedMux", "Pow2Scale", "Accumulator",
            "BitSerialControl", "component", "signature", "to_verilog", "write_verilog"]
@@ -29,7 +29,7 @@ def signature(cfg: LutConfig) -> wiring.Signature:
 
 def _widths(cfg: LutConfig) -> tuple[int, int, int, int]:
     """(entry bits, largest plane shift, scaled-term bits, bias bits) of the datapath (fp16: every
-    entry and scaled term a binary16 pattern; no offset term)."""
+    entry, scaled term and offset term a binary16 pattern)."""
     if not cfg.int_mode:
         return 16, 0, 16, 16
     shifts, _, _ = plane_bits(cfg)
@@ -50,7 +50,9 @@ ACC2_BITS = 33   # the accumulator holds 2*C mod 2^33; out_c is its bits 32..1 (
 class TablePrecompute(wiring.Component):
     """Builds and holds the tables of one activation beat: per row m, the stored entries (sym:
     S[x] = -a_0 + sum_{k>=1} (bit k-1 of x ? +a_k : -a_k); else T[i] = sum_k (bit k of i ? +a_k :
-    -a_k)) and the offset term o * sum_k a_k; loaded when `load` is high.
+    -a_k)) and the offset term o * sum_k a_k; loaded when `load` is high. fp16: the binary16
+    entries; the offset term o/2 * S is formed from the stored T[0] = -S after the register
+    (signed: T[0] * 2^-1; unsigned: T[0] * 2^-1 - T[0] * 2^(B-1); none for pm1 and ternary).
 
     Attributes
     ----------
@@ -92,10 +94,12 @@ class TablePrecompute(wiring.Component):
                     with m.If(self.load):
                         m.d.sync += e.eq(t)
                     regs.append(e)
-            m.d.comb += [self.table.eq(Cat(*regs)), self.bias.eq(0)]
+                biases.append(self._fp_offset(m, regs[r * E], o, r))
+            m.d.comb += [self.table.eq(Cat(*regs)), self.bias.eq(Cat(*biases))]
             return m
         for r in range(M):
             a = [self.a[(r * g + k) * 8:(r * g + k + 1) * 8].as_signed() for k in range(g)]
+            # (integer entries and the offset term o * sum(a), registered with the beat)
             for x in range(E):
                 idx = (x << 1) if cfg.sym else x
                 e = Signal(signed(eb), name=f"t_{r}_{x}")
@@ -115,6 +119,25 @@ class TablePrecompute(wiring.Component):
             biases.append(bias)
         m.d.comb += [self.table.eq(Cat(*regs)), self.bias.eq(Cat(*biases))]
         return m
+
+
+    def _fp_offset(self, m: Module, t0, o: int, r: int):
+        """Row r's binary16 offset term from its stored T[0] (see the class docstring); 0 when the
+        format has none."""
+        if o == 0:
+            return Const(0, 16)
+        half = Fp16Pow2Signed()
+        m.submodules[f"off_half_{r}"] = half
+        m.d.comb += [half.x.eq(t0), half.e.eq(-1)]
+        if o < 0:
+            return half.y
+        big = Fp16Pow2Signed()
+        sub = Fp16Add()
+        m.submodules[f"off_big_{r}"] = big
+        m.submodules[f"off_sub_{r}"] = sub
+        m.d.comb += [big.x.eq(t0), big.e.eq(self.cfg.planes - 1),
+                     sub.a.eq(half.y), sub.b.eq(big.y ^ 0x8000)]
+        return sub.s
 
 
 class IndexGen(wiring.Component):
@@ -142,6 +165,10 @@ class IndexGen(wiring.Component):
         lanes = []
         for n in range(N):
             codes = [self.w[(k * N + n) * P:(k * N + n + 1) * P] for k in range(g)]
+            if not cfg.int_mode and cfg.w_bits == "ternary":
+                # fp16 ternary: the code's bits sorted (c0 | c1, c0 & c1), so the zero weight's two
+                # codes 01 and 10 read alike and the rounded result depends on the value only
+                codes = [Cat(c[0] | c[1], c[0] & c[1]) for c in codes]
             # plane p's index: bit p of each code (constant slices), inverted on inverted planes
             per_plane = [Cat(*(c[p] for c in codes)) ^ Const((1 << g) - 1 if inv[p] else 0, g)
                          for p in range(P)]
@@ -199,7 +226,8 @@ class SignedMux(wiring.Component):
 
 
 class Pow2Scale(wiring.Component):
-    """x * 2^e_b for plane b (a shift: integers are exact).
+    """x * 2^e_b for plane b (a shift: integers are exact); fp16: x * 2^(e_b - 1) by a binary16
+    scaler (a halving on the planes with e_b = 0, RNE below the normals).
 
     Attributes
     ----------
@@ -215,9 +243,18 @@ class Pow2Scale(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         if not self.cfg.int_mode:
-            # binary16 x * 2^b: exact (subnormals, zero, inf, NaN handled), overflow to inf
-            m.submodules.pow2 = p = Fp16Pow2()
-            m.d.comb += [p.x.eq(self.x), p.e.eq(self.b), self.y.eq(p.y)]
+            # binary16 x * 2^(e_b - 1): exact (subnormals, zero, inf, NaN handled), overflow to
+            # inf; a halving rounds to nearest even below the normals
+            sh = fp_shifts(self.cfg)
+            P = len(sh)
+            if sh == tuple(range(P)):                # pm1: the step is the plane number
+                m.submodules.pow2 = p = Fp16Pow2()
+                m.d.comb += [p.x.eq(self.x), p.e.eq(self.b), self.y.eq(p.y)]
+                return m
+            m.submodules.pow2 = p = Fp16Pow2Signed()
+            steps = [Const(e, signed(3)) for e in sh]
+            m.d.comb += [p.x.eq(self.x), self.y.eq(p.y),
+                         p.e.eq(steps[0] if P == 1 else _array(steps)[self.b[:(P - 1).bit_length()]])]
             return m
         shifts, _, _ = plane_bits(self.cfg)
         m.d.comb += self.y.eq(_array([self.x << e for e in shifts])[self.b[:max(1, (len(shifts) - 1).bit_length())]]
@@ -250,15 +287,26 @@ class Accumulator(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         if not self.cfg.int_mode:
-            # acc <- (zero ? +0 : acc) + term: binary16, or binary32 after an exact promotion
+            # acc <- ((zero ? +0 : acc) + (with_bias ? offset : nothing)) + term: binary16, or
+            # binary32 after exact promotions; the offset's adder exists only for the formats
+            # with one (signed, unsigned)
             base = Mux(self.zero, 0, self.acc)
-            if self.cfg.acc == "fp16":
-                m.submodules.add = add = Fp16Add()
-                m.d.comb += [add.a.eq(base), add.b.eq(self.term)]
-            else:
-                m.submodules.promote = pr = Fp16ToFp32()
-                m.submodules.add = add = Fp32Add()
-                m.d.comb += [pr.x.eq(self.term), add.a.eq(base), add.b.eq(pr.y)]
+            wide = self.cfg.acc != "fp16"
+            adder = Fp32Add if wide else Fp16Add
+
+            def promoted(x, name):
+                if not wide:
+                    return x
+                m.submodules[name] = pr = Fp16ToFp32()
+                m.d.comb += pr.x.eq(x)
+                return pr.y
+
+            if plane_bits(self.cfg)[1] != 0:
+                m.submodules.add_off = addo = adder()
+                m.d.comb += [addo.a.eq(base), addo.b.eq(promoted(self.bias, "promote_off"))]
+                base = Mux(self.with_bias, addo.s, base)
+            m.submodules.add = add = adder()
+            m.d.comb += [add.a.eq(base), add.b.eq(promoted(self.term, "promote"))]
             m.d.comb += self.total.eq(add.s)
             with m.If(self.en):
                 m.d.sync += self.acc.eq(self.total)

@@ -16,7 +16,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from tpesim import fp16
-from tpesim.engines.lut import LutConfig, decode_weights, reference
+from tpesim.engines.lut import LutConfig, codes_are_operand, decode_weights, reference
 from tpesim.errors import ConfigError
 from tpesim.numerics import pack, unpack
 from tpesim.rtl.lut import Lut, to_verilog
@@ -24,7 +24,21 @@ from tpesim.rtl.lut import Lut, to_verilog
 CFGS = [LutConfig(tile_m=2, tile_n=3, w_bits=2),
         LutConfig(tile_m=3, tile_n=2, w_bits=3, w_interp="unsigned", pipe_stages=2),
         LutConfig(tile_m=1, tile_n=2, w_bits="ternary", group=2, sym=False),
-        LutConfig(tile_m=2, tile_n=2, act="fp16", w_interp="pm1", w_bits=2, group=3, acc="fp32")]
+        LutConfig(tile_m=2, tile_n=2, act="fp16", w_interp="pm1", w_bits=2, group=3, acc="fp32"),
+        # fp16 with halvings and offsets: signed (MSB inverted, offset T0/2), unsigned (T0/2 -
+        # 2^(B-1) T0) with an fp32 accumulator and 2 stages, ternary (sorted codes)
+        LutConfig(tile_m=2, tile_n=3, act="fp16", w_interp="signed", w_bits=3, group=2),
+        LutConfig(tile_m=2, tile_n=2, act="fp16", w_interp="unsigned", w_bits=2, group=2,
+                  acc="fp32", sym=False, pipe_stages=2),
+        LutConfig(tile_m=1, tile_n=4, act="fp16", w_bits="ternary", group=3)]
+
+
+def _fp_acts(rng, shape):
+    """binary16 patterns: normals of mixed magnitude, a third subnormal (odd ones: their halving
+    rounds) or signed zeros."""
+    a = fp16.from_float(rng.uniform(-8, 8, shape) * np.exp2(rng.integers(-14, 3, shape)))
+    sub = rng.integers(0, 0x400, shape) | (rng.integers(0, 2, shape) << 15)
+    return np.where(rng.random(shape) < 0.33, sub, a.astype(np.int64))
 
 
 @pytest.mark.parametrize("cfg", CFGS, ids=lambda c: c.name)
@@ -34,8 +48,7 @@ def test_rtl_tiles_equal_numpy(cfg, seed):
     tiles = []
     for _ in range(3):
         G = int(rng.integers(1, 5))
-        a = rng.integers(-128, 128, (M, G * g)) if cfg.int_mode else \
-            fp16.from_float(rng.uniform(-8, 8, (M, G * g))).astype(np.int64)
+        a = rng.integers(-128, 128, (M, G * g)) if cfg.int_mode else _fp_acts(rng, (M, G * g))
         codes = rng.integers(0, 1 << cfg.code_bits, (G * g, N))
         tiles.append((a, codes))
     beats = [(pack(a[:, q * g:(q + 1) * g].reshape(-1), cfg.act_bits),
@@ -66,7 +79,8 @@ def test_rtl_tiles_equal_numpy(cfg, seed):
     sim.add_testbench(bench)
     sim.run()
     # int8: numpy's product; fp16: the functional reference (its own tests tie it to numpy float16)
-    want = np.concatenate([a @ decode_weights(cfg, c) if cfg.int_mode else reference(cfg, a, c)
+    want = np.concatenate([a @ decode_weights(cfg, c) if cfg.int_mode else
+                           reference(cfg, a, c if codes_are_operand(cfg) else decode_weights(cfg, c))
                            for a, c in tiles])
     assert len(rows) == len(want)
     assert np.array_equal(np.array(rows), want)
@@ -80,7 +94,7 @@ def _verilator() -> str:
     return v
 
 
-@pytest.mark.parametrize("cfg", [CFGS[0], CFGS[1], CFGS[3]], ids=lambda c: c.name)
+@pytest.mark.parametrize("cfg", CFGS[:2] + CFGS[3:6], ids=lambda c: c.name)
 def test_lint_and_hierarchy(cfg, tmp_path):
     text = to_verilog(cfg)
     path = tmp_path / f"{cfg.name}.v"
