@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from functools import reduce
 from pathlib import Path
 
-from amaranth.hdl import Array, Assert, Assume, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import (Array, Assert, Cat, Const, Fragment, Module, Mux, Signal, signed,
+                          unsigned)
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
@@ -122,7 +123,7 @@ smtbmc z3
 
 [script]
 read_rtlil miter.il
-prep -top top
+prep -flatten -top top
 
 [files]
 miter.il
@@ -440,6 +441,16 @@ def _lut_miter(cfg, broken: bool):
 # -- nm_sparse: the N:M index select (+ products and lane sum) -------------------------------------
 
 
+def _internal(frag, name: str):
+    """The signal `name` driven inside `frag` (an elaborated datapath), for an assertion on it."""
+    for stmts in frag.statements.values():
+        for stmt in stmts:
+            for sig in stmt._lhs_signals():
+                if sig.name == name:
+                    return sig
+    raise FormalToolError(f"the datapath has no internal signal {name!r} to prove")
+
+
 def _nm_miter(cfg, broken: bool):
     from tpesim.rtl.nm_sparse import SparseLane
 
@@ -449,7 +460,9 @@ def _nm_miter(cfg, broken: bool):
                           f"of 2 or more lanes, not {M} (sparsity {cfg.sparsity!r})")
 
     def body(m, s):
-        m.submodules.dut = dut = SparseLane(cfg)
+        dut = SparseLane(cfg)
+        # elaborated here, so the miter can read the index muxes' outputs (act_<slot>)
+        m.submodules.dut = frag = Fragment.get(dut, None)
         window = s.window
         if broken:
             # the index mux wired in reverse lane order (it reads window[M-1-index])
@@ -457,19 +470,17 @@ def _nm_miter(cfg, broken: bool):
         m.d.comb += [dut.adv.eq(1), dut.window.eq(window), dut.weight.eq(s.weight),
                      dut.index.eq(s.index), dut.dense.eq(s.dense)]
         win = [_field(s.window, k, w, True) for k in range(M)]
-        # weights 0 or 1: the products are then the selected activations or 0, and the solver
-        # proves the select, the slot order and the lane sum in seconds; with full-range weights
-        # it must show a*w = b*w from a = b through two different multiplier netlists, which z3
-        # does not do in minutes (the multiply is the same `*` in the datapath and the gold)
-        for slot in range(N):
-            wt = _field(s.weight, slot, w, True)
-            m.d.comb += Assume((wt == 0) | (wt == 1))
         terms = []
         for slot in range(N):
             idx = _field(s.index, slot, ib, False)
-            # gold: select = window[index] (0 for an index past the window); dense: window[slot]
+            # (1) the select: window[index] (0 for an index past the window); dense: window[slot]
+            act = _internal(frag, f"act_{slot}")
             sparse = _sum(Mux(idx == k, win[k], 0) for k in range(M))
-            act = Mux(s.dense, win[slot], sparse)
+            m.d.comb += Assert(act == Mux(s.dense, win[slot], sparse), f"select_{slot}")
+            # (2) the lane: the gold multiplies the mux output the datapath multiplies, with the
+            # same `*`, so Yosys merges the two multipliers (flattened: one $mul cell) and the
+            # solver need not show a*w = b*w through two multiplier netlists. Sound: (1) proves
+            # act = select for every input, so by substitution lane_sum = sum select * weight
             terms.append(act * _field(s.weight, slot, w, True))
         gold = _delay(m, _sum(terms), 2, "gold")   # product register, lane-sum register
         m.d.comb += Assert(dut.lane_sum == gold, "lane_sum")
@@ -588,9 +599,10 @@ PROOFS: dict[str, tuple[Proof, ...]] = {
     ),
     "nm_sparse": (
         Proof("nm_sparse", "index_select",
-              "a sparse lane's N index muxes, multipliers and lane adder give "
-              "sum_s window[index_s] * weight_s (window[s] in dense mode, 0 past the window), "
-              "two cycles later, for every window, index and mode, weights 0 or 1",
+              "a sparse lane's N index muxes select window[index_s] (window[s] in dense mode, "
+              "0 past the window) and its multipliers and lane adder give "
+              "sum_s select_s * weight_s two cycles later, for every window, index, mode and "
+              "weight",
               "the index mux wired in reverse lane order",
               # every config's dense bit is free, so dense mode is proven in each; the "dense"
               # sparsity (a one-lane window) has no lane order for the broken twin to reverse
