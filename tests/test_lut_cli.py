@@ -20,7 +20,9 @@ def run(capsys, argv):
 @pytest.mark.parametrize("opts, planes", [(["--w-bits", "2"], 2), (["--w-bits", "ternary"], 2),
                                           (["--w-bits", "3", "--w-interp", "unsigned"], 3),
                                           (["--w-bits", "4", "--act", "fp16", "--w-interp", "pm1",
-                                            "--acc", "fp32"], 4)])
+                                            "--acc", "fp32"], 4),
+                                          (["--w-bits", "3", "--act", "fp16"], 3),
+                                          (["--w-bits", "ternary", "--act", "fp16"], 2)])
 def test_run_gemm_json(capsys, opts, planes):
     m, n, k = 5, 70, 33
     rc, out, err = run(capsys, ["run", "gemm", "--engine", "lut", *opts, "--m", str(m), "--n",
