@@ -26,8 +26,8 @@ from tpesim.registry import engine_of
 from .stimulus import (FoldStream, Stream, checksum_rows, in_streams, make_fold_stream, make_stream,
                        out_stream, write_stimulus_file)
 
-__all__ = ["BenchCase", "Target", "TileCase", "ScaleSimCase", "Adapter", "SystolicAdapter",
-           "StationaryStreamAdapter", "StationaryAdapter", "ENGINES", "register_adapter", "adapter_of",
+__all__ = ["BenchCase", "Target", "TileCase", "ScaleSimCase", "Adapter", "RunBeatsAdapter",
+           "SystolicAdapter", "StationaryStreamAdapter", "StationaryAdapter", "ENGINES", "register_adapter", "adapter_of",
            "CASES", "TARGETS", "ModelRun", "default_cases", "TILE_CASES", "TILE_TARGETS", "SCALESIM_CASES",
            "SCALESIM_TARGETS", "tile_cases", "scalesim_cases", "SUITES", "config_label"]
 
@@ -167,16 +167,20 @@ class Adapter:
         raise NotImplementedError
 
 
-class SystolicAdapter(Adapter):
-    """The OS systolic engine: SystolicModel.run_beats over one input stream carrying both operands
-    (A column and B row of each beat, `in_last` on a tile's K-th beat); R result rows per tile."""
+class RunBeatsAdapter(Adapter):
+    """Every engine driven through `run_beats` over one input stream carrying all its operands
+    (`in_last` on a tile's last beat) with `tile_rows(cfg)` result rows per tile. A subclass
+    implements make_stream and `tile_rows`; `model_operands` gives the beats as the model takes
+    them (default: the stream's own arrays, as the harness gets them)."""
 
     run_call = "run_beats"
 
-    def make_stream(self, cfg, *, k: int, tiles_per_block: int, reps: int, seed: int) -> Stream:
-        lo, hi = cfg.in_range
-        return make_stream(cfg.rows, cfg.cols, lo, hi, k=k, tiles_per_block=tiles_per_block,
-                           reps=reps, seed=seed)
+    @staticmethod
+    def tile_rows(cfg) -> int:
+        raise NotImplementedError
+
+    def model_operands(self, cfg, stream: Stream) -> tuple[np.ndarray, np.ndarray]:
+        return stream.a, stream.b
 
     def run_model(self, cfg, stream: Stream, *, interpreted: bool = False,
                   keep_rows: bool = False) -> ModelRun:
@@ -184,6 +188,7 @@ class SystolicAdapter(Adapter):
         once per block, never per cycle), draining after the last. Only the run calls are timed."""
         m = self.model(cfg, interpreted=interpreted)
         bits = self.out_lane_bits(cfg)
+        a, b = self.model_operands(cfg, stream)
         cycles = rows = 0
         h = 0
         secs = 0.0
@@ -191,7 +196,7 @@ class SystolicAdapter(Adapter):
         kept = []
         for r in range(stream.reps):
             t0 = time.perf_counter()
-            oc, st, cyc = m.run_beats(stream.a, stream.b, stream.last, drain=(r == stream.reps - 1))
+            oc, st, cyc = m.run_beats(a, b, stream.last, drain=(r == stream.reps - 1))
             secs += time.perf_counter() - t0
             h = (h + checksum_rows(oc, bits, rows)) & 0xFFFFFFFFFFFFFFFF
             rows += len(oc)
@@ -201,7 +206,8 @@ class SystolicAdapter(Adapter):
             if keep_rows:
                 kept.append(oc.copy())
         if rows != self.expected_rows(cfg, stream):
-            raise AssertionError(f"model gave {rows} result rows for {stream.tiles} tiles of {cfg.rows}")
+            raise AssertionError(f"model gave {rows} result rows for {stream.tiles} tiles of "
+                                 f"{self.tile_rows(cfg)}")
         if cycles != last_stamp + 1:
             raise AssertionError(f"model ran {cycles} cycles but its last row left in cycle {last_stamp}")
         return ModelRun(cycles, rows, h, secs, np.concatenate(kept) if keep_rows else None)
@@ -211,7 +217,21 @@ class SystolicAdapter(Adapter):
         return {st.name: ([stream.a, stream.b], stream.last)}
 
     def expected_rows(self, cfg, stream: Stream) -> int:
-        return stream.tiles * cfg.rows
+        return stream.tiles * self.tile_rows(cfg)
+
+
+class SystolicAdapter(RunBeatsAdapter):
+    """The OS systolic engine: SystolicModel.run_beats over one input stream carrying both operands
+    (A column and B row of each beat, `in_last` on a tile's K-th beat); R result rows per tile."""
+
+    @staticmethod
+    def tile_rows(cfg) -> int:
+        return cfg.rows
+
+    def make_stream(self, cfg, *, k: int, tiles_per_block: int, reps: int, seed: int) -> Stream:
+        lo, hi = cfg.in_range
+        return make_stream(cfg.rows, cfg.cols, lo, hi, k=k, tiles_per_block=tiles_per_block,
+                           reps=reps, seed=seed)
 
 
 class StationaryStreamAdapter(Adapter):

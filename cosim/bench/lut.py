@@ -3,24 +3,24 @@ tile_m rows x group, weight codes of group x tile_n, `in_last` on a tile's k-th 
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from tpesim.engines.lut import decode_weights
 
-from .cases import Adapter, ModelRun
-from .stimulus import Stream, checksum_rows, in_streams
+from .cases import RunBeatsAdapter
+from .stimulus import Stream
 
 __all__ = ["LutAdapter"]
 
 
-class LutAdapter(Adapter):
+class LutAdapter(RunBeatsAdapter):
     """k K-group beats per tile, `tiles_per_block` tiles per block; tile_m result rows per tile.
     The harness gets the codes on in_w; the model is handed their values (decoded once, outside
     the timed calls, as the lockstep model does per beat)."""
 
-    run_call = "run_beats"
+    @staticmethod
+    def tile_rows(cfg) -> int:
+        return cfg.tile_m
 
     def size(self, cfg) -> str:
         """The shared label plus the weight format (w_bits is not a string field)."""
@@ -36,40 +36,7 @@ class LutAdapter(Adapter):
         last[k - 1::k] = 1
         return Stream(a, b, last, reps, k, seed)
 
-    def run_model(self, cfg, stream: Stream, *, interpreted: bool = False,
-                  keep_rows: bool = False) -> ModelRun:
-        """One run_beats call per block copy (Python touched per block, never per cycle), draining
-        after the last. Only the run calls are timed."""
-        m = self.model(cfg, interpreted=interpreted)
-        bits = self.out_lane_bits(cfg)
-        w = np.ascontiguousarray(decode_weights(cfg, stream.b).astype(np.int16))
-        a = np.ascontiguousarray(stream.a.astype(np.int32))
-        cycles = rows = 0
-        h = 0
-        secs = 0.0
-        last_stamp = -1
-        kept = []
-        for r in range(stream.reps):
-            t0 = time.perf_counter()
-            oc, st, cyc = m.run_beats(a, w, stream.last, drain=(r == stream.reps - 1))
-            secs += time.perf_counter() - t0
-            h = (h + checksum_rows(oc, bits, rows)) & 0xFFFFFFFFFFFFFFFF
-            rows += len(oc)
-            cycles += cyc
-            if len(st):
-                last_stamp = int(st[-1])
-            if keep_rows:
-                kept.append(oc.copy())
-        if rows != self.expected_rows(cfg, stream):
-            raise AssertionError(f"model gave {rows} result rows for {stream.tiles} tiles of "
-                                 f"{cfg.tile_m}")
-        if cycles != last_stamp + 1:
-            raise AssertionError(f"model ran {cycles} cycles but its last row left in cycle {last_stamp}")
-        return ModelRun(cycles, rows, h, secs, np.concatenate(kept) if keep_rows else None)
-
-    def in_beats(self, cfg, stream: Stream) -> dict:
-        (st,) = in_streams(cfg.streams())
-        return {st.name: ([stream.a, stream.b], stream.last)}
-
-    def expected_rows(self, cfg, stream: Stream) -> int:
-        return stream.tiles * cfg.tile_m
+    def model_operands(self, cfg, stream: Stream) -> tuple[np.ndarray, np.ndarray]:
+        """Activations as int32 and the codes' weight values as int16 (the core's beat types)."""
+        return (np.ascontiguousarray(stream.a.astype(np.int32)),
+                np.ascontiguousarray(decode_weights(cfg, stream.b).astype(np.int16)))
