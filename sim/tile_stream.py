@@ -11,7 +11,8 @@ import numpy as np
 from .errors import ConfigError, WorkloadError
 
 __all__ = ["FIDELITIES", "MAX_GEMM_DIM", "MAX_GEMM_MACS", "check_gemm_shape", "OperandBlocks",
-           "TileStream", "TileBackend", "EngineTiming", "default_acc_bits", "packed_bytes"]
+           "TileStream", "TileBackend", "EngineTiming", "default_acc_bits", "packed_bytes",
+           "OsTileRecurrence", "os_ideal"]
 
 FIDELITIES = ("cycle", "tile")
 # Cycle, MAC and byte counts are int64 in the vectorised closed forms: bound the workload so that
@@ -122,6 +123,79 @@ class TileBackend(Protocol):
                ) -> tuple[int, int, int]: ...
 
     def drain(self, now: int, out_free: int) -> int: ...
+
+
+class OsTileRecurrence:
+    """The output-stationary tile recurrence (one for every OS engine), one `stream` call per tile.
+
+    A tile of G_t beats is taken one beat every `period` (P) cycles; its first result row leaves
+    `latency` (lat) cycles after its last beat at the earliest, then `rows` (M) rows one per cycle;
+    a tile's last beat is not taken before the previous tile's rows have left (one result bank
+    behind the accumulator). With s_t = max(now, ready of tile t's operands) and free_t the cycle
+    from which tile t's rows may leave:
+
+        first_t = max(L_{t-1} + P, s_t)                      (L_{-1} + P = -inf)
+        L_t     = max(first_t + (G_t - 1) P, D_{t-1} + M)    (D_{-1} + M = -inf)
+        D_t     = max(L_t + lat, free_t);  row r leaves at D_t + r
+
+    The tile's release is L_t, the engine wakes for tile t+1 at L_t + 1. The OS systolic array is
+    P = 1, lat = R + C, M = R; the LUT engine P = planes, lat = P + pipe stages, M = tile_m.
+    """
+
+    def __init__(self, beats: np.ndarray, *, rows: int, period: int, latency: int,
+                 record_rows: bool = False):
+        self.M, self.P, self.lat = rows, period, latency
+        self.beats = np.asarray(beats, dtype=np.int64).tolist()
+        self.L: int | None = None
+        self.row_starts: list[int] | None = [] if record_rows else None
+
+    def stream(self, t, now, ready, out_free):
+        s = now
+        for r in ready:
+            if r > s:
+                s = r
+        L = self.L
+        if L is not None and L + self.P > s:
+            s = L + self.P
+        last = s + (self.beats[t] - 1) * self.P
+        prev_done = -1
+        if t:
+            d = L + self.lat
+            if out_free > d:
+                d = out_free
+            if self.row_starts is not None:
+                self.row_starts.append(d)
+            prev_done = d + self.M - 1
+            if prev_done + 1 > last:
+                last = prev_done + 1
+        self.L = last
+        return last, prev_done, last + 1
+
+    def drain(self, now, out_free):
+        d = max(self.L + self.lat, out_free)
+        if self.row_starts is not None:
+            self.row_starts.append(d)
+        return d + self.M - 1
+
+    def row_cycles(self) -> np.ndarray:
+        starts = np.asarray(self.row_starts, dtype=np.int64)
+        return (starts[:, None] + np.arange(self.M, dtype=np.int64)).reshape(-1)
+
+
+def os_ideal(beats: np.ndarray, *, rows: int, period: int, latency: int,
+             record_rows: bool = False) -> tuple[int, np.ndarray | None]:
+    """`OsTileRecurrence` stall free in closed form: (cycles, each result row's cycle or None).
+    With s_t and free_t never binding, D_t = L_t + lat and first_t = L_{t-1} + P, so
+    L_t = L_{t-1} + max(G_t P, lat + M), L_0 = (G_0 - 1) P, cycles = L_{T-1} + lat + M."""
+    beats = np.asarray(beats, dtype=np.int64)
+    step = np.maximum(beats * period, latency + rows)
+    step[0] = beats[0] * period
+    last = np.cumsum(step) - period  # L_t
+    cycles = int(last[-1]) + latency + rows
+    out = None
+    if record_rows:
+        out = ((last + latency)[:, None] + np.arange(rows, dtype=np.int64)).reshape(-1)
+    return cycles, out
 
 
 # The tile level keeps per-block arrays (the stream's operand blocks, beats, times): about

@@ -10,49 +10,19 @@ import numpy as np
 
 from .errors import ConfigError, TpesimError
 from .tile_stationary import FoldTimer, fold_row_cycles, ideal_fold_times
-from .tile_stream import EngineTiming, OperandBlocks, TileStream, packed_bytes
+from .tile_stream import (EngineTiming, OperandBlocks, OsTileRecurrence, TileStream, os_ideal,
+                          packed_bytes)
 
 __all__ = ["OsTiming", "WsTiming", "IsTiming", "OsTileBackend", "StationaryTileBackend", "TIMINGS",
            "register_timing", "timing_class", "make_timing", "systolic_timing"]
 
 
-class OsTileBackend:
-    """The OS engine's per-tile timing rule (module docstring), one call per tile."""
+class OsTileBackend(OsTileRecurrence):
+    """The OS engine's per-tile timing rule: the shared OS recurrence with one beat per cycle and
+    the first result row R + C cycles after a tile's last beat."""
 
     def __init__(self, rows: int, cols: int, beats: np.ndarray, record_rows: bool = False):
-        self.R, self.C = rows, cols
-        self.beats = np.asarray(beats, dtype=np.int64).tolist()
-        self.L = -1
-        self.row_starts: list[int] | None = [] if record_rows else None
-
-    def stream(self, t, now, ready, out_free):
-        s = now
-        for r in ready:
-            if r > s:
-                s = r
-        last = s + self.beats[t] - 1
-        prev_done = -1
-        if t:
-            d = self.L + self.R + self.C
-            if out_free > d:
-                d = out_free
-            if self.row_starts is not None:
-                self.row_starts.append(d)
-            prev_done = d + self.R - 1
-            if prev_done + 1 > last:
-                last = prev_done + 1
-        self.L = last
-        return last, prev_done, last + 1
-
-    def drain(self, now, out_free):
-        d = max(self.L + self.R + self.C, out_free)
-        if self.row_starts is not None:
-            self.row_starts.append(d)
-        return d + self.R - 1
-
-    def row_cycles(self) -> np.ndarray:
-        starts = np.asarray(self.row_starts, dtype=np.int64)
-        return (starts[:, None] + np.arange(self.R, dtype=np.int64)).reshape(-1)
+        super().__init__(beats, rows=rows, period=1, latency=rows + cols, record_rows=record_rows)
 
 
 class OsTiming(EngineTiming):
@@ -83,16 +53,8 @@ class OsTiming(EngineTiming):
         return TileStream(beats=kk, inputs=(a, b), output=c, out_rows=R)
 
     def ideal(self, stream, record_rows=False):
-        R, C = self.rows, self.cols
-        beats = np.asarray(stream.beats, dtype=np.int64)
-        step = np.maximum(beats, 2 * R + C)
-        step[0] = beats[0]
-        last = np.cumsum(step) - 1  # L_t
-        cycles = int(last[-1]) + 2 * R + C
-        rows = None
-        if record_rows:
-            rows = ((last + R + C)[:, None] + np.arange(R, dtype=np.int64)).reshape(-1)
-        return cycles, rows
+        return os_ideal(stream.beats, rows=self.rows, period=1, latency=self.rows + self.cols,
+                        record_rows=record_rows)
 
     def backend(self, stream, record_rows=False):
         return OsTileBackend(self.rows, self.cols, stream.beats, record_rows)

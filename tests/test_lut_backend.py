@@ -81,3 +81,28 @@ def test_starved_dram_is_fast_and_exact():
     assert res.stall_cycles == xa + xb + xc
     assert res.cycles == time_gemm(cfg, m, n, k, memory=mem).cycles
 
+
+
+def test_os_closed_form_equals_recurrence(seed):
+    """One OS tile recurrence for every OS engine (sim/tile_stream.py): its stall-free closed form
+    (os_ideal) equals the recurrence run tile by tile, for unequal tiles and any beat period,
+    latency and rows; the systolic OS array (P 1, lat R + C) and the LUT engine (P planes, lat
+    P + stages) are instances of it."""
+    from tpesim.tile_stream import OsTileRecurrence, os_ideal
+    from tpesim.tile_systolic import OsTileBackend
+
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        P, lat, M = int(rng.integers(1, 5)), int(rng.integers(1, 12)), int(rng.integers(1, 9))
+        beats = rng.integers(1, 15, int(rng.integers(1, 12)))
+        rec = OsTileRecurrence(beats, rows=M, period=P, latency=lat, record_rows=True)
+        now = 0
+        for t in range(len(beats)):
+            now = rec.stream(t, now, (0, 0), 0)[2]
+        done = rec.drain(now, 0)
+        cycles, rows = os_ideal(beats, rows=M, period=P, latency=lat, record_rows=True)
+        assert cycles == done + 1, f"seed {seed}"
+        np.testing.assert_array_equal(rows, rec.row_cycles())
+    # the systolic instance: K = 3 beats, stall free, one tile: last beat 2, rows from 2 + R + C
+    sysb = OsTileBackend(2, 3, [3], record_rows=True)
+    assert sysb.stream(0, 0, (0, 0), 0) == (2, -1, 3) and sysb.drain(3, 0) == 2 + 5 + 1
