@@ -20,8 +20,8 @@ __all__ = ["INTERPS", "MODELS", "PHASES", "LlmModel", "QuantizedWeights", "cli_m
            "dequantize_weights", "engine_operand", "format_table", "from_planes", "linears",
            "llm_layers", "lookup", "lut_gemm", "lut_gemm_int8_tables", "lut_layer", "pack_planes",
            "packed_weight_bytes", "plane_code", "plane_weights", "quantize_activations",
-           "quantize_weights", "quantized_gemm", "scaled_gemm", "systolic_shape", "tables",
-           "to_planes", "unpack_planes"]
+           "quantize_weights", "quantized_gemm", "scaled_gemm", "systolic_peak", "systolic_shape",
+           "tables", "to_planes", "unpack_planes"]
 
 INTERPS = ("signed", "unsigned", "pm1")
 PHASES = {"decode": 1, "prefill": 2048}        # M of each phase: one token, a 2048-token prompt
@@ -458,23 +458,37 @@ def systolic_shape(peak: float) -> tuple[int, int]:
     return r, p // r
 
 
+def systolic_peak(peak: float) -> int:
+    """The systolic array's peak for a comparison with a LUT engine of `peak` MACs/cycle: the same
+    peak when it is an integer, else the nearest integer (W3: 2 x 64 x 4 / 3 = 170.67 -> 171, a
+    9 x 19 array); docs/lut_kernels.md "Unequal peaks" says how such a pair is compared."""
+    if not peak >= 1:
+        raise ConfigError(f"peak MACs/cycle must be at least 1, not {peak}")
+    return int(peak) if peak == int(peak) else int(math.floor(peak + 0.5))
+
+
 def lut_layer(cfg, m: int, n: int, k: int, *, systolic=None, memory=None,
               group_size: int | None = None, area: Callable | None = None) -> dict:
     """Timing and bytes of one M x N x K linear on the LUT engine `cfg` and on an int8 systolic
     array of equal peak (`systolic`: a SystolicConfig, default output-stationary of
-    `systolic_shape`). With per-group weight scales (`group_size`), each K-group of the weights is
+    `systolic_shape`), or of the nearest integer peak when the LUT's is not one (`systolic_peak`:
+    both peaks and the peak-normalized cycle ratio are reported). With per-group weight scales
+    (`group_size`), each K-group of the weights is
     its own integer GEMM (the scales apply after its accumulation), so the layer is ceil(K/gs)
     GEMMs of K = gs. `area(cfg)` (mm^2), when given, adds area and compute-density fields
     (the synthesis issue supplies it)."""
     from tpesim.engines.systolic import SystolicConfig
     from tpesim.kernels.gemm import engine_faces, time_gemm
 
+    speak = systolic_peak(cfg.peak_macs_per_cycle)
     if systolic is None:
-        r, c = systolic_shape(cfg.peak_macs_per_cycle)
+        r, c = systolic_shape(speak)
         systolic = SystolicConfig(rows=r, cols=c, in_bits=8, acc_bits=32)
-    if systolic.peak_macs_per_cycle != cfg.peak_macs_per_cycle:
-        raise ConfigError(f"systolic peak must equal the LUT engine's "
-                          f"({cfg.peak_macs_per_cycle} MAC/cycle), not "
+    if systolic.peak_macs_per_cycle != speak:
+        what = (f"({speak} MAC/cycle)" if speak == cfg.peak_macs_per_cycle else
+                f"rounded to the nearest integer ({speak} for {cfg.peak_macs_per_cycle:.3f} "
+                f"MAC/cycle)")
+        raise ConfigError(f"systolic peak must equal the LUT engine's {what}, not "
                           f"{systolic.peak_macs_per_cycle}")
     if group_size is None:
         parts = [(k, 1)]
@@ -540,11 +554,16 @@ def lut_layer(cfg, m: int, n: int, k: int, *, systolic=None, memory=None,
         "scale_bytes": 2 * n * (1 if group_size is None else -(-k // group_size)),
         "weight_traffic_bytes": lut["weight_traffic"],
         "systolic": f"{systolic.rows}x{systolic.cols}",
+        "systolic_peak_macs_per_cycle": speak,
         "systolic_cycles": sysr["cycles"],
-        "systolic_utilization": macs / (sysr["cycles"] * systolic.peak_macs_per_cycle),
+        "systolic_utilization": macs / (sysr["cycles"] * speak),
         "systolic_weight_bytes": w8_bytes,
         "systolic_weight_traffic_bytes": sysr["weight_traffic"],
         "cycle_ratio": sysr["cycles"] / lut["cycles"],
+        # cycles x peak: the ratio at equal peak if cycles scaled as 1 / peak (compute bound);
+        # equal to cycle_ratio when the peaks are equal
+        "cycle_ratio_peak_normalized": (sysr["cycles"] * speak) / (
+            lut["cycles"] * cfg.peak_macs_per_cycle),
         "systolic_best": f"{best_cfg.rows}x{best_cfg.cols}",
         "systolic_best_cycles": best["cycles"],
         "systolic_best_weight_traffic_bytes": best["weight_traffic"],
@@ -623,12 +642,13 @@ def _total(rows: list[dict], name: str, times: int) -> dict:
     t.update(layer=name, m=rows[0]["m"], n="", k="")
     for key in _SUMMED:
         t[key] = times * sum(r[key] for r in rows)
-    peak = rows[0]["peak_macs_per_cycle"]
+    peak, speak = rows[0]["peak_macs_per_cycle"], rows[0]["systolic_peak_macs_per_cycle"]
     t.update(peak_macs_per_cycle=peak, utilization=t["macs"] / (t["cycles"] * peak),
              table_reuse_n_tiles="", table_unit_bytes=rows[0]["table_unit_bytes"],
-             systolic=rows[0]["systolic"],
-             systolic_utilization=t["macs"] / (t["systolic_cycles"] * peak),
+             systolic=rows[0]["systolic"], systolic_peak_macs_per_cycle=speak,
+             systolic_utilization=t["macs"] / (t["systolic_cycles"] * speak),
              cycle_ratio=t["systolic_cycles"] / t["cycles"],
+             cycle_ratio_peak_normalized=(t["systolic_cycles"] * speak) / (t["cycles"] * peak),
              systolic_best="per layer", cycle_ratio_best=t["systolic_best_cycles"] / t["cycles"],
              weight_bytes_ratio=t["systolic_weight_bytes"] / t["weight_bytes"],
              weight_traffic_ratio=t["systolic_weight_traffic_bytes"] / t["weight_traffic_bytes"])
@@ -642,6 +662,7 @@ _COLUMNS = (("layer", "layer"), ("w_format", "W"), ("act", "A"), ("phase", "phas
             ("weight_bytes", "weight B"), ("table_bytes", "table B"),
             ("table_reuse_n_tiles", "table reuse"), ("systolic_cycles", "systolic cyc"),
             ("systolic_utilization", "sys util"), ("cycle_ratio", "cycle ratio"),
+            ("cycle_ratio_peak_normalized", "ratio x peak"),
             ("systolic_best", "best shape"), ("cycle_ratio_best", "ratio best"),
             ("weight_bytes_ratio", "weight ratio"), ("weight_traffic_ratio", "traffic ratio"))
 
@@ -755,7 +776,8 @@ def cli_main(argv: Sequence[str]) -> int:
         mem = ("ideal memory" if memory.ideal else
                ", ".join(f"{k} {v}" for k, v in memory.report_fields().items() if v))
         print(f"{mdl.title}: {mdl.layers} decoder layers, hidden {mdl.hidden}, intermediate "
-              f"{mdl.intermediate}; LUT engine vs int8 systolic (OS) at equal peak; {mem}; "
-              f"ratios are systolic / LUT")
+              f"{mdl.intermediate}; LUT engine vs int8 systolic (OS) at equal peak (the nearest "
+              f"integer peak when the LUT's is not one: 'ratio x peak' weighs cycles by each "
+              f"peak); {mem}; ratios are systolic / LUT")
         print(format_table(rows))
     return 0
