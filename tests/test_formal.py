@@ -1,7 +1,7 @@
 """Formal proofs of every engine's datapath (tpesim.rtl.formal, docs/formal.md): each proof must
 pass on the Amaranth datapath and its broken twin must be refuted by the same harness (a
 counterexample from reset, naming the failed assertion), so a proof that cannot fail proves
-nothing. Small widths in `make test` (about 10 s each, mostly tool start-up); wider in
+nothing. Small widths in `make test` (3-25 s each with yices, mostly tool start-up); wider in
 `make regress`."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _cases(kind: str):
 
 
 CASES = _cases("fast") + _cases("regress")
-# the 16-lane tree and the LUT at a group of 4 take minutes (regress)
+# the 16-lane tree takes minutes (regress)
 TIMEOUT_S = 1800
 
 
@@ -83,13 +83,44 @@ def test_bad_input_is_one_line():
     pre = next(p for p in formal.proofs("systolic") if p.name == "preload_pe")
     with pytest.raises(ConfigError, match="single-buffered"):
         pre.miter(get_engine("systolic").config(dataflow="ws", double_buffer=True), False)
+    col = next(p for p in formal.proofs("adder_tree") if p.name == "ent_column")
+    with pytest.raises(ConfigError, match="needs encoding 'ent' .* not encoding 'plain'"):
+        col.miter(get_engine("adder_tree").config(lanes=4, cols=1), False)
+    with pytest.raises(ConfigError, match="solver must be one of 'yices', 'z3', not 'cvc9'"):
+        formal.prove(proof, get_engine("systolic").config(rows=1, cols=1), solver="cvc9")
+
+
+def test_a_renamed_internal_signal_is_a_tool_error():
+    """The N:M and EN-T column proofs read signals inside the datapath by name: a name the RTL
+    no longer has stops the proof (neither proved nor refuted), it is not skipped."""
+    from amaranth.hdl import Fragment
+
+    from tpesim.rtl.nm_sparse import SparseLane
+
+    frag = Fragment.get(SparseLane(get_engine("nm_sparse").config(rows=1, cols=1)), None)
+    assert formal._internal(frag, "act_0").name == "act_0"
+    with pytest.raises(formal.FormalToolError, match="no internal signal 'act_9'"):
+        formal._internal(frag, "act_9")
+    with pytest.raises(formal.FormalToolError, match="no submodule 'tree_b9'"):
+        formal._subfragment(frag, "tree_b9")
+
+
+@pytest.mark.skipif(not formal.sby_available("z3"), reason="z3 missing")
+def test_z3_gives_the_same_outcomes(tmp_path):
+    """The other PyPI solver through the same harness: the N:M lane proved (every weight), its
+    reversed-window twin refuted."""
+    proof = formal.proofs("nm_sparse")[0]
+    cfg = get_engine("nm_sparse").config(rows=1, cols=1, sparsity="2:4")
+    assert formal.prove(proof, cfg, solver="z3").status == "proved"
+    res = formal.prove(proof, cfg, broken=True, workdir=tmp_path, solver="z3")
+    assert res.status == "refuted" and res.failed and res.failed[0].startswith("select_")
 
 
 def test_time_limit_is_neither_proved_nor_refuted(tmp_path):
     """A proof cut by its time limit raises FormalToolError (never a pass), and its solver
     processes are ended with it."""
     proof = formal.proofs("lut")[0]
-    cfg = get_engine("lut").config(**proof.regress[-1])     # about a minute of solver time
+    cfg = get_engine("lut").config(tile_m=2, tile_n=2, w_bits=2, group=4)   # a minute or more
     with pytest.raises(formal.FormalToolError, match="ran past 2 s"):
         formal.prove(proof, cfg, workdir=tmp_path, timeout_s=2)
     # the kill is sent when the limit passes; the processes are gone once they have exited, which on
