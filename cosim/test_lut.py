@@ -13,8 +13,16 @@ FAST = [
     LutConfig(tile_m=3, tile_n=2, w_bits=3, w_interp="unsigned", pipe_stages=2),    # offset term
     LutConfig(tile_m=1, tile_n=3, w_bits="ternary", sym=False),                     # BitNet b1.58
     LutConfig(tile_m=2, tile_n=2, act="fp16", w_interp="pm1"),                     # fp16 acc
+    # fp16 with halvings (plane 0 x 2^-1), the offset T0/2 and the inverted MSB plane
+    LutConfig(tile_m=2, tile_n=4, act="fp16", w_interp="signed", w_bits=2, group=2),
 ]
 REGRESS = [
+    # fp16 unsigned (offset T0/2 - 2^(B-1) T0) with 2 stages, and ternary (both planes halve, sorted
+    # codes): ~50 s of CPU per Verilator build each (measured 2026-12-02: both pass on Icarus and
+    # Verilator with the make-test stimuli), so `make regress` keeps them
+    LutConfig(tile_m=2, tile_n=4, act="fp16", w_interp="unsigned", w_bits=3, group=2,
+              pipe_stages=2, sym=False),
+    LutConfig(tile_m=2, tile_n=4, act="fp16", w_bits="ternary", group=2),
     # fp32 accumulator, 3 planes, 2 stages: its fp16+fp32 datapath is the slowest build of the set
     # (~3 min of Icarus elaboration and run on the 2-core VM), so `make regress` only
     LutConfig(tile_m=2, tile_n=2, act="fp16", w_interp="pm1", w_bits=3, acc="fp32", sym=False,

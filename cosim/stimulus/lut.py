@@ -28,8 +28,8 @@ def make_case(cfg: LutConfig, rng: np.random.Generator, blocks: int, max_rows: i
             a[0, 0] = -128
             b[0, 0] = b.min(initial=0) if op_b.signed else (1 << op_b.bits) - 1
             a[-1, -1] = -128
-        elif t == 0:
-            b[0, 0] = (1 << op_b.bits) - 1
+        elif t == 0:                                        # the largest value or code
+            b[0, 0] = (1 << (op_b.bits - 1)) - 1 if op_b.signed else (1 << op_b.bits) - 1
         ap = np.zeros((M, groups * g), np.int64)
         ap[:, :k] = a
         codes = np.zeros((groups * g, N), np.int64)        # a padded code meets zero activations
@@ -45,13 +45,17 @@ def make_case(cfg: LutConfig, rng: np.random.Generator, blocks: int, max_rows: i
 
 
 def _fp16_acts(rng: np.random.Generator, shape, t: int) -> np.ndarray:
-    """binary16 patterns: mostly normal values of mixed magnitude, some subnormals, signed zeros,
-    and (from the second tile on) the odd inf or NaN, so every special path of the adders runs."""
+    """binary16 patterns: mostly normal values of mixed magnitude, some subnormals (the odd ones'
+    halvings round), small normals (halved below the normals), signed zeros, and (from the second
+    tile on) the odd inf or NaN, so every special path of the adders and scalers runs."""
     vals = rng.uniform(-4, 4, shape) * np.exp2(rng.integers(-6, 7, shape))
     a = fp16.from_float(vals).astype(np.int64)
     pick = rng.random(shape)
-    sub = rng.integers(0, 0x400, shape) | (rng.integers(0, 2, shape) << 15)
+    sign = rng.integers(0, 2, shape) << 15
+    sub = rng.integers(0, 0x400, shape) | sign
+    small = rng.integers(0x400, 0x800, shape) | sign
     a = np.where(pick < 0.15, sub, a)                                  # subnormals and +-0
+    a = np.where((pick >= 0.15) & (pick < 0.22), small, a)             # 2^-14 .. 2^-13
     if t > 0:
         special = rng.choice([fp16.POS_INF, fp16.NEG_INF, 0x7E01, fp16.MAX_NORMAL], shape)
         a = np.where(pick > 0.97, special, a)
