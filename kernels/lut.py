@@ -17,11 +17,11 @@ from tpesim.tile_stream import MAX_GEMM_DIM
 from tpesim.errors import ConfigError, TpesimError, WorkloadError
 
 __all__ = ["INTERPS", "MODELS", "PHASES", "LlmModel", "QuantizedWeights", "cli_main", "code_values",
-           "dequantize_weights", "engine_operand", "format_table", "from_planes", "linears",
-           "llm_layers", "lookup", "lut_gemm", "lut_gemm_int8_tables", "lut_layer", "pack_planes",
-           "packed_weight_bytes", "plane_code", "plane_weights", "quantize_activations",
-           "quantize_weights", "quantized_gemm", "scaled_gemm", "systolic_peak", "systolic_shape",
-           "tables", "to_planes", "unpack_planes"]
+           "dequantize_weights", "engine_operand", "format_table", "fpga_area", "fpga_lines",
+           "from_planes", "linears", "llm_layers", "lookup", "lut_gemm", "lut_gemm_int8_tables",
+           "lut_layer", "pack_planes", "packed_weight_bytes", "plane_code", "plane_weights",
+           "quantize_activations", "quantize_weights", "quantized_gemm", "scaled_gemm",
+           "systolic_peak", "systolic_shape", "tables", "to_planes", "unpack_planes"]
 
 INTERPS = ("signed", "unsigned", "pm1")
 PHASES = {"decode": 1, "prefill": 2048}        # M of each phase: one token, a 2048-token prompt
@@ -467,6 +467,30 @@ def systolic_peak(peak: float) -> int:
     return int(peak) if peak == int(peak) else int(math.floor(peak + 0.5))
 
 
+FPGA_CELLS = ("luts", "ffs", "dsps", "carry_cells", "brams")   # kernels/synth.py's cell counts
+
+
+def fpga_area(target: str, **synth_kw) -> Callable:
+    """The `area` hook of `lut_layer` from synthesis: `area(cfg)` is the engine's FPGA cells on
+    `target` (LUT4s, FFs, DSPs, carry cells, BRAMs of the engine module after Yosys, no place and
+    route), from `tpesim synth`'s cache (kernels/synth.py, keyed by config, target and tool
+    versions), synthesizing on a miss (minutes for 256-MAC engines). Cells, not mm^2."""
+    from tpesim.kernels.synth import TARGETS, resources
+
+    if target not in TARGETS:
+        raise ConfigError(f"area target must be one of {', '.join(TARGETS)}, not {target!r}")
+    memo: dict = {}
+
+    def area(cfg) -> dict:
+        if cfg not in memo:
+            r = resources(cfg, target, pnr=False, **synth_kw)
+            memo[cfg] = {c: int(r[c]) for c in FPGA_CELLS}
+        return memo[cfg]
+
+    area.target = target
+    return area
+
+
 def lut_layer(cfg, m: int, n: int, k: int, *, systolic=None, memory=None,
               group_size: int | None = None, area: Callable | None = None) -> dict:
     """Timing and bytes of one M x N x K linear on the LUT engine `cfg` and on an int8 systolic
@@ -475,8 +499,9 @@ def lut_layer(cfg, m: int, n: int, k: int, *, systolic=None, memory=None,
     both peaks and the peak-normalized cycle ratio are reported). With per-group weight scales
     (`group_size`), each K-group of the weights is
     its own integer GEMM (the scales apply after its accumulation), so the layer is ceil(K/gs)
-    GEMMs of K = gs. `area(cfg)` (mm^2), when given, adds area and compute-density fields
-    (the synthesis issue supplies it)."""
+    GEMMs of K = gs. `area(cfg)`, when given, returns FPGA cell counts of an engine (`fpga_area`:
+    {"luts": ..., "ffs": ..., "dsps": ...}); the row gets `lut_fpga_<cell>` and
+    `systolic_fpga_<cell>` (the equal-peak array's) and `fpga_target` (the hook's `target`)."""
     from tpesim.engines.systolic import SystolicConfig
     from tpesim.kernels.gemm import engine_faces, time_gemm
 
@@ -572,9 +597,15 @@ def lut_layer(cfg, m: int, n: int, k: int, *, systolic=None, memory=None,
         "weight_traffic_ratio": sysr["weight_traffic"] / max(lut["weight_traffic"], 1),
     }
     if area is not None:
-        la, sa = area(cfg), area(systolic)
-        row.update(lut_area_mm2=la, systolic_area_mm2=sa,
-                   compute_density_ratio=(macs / lut["cycles"] / la) / (macs / sysr["cycles"] / sa))
+        row["fpga_target"] = getattr(area, "target", "")
+        for who, c in (("lut", cfg), ("systolic", systolic)):
+            cells = area(c)
+            if not isinstance(cells, dict) or not all(
+                    isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0
+                    for v in cells.values()):
+                raise ConfigError(f"area must return a dict of FPGA cell counts (e.g. "
+                                  f"{{'luts': 120}}), not {cells!r} for {c.name}")
+            row.update({f"{who}_fpga_{name}": int(v) for name, v in cells.items()})
     return row
 
 
@@ -613,7 +644,8 @@ def _lut_config(w_bits, act: str, **fields):
 
 
 def llm_layers(model: str, *, w_bits=2, act: str = "int8", phase: str = "decode", memory=None,
-               group_size: int | None = None, systolic=None, **lut_fields) -> list[dict]:
+               group_size: int | None = None, systolic=None, area: Callable | None = None,
+               **lut_fields) -> list[dict]:
     """`lut_layer` of every linear of one decoder layer of `model` in `phase`, plus a row
     "layer total" (sums; utilization over the sum) and "model total" (x num_hidden_layers)."""
     cfg = _lut_config(w_bits, act, **lut_fields)
@@ -623,7 +655,7 @@ def llm_layers(model: str, *, w_bits=2, act: str = "int8", phase: str = "decode"
                "w_format": "ternary" if w_bits == "ternary" else f"{w_bits} {cfg.w_interp}",
                "act": act, "layer": name}
         row.update(lut_layer(cfg, m, n, k, systolic=systolic, memory=memory,
-                             group_size=group_size))
+                             group_size=group_size, area=area))
         rows.append(row)
     rows.append(_total(rows, "layer total", 1))
     rows.append(_total(rows[:-1], "model total", _model(model).layers))
@@ -652,6 +684,8 @@ def _total(rows: list[dict], name: str, times: int) -> dict:
              systolic_best="per layer", cycle_ratio_best=t["systolic_best_cycles"] / t["cycles"],
              weight_bytes_ratio=t["systolic_weight_bytes"] / t["weight_bytes"],
              weight_traffic_ratio=t["systolic_weight_traffic_bytes"] / t["weight_traffic_bytes"])
+    # one engine pair for every row: its FPGA cells (area hook) carry over
+    t.update({key: v for key, v in rows[0].items() if "_fpga_" in key or key == "fpga_target"})
     return t
 
 
@@ -742,6 +776,10 @@ def cli_main(argv: Sequence[str]) -> int:
     for op, what in (("a", "activations"), ("b", "weights"), ("c", "results")):
         p.add_argument(f"--sram-kib-{op}", type=float, default=None, metavar="KIB",
                        help=f"SRAM for the {what} in KiB, two halves (default: unbounded)")
+    p.add_argument("--area-target", default=None, metavar="FPGA",
+                   help="also report FPGA cells (LUT4s, FFs, DSPs: not mm^2) of the LUT engine "
+                        "and of the equal-peak systolic array on this part (ecp5-45k or "
+                        "ice40-up5k), from tpesim synth's cache or by synthesizing (minutes)")
     p.add_argument("--totals-only", action="store_true", help="only the layer and model totals")
     p.add_argument("--json", action="store_true", help="print JSON rows instead of the table")
     p.add_argument("--csv", metavar="FILE", default=None,
@@ -756,12 +794,14 @@ def cli_main(argv: Sequence[str]) -> int:
                           sram_kib_c=args.sram_kib_c, dram_bw=args.dram_bw,
                           dram_latency=args.dram_latency)
     w_list = args.w_bits or ["ternary" if args.model == "bitnet-3b" else 2]
+    area = None if args.area_target is None else fpga_area(args.area_target)
     rows = []
     for w in w_list:
         for act in args.act:
             for phase in args.phase:
                 rs = llm_layers(args.model, w_bits=w, act=act, phase=phase,
-                                group_size=args.group_size, memory=memory, tile_m=args.tile_m,
+                                group_size=args.group_size, memory=memory, area=area,
+                                tile_m=args.tile_m,
                                 tile_n=args.tile_n, group=args.group,
                                 pipe_stages=args.pipe_stages)
                 rows += rs[-2:] if args.totals_only else rs
@@ -780,4 +820,22 @@ def cli_main(argv: Sequence[str]) -> int:
               f"integer peak when the LUT's is not one: 'ratio x peak' weighs cycles by each "
               f"peak); {mem}; ratios are systolic / LUT")
         print(format_table(rows))
+        if area is not None:
+            print(fpga_lines(rows))
     return 0
+
+
+def fpga_lines(rows: list[dict]) -> str:
+    """One line per distinct engine pair of `rows`: the FPGA cells of each engine (area hook)."""
+    out, seen = [], set()
+    for r in rows:
+        key = (r["w_format"], r["act"], r["systolic"])
+        if key in seen or "lut_fpga_luts" not in r:
+            continue
+        seen.add(key)
+        cells = [", ".join(f"{r[f'{who}_fpga_{c}']:,} {c}" for c in ("luts", "ffs", "dsps"))
+                 for who in ("lut", "systolic")]
+        out.append(f"FPGA cells on {r['fpga_target']} (Yosys, engine module; cells, not mm^2): "
+                   f"LUT engine W {r['w_format']} A {r['act']}: {cells[0]}; int8 systolic "
+                   f"{r['systolic']}: {cells[1]}")
+    return "\n".join(out)

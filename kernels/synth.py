@@ -305,7 +305,7 @@ def synth(cfg, target: str = "ecp5-45k", *, seed: int = 1, freq_mhz: int = DEFAU
 
 def resources(cfg, target: str = "ecp5-45k", **kw) -> dict:
     """The engine's synthesized resources and Fmax (cached): the hook for area/energy models
-    (the LUT kernels' `area=` takes mm^2: an FPGA cell count is not that, so it is not wired)."""
+    (kernels/lut.py `fpga_area` feeds its cell counts, pnr=False, to `lut_layer`'s `area=`)."""
     r = synth(cfg, target, **kw)
     return {k: r[k] for k in ("luts", "carry_cells", "ffs", "dsps", "brams", "lutrams",
                               "fmax_mhz", "target")}

@@ -418,13 +418,17 @@ def test_engine_operand():
 
 
 def test_area_hook():
-    """With an area model the achieved compute density (MACs per cycle per mm^2) is compared,
-    LUT / systolic: the cycle ratio (systolic / LUT) times the area ratio (systolic / LUT)."""
+    """The area hook's FPGA cells (a dict per engine) land in the row per engine and cell kind;
+    anything else is a one-line error naming the engine."""
     cfg = L._lut_config(2, "int8")
-    areas = {"lut": 0.5, "systolic": 2.0}
-    row = L.lut_layer(cfg, 2, 128, 64, area=lambda c: areas[c.engine])
-    assert (row["lut_area_mm2"], row["systolic_area_mm2"]) == (0.5, 2.0)
-    assert row["compute_density_ratio"] == pytest.approx(row["cycle_ratio"] * 2.0 / 0.5)
+    cells = {"lut": {"luts": 900, "ffs": 300, "dsps": 0},
+             "systolic": {"luts": 2000, "ffs": 9000, "dsps": 256}}
+    row = L.lut_layer(cfg, 2, 128, 64, area=lambda c: cells[c.engine])
+    assert (row["lut_fpga_luts"], row["lut_fpga_dsps"]) == (900, 0)
+    assert (row["systolic_fpga_ffs"], row["systolic_fpga_dsps"]) == (9000, 256)
+    with pytest.raises(ConfigError, match=r"area must return a dict of FPGA cell counts .*, not "
+                                          r"0.5 for lut_"):
+        L.lut_layer(cfg, 2, 128, 64, area=lambda c: 0.5)
 
 
 def test_layer_errors():
