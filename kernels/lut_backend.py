@@ -1,6 +1,5 @@
-"""Cycle-level GEMM backend of the LUT engine: the shared output-stationary stream (`OsStreamBackend`)
-with one beat per K-group of the register model, K padded to whole groups.
-"""
+"""Cycle-level GEMM backend of the LUT engine: the shared output-stationary stream (OsStreamBackend)
+with one beat per K-group of the register model, K padded to whole groups."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Tile-level timing of the LUT engine: GEMM -> tile stream (output-stationary tiles, one beat per
-K-group) on the shared OS recurrence and its closed form (sim/tile_stream.py, docs/lut.md "Timing")."""
+K-group) on the shared OS recurrence and closed form (sim/tile_stream.py; docs/lut.md "Timing")."""
 
 from __future__ import annotations
 

@@ -74,7 +74,8 @@ def test_w3_layer_totals_and_table():
     rows = L.llm_layers("llama2-7b", w_bits=3, phase="decode")
     tot = rows[-2]
     assert tot["systolic_peak_macs_per_cycle"] == 171
-    assert tot["systolic_utilization"] == pytest.approx(tot["macs"] / (tot["systolic_cycles"] * 171))
+    assert tot["systolic_utilization"] == pytest.approx(
+        tot["macs"] / (tot["systolic_cycles"] * 171))
     assert tot["utilization"] == pytest.approx(tot["macs"] / (tot["cycles"] * 512 / 3))
     assert "ratio x peak" in L.format_table(rows)
 
