@@ -126,20 +126,31 @@ class OsStreamBackend:
     empties the last tile. Holds reach the model as the cycle they end, never as per-cycle arrays
     (the cores skip frozen stretches: a very slow DRAM costs neither memory nor time).
 
-    A subclass sets `model`, `cfg`, `m`, `n`, `gn` (tiles along N), `values`, `_last` (the last
-    flags of one tile's beats) and `_no_beats` (empty beat arrays) in its constructor (calling
-    `_start_stream`), and defines `_beats(mi, ni)` (tile (mi, ni)'s beat arrays), the static
-    `tile_shape(cfg)` ((rows, cols) of an output tile) and the static `reference(cfg, a, b)`.
+    A subclass names its register model (`model_cls`), the config fields of an output tile's
+    (rows, cols) (`shape_fields`) and its reference (`reference`), and defines `_layout(k, a, b)`
+    (the operands as beats; it sets `_last`, one tile's last flags, and `_no_beats`, empty beat
+    arrays) and `_beats(mi, ni)` (tile (mi, ni)'s beat arrays).
     """
 
-    def _start_stream(self, m: int, n: int, values: bool) -> None:
-        rows, cols = self.tile_shape(self.cfg)
+    model_cls: type
+    shape_fields: tuple[str, str]
+
+    def __init__(self, cfg, m: int, n: int, k: int, a: np.ndarray | None = None,
+                 b: np.ndarray | None = None, *, interpreted: bool | None = None):
+        self.cfg = cfg
+        self.model = self.model_cls(cfg, interpreted=interpreted)
+        rows, cols = self.tile_shape(cfg)
         self.m, self.n = m, n
         self.gm, self.gn = -(-m // rows), -(-n // cols)
-        self.values = values
-        self.out = np.zeros((m, n), np.int64) if values else None
+        self.values = a is not None
+        self.out = np.zeros((m, n), np.int64) if self.values else None
         self.cycle = 0  # the model's clock (a fresh model starts at 0)
         self._stamps: list[np.ndarray] = []
+        self._layout(k, a, b)
+
+    @classmethod
+    def tile_shape(cls, cfg) -> tuple[int, int]:
+        return getattr(cfg, cls.shape_fields[0]), getattr(cfg, cls.shape_fields[1])
 
     def stream(self, t, now, ready, out_free):
         if now != self.cycle:
@@ -196,24 +207,19 @@ class OsCycleBackend(OsStreamBackend):
     tile's K beats carry A's rows and B's columns of its block. With a and b None the beats are
     zeros (timing only)."""
 
+    model_cls = SystolicModel
+    shape_fields = ("rows", "cols")
     reference = staticmethod(reference)
 
-    @staticmethod
-    def tile_shape(cfg: SystolicConfig) -> tuple[int, int]:
-        return cfg.rows, cfg.cols
-
-    def __init__(self, cfg: SystolicConfig, m: int, n: int, k: int, a: np.ndarray | None = None,
-                 b: np.ndarray | None = None, *, interpreted: bool | None = None):
-        self.cfg = cfg
-        self.model = SystolicModel(cfg, interpreted=interpreted)
-        self._start_stream(m, n, a is not None)
+    def _layout(self, k: int, a: np.ndarray | None, b: np.ndarray | None) -> None:
+        cfg = self.cfg
         # Operands padded to whole tiles, A transposed, so a tile's beats are one contiguous copy
         # of a column block (O(MK + KN) memory; the beats of other tiles are never built).
         self._at = np.zeros((k, self.gm * cfg.rows), np.int64)
         self._bp = np.zeros((k, self.gn * cfg.cols), np.int64)
         if self.values:
-            self._at[:, :m] = a.T
-            self._bp[:, :n] = b
+            self._at[:, :self.m] = a.T
+            self._bp[:, :self.n] = b
         self._last = np.zeros(k, np.int64)
         self._last[-1] = 1
         self._no_beats = (np.zeros((0, cfg.rows), np.int64), np.zeros((0, cfg.cols), np.int64),

@@ -15,17 +15,12 @@ class LutCycleBackend(OsStreamBackend):
     """`OsStreamBackend` of the LUT engine: a tile's ceil(K/g) beats carry tile_m x g activations
     and g x tile_n weight values. With a and b None the beats are zeros (timing only)."""
 
+    model_cls = LutModel
+    shape_fields = ("tile_m", "tile_n")
     reference = staticmethod(reference)
 
-    @staticmethod
-    def tile_shape(cfg: LutConfig) -> tuple[int, int]:
-        return cfg.tile_m, cfg.tile_n
-
-    def __init__(self, cfg: LutConfig, m: int, n: int, k: int, a: np.ndarray | None = None,
-                 b: np.ndarray | None = None, *, interpreted: bool | None = None):
-        self.cfg = cfg
-        self.model = LutModel(cfg, interpreted=interpreted)
-        self._start_stream(m, n, a is not None)
+    def _layout(self, k: int, a: np.ndarray | None, b: np.ndarray | None) -> None:
+        cfg, m, n = self.cfg, self.m, self.n
         M, N, g = cfg.tile_m, cfg.tile_n, cfg.group
         G = self.G = -(-k // g)                 # beats per tile
         # operands padded to whole tiles and groups; a padded weight is a valid value (it meets
