@@ -232,7 +232,8 @@ class FpPow2(wiring.Component):
         sig = Signal(mb + 1, name="sig")
         m.d.comb += sig.eq(Cat(mx, ex.any()))
         if not self.e_signed:
-            target = Signal(ew, name="target_exp")  # biased exponent after scaling, before normalizing
+            # biased exponent after scaling, before normalizing
+            target = Signal(ew, name="target_exp")
             m.d.comb += target.eq(Mux(ex.any(), ex, 1) + self.e)
             nsig, nexp = _normalize_left(m, sig, target, "norm")
             finite = Cat(nsig[:mb], Mux(nsig[mb], nexp[:eb], 0), sx)

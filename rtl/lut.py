@@ -253,8 +253,8 @@ class Pow2Scale(wiring.Component):
                 return m
             m.submodules.pow2 = p = Fp16Pow2Signed()
             steps = [Const(e, signed(3)) for e in sh]
-            m.d.comb += [p.x.eq(self.x), self.y.eq(p.y),
-                         p.e.eq(steps[0] if P == 1 else _array(steps)[self.b[:(P - 1).bit_length()]])]
+            step = steps[0] if P == 1 else _array(steps)[self.b[:(P - 1).bit_length()]]
+            m.d.comb += [p.x.eq(self.x), self.y.eq(p.y), p.e.eq(step)]
             return m
         shifts, _, _ = plane_bits(self.cfg)
         m.d.comb += self.y.eq(_array([self.x << e for e in shifts])[self.b[:max(1, (len(shifts) - 1).bit_length())]]

@@ -314,7 +314,7 @@ POW2_E = range(fp.EXP_MIN, fp.EXP_STEPS)      # -4 .. 3
 
 
 def test_pow2_exhaustive():
-    """All 65,536 patterns x e = -4..3 against the exact reference (e < 0: RNE below the normals)."""
+    """All 65,536 patterns x e = -4..3 against the exact reference (e < 0: RNE below normals)."""
     for e in POW2_E:
         got = fp.pow2(ALL16, e)
         want = np.array([ref_pow2(int(x), e, F16) for x in ALL16], dtype=np.uint16)

@@ -72,7 +72,8 @@ def numpy_order(cfg: LutConfig, a_bits: np.ndarray, w: np.ndarray) -> np.ndarray
                     if off_kind == "signed":
                         acc = acc_t(acc + acc_t(np.float16(t0 * h)))
                     elif off_kind == "unsigned":
-                        off = np.float16(np.float16(t0 * h) - np.float16(t0 * np.float16(2.0 ** (B - 1))))
+                        big = np.float16(t0 * np.float16(2.0 ** (B - 1)))
+                        off = np.float16(np.float16(t0 * h) - big)
                         acc = acc_t(acc + acc_t(off))
                     for b in range(B):
                         idx = sum((((codes[q * g + kk, j] >> b) & 1) << kk) for kk in range(g))
@@ -114,7 +115,8 @@ CFGS = [LutConfig(tile_m=2, tile_n=3, act="fp16", w_interp="pm1"),
                   acc="fp32", sym=False)]
 
 # every format x w_bits x sym x accumulator x pipeline stages (104 configs)
-FORMATS = [(b, i) for i in ("signed", "unsigned", "pm1") for b in (1, 2, 3, 4)] + [("ternary", "signed")]
+FORMATS = [(b, i) for i in ("signed", "unsigned", "pm1") for b in (1, 2, 3, 4)] + \
+    [("ternary", "signed")]
 ALL = [LutConfig(tile_m=2, tile_n=3, act="fp16", w_bits=b, w_interp=i, sym=sym, acc=acc,
                  pipe_stages=st)
        for b, i in FORMATS for sym in (True, False) for acc in ("fp16", "fp32") for st in (1, 2)]
@@ -181,7 +183,8 @@ def test_error_bound_against_float64(cfg, seed):
     terms: 2^(B-1) signed, 2^B - 1 unsigned and pm1, 1 ternary):
       entries and offset inputs:  gamma16(g - 1) W A
       halvings:                   h G 2^-25, h = halved planes + (1 if the format has an offset)
-      unsigned offset's subtraction T0/2 - 2^(B-1) T0: one rounding, <= u 2^(B-1)(1 + gamma16(g-1)) A
+      unsigned offset's subtraction T0/2 - 2^(B-1) T0: one rounding,
+                                  <= u 2^(B-1)(1 + gamma16(g - 1)) A
       accumulation of n = G (P + [offset]) terms: gamma_acc(n) times the sum of the computed
         terms' magnitudes <= (1 + gamma16(g - 1))(1 + u) W A + h G 2^-25
     (u = 2^-11, gamma(j) = j u / (1 - j u); the accumulator's gamma with 2^-24 for fp32 adds)."""
@@ -294,20 +297,22 @@ def test_nan_and_inf_with_offsets_and_halvings():
         cfg = LutConfig(tile_m=2, tile_n=3, act="fp16", **kw)
         a = fp16.from_float(np.ones((2, 5))).astype(np.int64)
         a[1, 2] = fp16.NAN
-        c = run_gemm(cfg, a, np.zeros((5, 3), np.int64) + (1 if kw.get("w_bits") != "ternary" else 3)).c
+        code = 3 if kw.get("w_bits") == "ternary" else 1               # w = +1 (signed W3: 1)
+        c = run_gemm(cfg, a, np.full((5, 3), code)).c
         assert np.all(c[1] == fp16.NAN) and not np.any(c[0] == fp16.NAN)
     inf = np.array([[fp16.POS_INF]])
     ter = LutConfig(tile_m=1, tile_n=3, act="fp16", w_bits="ternary", group=1)
     assert run_gemm(ter, inf, np.array([[3, 0, 1]])).c.tolist() == [[fp16.POS_INF, fp16.NEG_INF,
                                                                        fp16.NAN]]
     sig = LutConfig(tile_m=1, tile_n=4, act="fp16", w_interp="signed", w_bits=2, group=1)
-    assert run_gemm(sig, inf, np.array([[-2, -1, 0, 1]])).c.tolist() == [[fp16.NEG_INF] + [fp16.NAN] * 3]
+    assert run_gemm(sig, inf, np.array([[-2, -1, 0, 1]])).c.tolist() == \
+        [[fp16.NEG_INF] + [fp16.NAN] * 3]
     uns = LutConfig(tile_m=1, tile_n=4, act="fp16", w_interp="unsigned", w_bits=2, group=1)
     assert run_gemm(uns, inf, np.array([[0, 1, 2, 3]])).c.tolist() == [[fp16.NAN] * 4]
 
 
 def test_fp16_takes_every_format():
-    """fp16 activations work with every weight format; the accumulator must still be fp16 or fp32."""
+    """fp16 activations take every weight format; the accumulator must still be fp16 or fp32."""
     for w_bits, interp in FORMATS:
         assert LutConfig(act="fp16", w_bits=w_bits, w_interp=interp).acc == "fp16"
     with pytest.raises(ConfigError, match="acc must be one of 'fp16', 'fp32', not 'int32'"):

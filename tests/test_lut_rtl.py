@@ -79,9 +79,11 @@ def test_rtl_tiles_equal_numpy(cfg, seed):
     sim.add_testbench(bench)
     sim.run()
     # int8: numpy's product; fp16: the functional reference (its own tests tie it to numpy float16)
+    def operand(c):
+        return c if codes_are_operand(cfg) else decode_weights(cfg, c)
+
     want = np.concatenate([a @ decode_weights(cfg, c) if cfg.int_mode else
-                           reference(cfg, a, c if codes_are_operand(cfg) else decode_weights(cfg, c))
-                           for a, c in tiles])
+                           reference(cfg, a, operand(c)) for a, c in tiles])
     assert len(rows) == len(want)
     assert np.array_equal(np.array(rows), want)
 

@@ -165,7 +165,7 @@ class LutConfig(EngineConfig):
 
     @property
     def bias_bits(self) -> int:
-        """Width of the per-row offset term (int mode: o * sum(a); fp mode: the binary16 o/2 * S)."""
+        """Width of the per-row offset term (int mode: o * sum(a); fp: the binary16 o/2 * S)."""
         if not self.int_mode:
             return 16
         return 9 + (self.group - 1).bit_length() + self.planes
