@@ -550,6 +550,82 @@ def _lut_miter(cfg, broken: bool):
     return _Miter({"a": M * g * 8, "w": g * N * B}, body)
 
 
+# -- lut, fp16 activations: the binary16 x 2^e scaler against exact arithmetic ---------------------
+
+# 65504 (the largest binary16) plus half its ulp (16): the tie rounds to the even 2^16, which
+# overflows, so a magnitude from 65520 up is +-inf under round-to-nearest-even
+_FP16_INF_FROM = 65520
+
+
+def _fp16_units(x, shift: int = 0):
+    """|x| of a binary16 pattern in units of 2^-(24 + shift): significand (hidden bit set when the
+    exponent field is not 0) times 2^(max(exp, 1) - 1). The field 31 reads as a normal exponent,
+    so the pattern after 0x7BFF (0x7C00) stands for 2^16, the next value of an unbounded range."""
+    e, m = x[10:15], x[:10]
+    return (Cat(m, e.any()) << shift) << (Mux(e.any(), e, 1) - 1)[:5]
+
+
+def _fp16_nearest_even(r, exact, shift: int = 0):
+    """r (a finite binary16, sign aside) is `exact` (a magnitude in units of 2^-(24 + shift))
+    rounded to nearest, ties to even: no neighbour of r (the patterns r +- 1) is nearer, and at a
+    tie with one, r's last significand bit is 0."""
+    mag = r[:15]
+    at = [_fp16_units(v, shift) for v in (mag, mag + 1, mag - 1)]
+    dist = [Mux(exact >= v, exact - v, v - exact) for v in at]
+    lowest = ~mag.any()                        # 0 has no neighbour below (exact >= 0)
+    return ((dist[0] <= dist[1]) & (lowest | (dist[0] <= dist[2]))
+            & (~r[0] | ((dist[0] != dist[1]) & (lowest | (dist[0] != dist[2])))))
+
+
+class _PublishedPow2(wiring.Component):
+    """x * 2^e as the published LUT RTL wrote it: e added to the exponent field (0 and subnormals
+    mis-scaled, overflow into NaN, inf to 0; docs/fp16.md)."""
+
+    def __init__(self, e_shape):
+        super().__init__({"x": In(16), "e": In(e_shape), "y": wiring.Out(16)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.y.eq(Cat(self.x[:10], (self.x[10:15] + self.e)[:5], self.x[15]))
+        return m
+
+
+def _fp16_pow2_miter(cfg, broken: bool):
+    """The binary16 scaler the LUT config's plane scale uses (pm1: Fp16Pow2, e in 0..3; otherwise
+    Fp16Pow2Signed, e in -4..3) against exact arithmetic: NaN -> 0x7E00, +-inf unchanged, else
+    the exact |x| 2^e (units of 2^-28, every step exact) rounded to nearest even with x's sign,
+    +-inf from 65520 up."""
+    from tpesim.engines.lut import fp_shifts
+    from tpesim.rtl.fp16 import Fp16Pow2, Fp16Pow2Signed
+
+    if cfg.int_mode:
+        raise ConfigError("the binary16 scaler proof covers fp16 activations, "
+                          f"not act {cfg.act!r}")
+    steps_are_planes = fp_shifts(cfg) == tuple(range(cfg.planes))
+    e_shape = unsigned(2) if steps_are_planes else signed(3)
+
+    def body(m, s):
+        dut = Fp16Pow2() if steps_are_planes else Fp16Pow2Signed()
+        m.submodules.dut = dut = _PublishedPow2(e_shape) if broken else dut
+        m.d.comb += [dut.x.eq(s.x), dut.e.eq(s.e)]
+        r, sign = dut.y, s.x[15]
+        nan = s.x[10:15].all() & s.x[:10].any()
+        inf = s.x[10:15].all() & ~s.x[:10].any()
+        exact = Signal(16 + 4 + 31 + 7, name="exact")        # |x| 2^e in units of 2^-28
+        m.d.comb += exact.eq(_fp16_units(s.x) << (s.e + 4)[:3])
+        over = ~nan & ~inf & (exact >= (_FP16_INF_FROM << 28))
+        rounded = ~nan & ~inf & ~over
+        m.d.comb += [
+            Assert(~nan | (r == 0x7E00), "nan"),
+            Assert(~inf | (r == s.x), "inf"),
+            Assert(~over | (r == Cat(Const(0x7C00, 15), sign)), "overflow"),
+            Assert(~rounded | ((r[15] == sign) & ~r[10:15].all()
+                               & _fp16_nearest_even(r, exact, 4)), "rounded"),
+        ]
+
+    return _Miter({"x": 16, "e": e_shape}, body)
+
+
 # -- nm_sparse: the N:M index select (+ products and lane sum) -------------------------------------
 
 
@@ -722,6 +798,14 @@ PROOFS: dict[str, tuple[Proof, ...]] = {
               + ({"tile_m": 2, "tile_n": 2, "w_bits": 2, "group": 4},
                  {"tile_m": 1, "tile_n": 1, "w_bits": 3, "group": 3},
                  {"tile_m": 1, "tile_n": 1, "w_bits": 2, "group": 2})),
+        Proof("lut", "fp16_pow2",
+              "the binary16 plane scaler (Fp16Pow2 for pm1, Fp16Pow2Signed otherwise) is x * 2^e "
+              "exactly, rounded to nearest even (+-inf from 65520 up, inf kept, NaN canonical) "
+              "for every x and step e",
+              "the published LUT RTL's scaler: e added to the exponent field",
+              _fp16_pow2_miter, lambda cfg: 1,
+              fast=({"act": "fp16", "w_bits": 1, "w_interp": "pm1"},),
+              regress=({"act": "fp16", "w_bits": 2, "w_interp": "signed"},)),
     ),
     "nm_sparse": (
         Proof("nm_sparse", "index_select",
