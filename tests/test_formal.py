@@ -86,6 +86,9 @@ def test_bad_input_is_one_line():
     col = next(p for p in formal.proofs("adder_tree") if p.name == "ent_column")
     with pytest.raises(ConfigError, match="needs encoding 'ent' .* not encoding 'plain'"):
         col.miter(get_engine("adder_tree").config(lanes=4, cols=1), False)
+    pow2 = next(p for p in formal.proofs("lut") if p.name == "fp16_pow2")
+    with pytest.raises(ConfigError, match="scaler proof covers fp16 activations, not act 'int8'"):
+        pow2.miter(get_engine("lut").config(), False)
     with pytest.raises(ConfigError, match="solver must be one of 'yices', 'z3', not 'cvc9'"):
         formal.prove(proof, get_engine("systolic").config(rows=1, cols=1), solver="cvc9")
 
