@@ -230,7 +230,11 @@ def _builtin() -> None:
                   {"tile_m": 2, "tile_n": 2, "w_bits": 4, "w_interp": "pm1", "group": 3,
                    "sym": False},
                   {"tile_m": 2, "tile_n": 3, "w_bits": 1, "pipe_stages": 2, "sym": False},
-                  {"tile_m": 1, "tile_n": 2, "w_bits": 1, "w_interp": "pm1", "group": 2})))
+                  {"tile_m": 1, "tile_n": 2, "w_bits": 1, "w_interp": "pm1", "group": 2},
+                  {"tile_m": 2, "tile_n": 3, "w_bits": 2, "act": "fp16"},
+                  {"tile_m": 1, "tile_n": 3, "w_bits": "ternary", "act": "fp16", "acc": "fp32"},
+                  {"tile_m": 2, "tile_n": 2, "w_bits": 3, "w_interp": "unsigned", "act": "fp16",
+                   "sym": False, "pipe_stages": 2})))
 
 
 _builtin()
