@@ -19,6 +19,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from tpesim.rtl import _common
+from tpesim.rtl._banks import bank_control, pick
 from tpesim.engines.adder_tree import AdderTreeConfig
 
 __all__ = ["AdderTree", "Column", "ReductionTree", "VectorEncoder", "EntEncoder", "component",
@@ -82,11 +83,6 @@ def _ent_select(d, one, two):
     # masks from the digit bits themselves (replicating an expression would copy it per bit)
     r0, r1, r2 = (d[k].replicate(n) for k in range(DIGIT_BITS))
     return (((one & r0) | (two & ~r0 & (r1 | r2))) ^ r2) + d[2]
-
-
-def _pick(sel, items):
-    """items[sel] for one or two banks (one bank: the select is the constant 0)."""
-    return items[0] if len(items) == 1 else Mux(sel, items[1], items[0])
 
 
 class EntEncoder(wiring.Component):
@@ -282,7 +278,7 @@ class Column(wiring.Component):
             _hold(m, self.shift[b], wreg[b][L - 1], self.wdata)
             for i in range(L - 1):
                 _hold(m, self.shift[b], wreg[b][i], wreg[b][i + 1])
-        weight = [_pick(col_bank, [wreg[b][i] for b in range(cfg.banks)]) for i in range(L)]
+        weight = [pick(col_bank, [wreg[b][i] for b in range(cfg.banks)]) for i in range(L)]
 
         if cfg.encoding == "plain":
             prod = [Signal(_shape(2 * w, sg), name=f"prod_{i}") for i in range(L)]
@@ -362,39 +358,8 @@ class AdderTree(wiring.Component):
         L, N, F = cfg.lanes, cfg.cols, cfg.front_stages
         nb = cfg.banks
         m = Module()
-
-        adv = Signal()
-        fire_load = Signal()
-        fire_in = Signal()
-        cnt = [Signal(range(L + 1), name=f"cnt_{b}") for b in range(nb)]
-        drain = [Signal(range(cfg.drain_cycles + 1), name=f"drain_{b}") for b in range(nb)]
-        lsel = Signal() if nb == 2 else Const(0, 1)
-        rsel = Signal() if nb == 2 else Const(0, 1)
-
-        m.d.comb += [
-            adv.eq(~self.out_valid | self.out_ready),
-            self.load_ready.eq((_pick(lsel, cnt) < L) & ~_pick(lsel, drain).any()),
-            self.in_ready.eq(adv & (_pick(rsel, cnt) == L)),
-            fire_load.eq(self.load_valid & self.load_ready),
-            fire_in.eq(self.in_valid & self.in_ready),
-        ]
-
-        # bank control, in the contract's order (later assignments win)
-        for b in range(nb):
-            loading = fire_load & (lsel == b)
-            reading_last = fire_in & self.in_last & (rsel == b)
-            with m.If(loading):
-                m.d.sync += cnt[b].eq(cnt[b] + 1)
-                if nb == 2:
-                    with m.If(cnt[b] == L - 1):
-                        m.d.sync += lsel.eq(b ^ 1)
-            with m.If(adv & drain[b].any()):
-                m.d.sync += drain[b].eq(drain[b] - 1)
-            with m.If(reading_last):
-                m.d.sync += [cnt[b].eq(0), drain[b].eq(cfg.drain_cycles)]
-        if nb == 2:
-            with m.If(fire_in & self.in_last):
-                m.d.sync += rsel.eq(~rsel)
+        bc = bank_control(m, self, depth=L, banks=nb, drain_cycles=cfg.drain_cycles)
+        adv, fire_in, shift, rsel = bc.adv, bc.fire_in, bc.shift, bc.rsel
 
         # input register (zeros when no beat is accepted); valid/last ride along in a pipe of
         # `latency` registers, the bank bit through the front stages and then the column registers
@@ -427,7 +392,7 @@ class AdderTree(wiring.Component):
             m.d.comb += [
                 col.adv.eq(adv),
                 col.a_in.eq(prev.a_out if prev else front),
-                col.shift.eq(Cat(*(fire_load & (lsel == b) for b in range(nb)))),
+                col.shift.eq(Cat(*shift)),
                 col.wdata.eq(_lane(cfg, self.load_data, j)),
             ]
             if nb == 2:

@@ -39,8 +39,10 @@ def cores_loaded() -> dict[str, bool]:
     return dict(_LOADED)
 
 
-def load_core(name: str, interpreted: bool | None = None):
-    """Import sim.engines.<name> (compiled if built) or its .py source run by the interpreter."""
+def load_core(name: str, interpreted: bool | None = None, *, record: bool = True):
+    """Import sim.engines.<name> (compiled if built) or its .py source run by the interpreter.
+    record=False leaves `cores_loaded` alone (a base type loaded by a core's own source, which
+    runs interpreted exactly when that core does)."""
     if interpreted is None:
         interpreted = interpreted_default()
     full = f"{__name__}.{name}"
@@ -55,7 +57,8 @@ def load_core(name: str, interpreted: bool | None = None):
                           stacklevel=2)
         return mod
     alias = f"{full}__interpreted"
-    _LOADED[name] = False
+    if record:
+        _LOADED[name] = False
     if alias in sys.modules:
         return sys.modules[alias]
     path = Path(__file__).with_name(name + ".py")
