@@ -1,6 +1,7 @@
 """Lockstep cosim of the N:M sparse engine: RTL (Icarus and Verilator) vs the cycle model, every
 output port (out_err included) every cycle, random valid gaps on both input streams and random ready
-stalls, blocks back to back in random modes, some with broken metadata; rows also vs numpy."""
+stalls, blocks back to back in random modes, some with broken metadata (load "dense": a beat whose
+mode differs from its block's, the only metadata the port carries); rows also vs numpy."""
 
 import numpy as np
 import pytest
@@ -14,11 +15,14 @@ FAST = [
     NmSparseConfig(rows=3, cols=3, sparsity="dense"),
     NmSparseConfig(rows=5, cols=2, sparsity="2:4", mode="bp", double_buffer=True),  # rows not 2^k
     NmSparseConfig(rows=2, cols=2, sparsity="3:6", mode="wg", in_bits=16),          # 3-bit idx
+    # the compressors in front of the banks (dense M-groups on the load port)
+    NmSparseConfig(rows=3, cols=2, sparsity="2:4", double_buffer=True, load="dense"),
 ]
 REGRESS = [
     NmSparseConfig(rows=8, cols=8, sparsity="2:8"),
     NmSparseConfig(rows=6, cols=5, sparsity="1:4", double_buffer=True),
     NmSparseConfig(rows=4, cols=4, sparsity="4:8", in_bits=16, acc_bits=64),
+    NmSparseConfig(rows=5, cols=3, sparsity="2:8", in_bits=16, load="dense"),
 ]
 # (seed, blocks, p_valid, p_ready): random gaps and stalls, heavy ones (no stalls at all:
 # tests/test_nm_sparse_rtl.py under the Amaranth simulator)

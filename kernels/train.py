@@ -553,6 +553,24 @@ def _weight_compress_cycles(cfg, shape: GemmShape, interleave: bool) -> int:
     return c
 
 
+def _inline_compress_cycles(cfg, shape: GemmShape, interleave: bool, gemm_cycles, g: int) -> int:
+    """Cycles that compressing on the fly adds to this GEMM: the engine built with its compressors
+    in front of the banks (`load="dense"`, docs/nm_sparse.md) runs it in `gemm_cycles(cfg with
+    load "dense")`, against `g` with compressed loads; the difference is the cost of the in-line
+    path (its register on the load path, one cycle per fold when the loads are exposed, and the
+    dense block's DRAM traffic when memory-bound). Without interleave mapping, BP's strided
+    groups take M word reads per load beat: M - 1 more cycles per load beat (kernel-modelled,
+    all exposed)."""
+    g_inline = int(gemm_cycles(dataclasses.replace(cfg, load="dense"), shape.m, shape.n, shape.k))
+    c = g_inline - g
+    if shape.mode == "bp" and not interleave and cfg.sparse:
+        from tpesim.tile_nm_sparse import NmSparseTiming
+
+        beats = NmSparseTiming(cfg).gemm_stream(shape.m, shape.n, shape.k).ntiles * cfg.rows
+        c += (cfg.group - 1) * beats
+    return c
+
+
 def _simulate(jobs: dict, array_order: list, comp_order: list, iterations: int) -> list[int]:
     """In-order issue on two resources (array, compressor); a job starts when its resource is
     free and its dependencies (job, iteration offset) have finished; returns each iteration's
@@ -619,7 +637,8 @@ def iteration_cycles(engine_cfg, model: str, batch: int, *, pre_generate: bool =
 
     - pre_generate: True, the compressor produces W_f and W_b of layer l right after its
       update (after WG_l), into a buffer, concurrently with the array; False, on the fly: the
-      compressor sits in front of the load port and the GEMM waits for it (serial).
+      engine's compressors sit between its load port and its banks (`load="dense"`) and every
+      GEMM runs on that path: its compression cost is `_inline_compress_cycles` (serial).
     - offline_schedule: True, the orders of the backward GEMMs on the array and of the jobs on
       the compressor are chosen offline (exhaustively) for the shortest period; False, the
       autograd order (BP_l then WG_l, from the last layer) and compressions in update order.
@@ -642,7 +661,10 @@ def iteration_cycles(engine_cfg, model: str, batch: int, *, pre_generate: bool =
         run_dense = dense or (dense_first and s.layer == 0)
         c = dataclasses.replace(engine_cfg, mode="wg" if run_dense else s.mode)
         g = int(gemm_cycles(c, s.m, s.n, s.k))
-        comp = _weight_compress_cycles(c, s, interleave)
+        if pre_generate or engine_cfg.nm is None:
+            comp = _weight_compress_cycles(c, s, interleave)
+        else:
+            comp = _inline_compress_cycles(c, s, interleave, gemm_cycles, g)
         per.append((s, g, comp))
         name = f"{s.mode}{s.layer}"
         if s.mode == "ff":

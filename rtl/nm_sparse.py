@@ -12,6 +12,7 @@ from amaranth.lib.wiring import In, Out
 
 from tpesim.engines.nm_sparse import NmSparseConfig
 from tpesim.rtl import _common
+from tpesim.rtl._banks import bank_control, pick
 
 __all__ = ["NmSparse", "ModeCtl", "Column", "SparseLane", "ColumnTree", "NMCompressor",
            "component", "signature", "to_verilog", "write_verilog", "compressor_to_verilog"]
@@ -30,11 +31,6 @@ def _clog2(n: int) -> int:
 def _field(bus, idx: int, bits: int, is_signed: bool):
     raw = bus[idx * bits:(idx + 1) * bits]
     return raw.as_signed() if is_signed else raw
-
-
-def _pick(sel, items):
-    """items[sel] for one or two banks (one bank: the select is the constant 0)."""
-    return items[0] if len(items) == 1 else Mux(sel, items[1], items[0])
 
 
 def _sum(values):
@@ -225,8 +221,8 @@ class Column(wiring.Component):
             m.d.comb += [
                 lane.adv.eq(self.adv),
                 lane.window.eq(self.a[i * M * w:(i + 1) * M * w]),
-                lane.weight.eq(_pick(self.bank, [wv[b][i] for b in range(cfg.banks)])),
-                lane.index.eq(_pick(self.bank, [wi[b][i] for b in range(cfg.banks)])),
+                lane.weight.eq(pick(self.bank, [wv[b][i] for b in range(cfg.banks)])),
+                lane.index.eq(pick(self.bank, [wi[b][i] for b in range(cfg.banks)])),
                 lane.dense.eq(self.dense),
             ]
             sums.append(lane.lane_sum)
@@ -267,6 +263,9 @@ class NmSparse(wiring.Component):
         self.cfg = cfg
         self.mode_ctl = ModeCtl(cfg)
         self.columns = [Column(cfg, j) for j in range(cfg.cols)]
+        # load "dense": one compressor per column between the load port and the bank
+        self.compressors = ([NMCompressor(cfg.keep, cfg.group, cfg.in_bits) for _ in range(cfg.cols)]
+                            if cfg.load == "dense" else [])
         super().__init__(signature(cfg))
 
     def elaborate(self, platform):
@@ -274,39 +273,45 @@ class NmSparse(wiring.Component):
         R, N, nb = cfg.rows, cfg.keep, cfg.banks
         lat = cfg.latency
         m = Module()
-        adv = Signal()
-        fire_load = Signal()
-        fire_in = Signal()
-        cnt = [Signal(range(R + 1), name=f"cnt_{b}") for b in range(nb)]
-        drain = [Signal(range(cfg.drain_cycles + 1), name=f"drain_{b}") for b in range(nb)]
-        lsel = Signal() if nb == 2 else Const(0, 1)
-        rsel = Signal() if nb == 2 else Const(0, 1)
-        m.d.comb += [
-            adv.eq(~self.out_valid | self.out_ready),
-            self.load_ready.eq((_pick(lsel, cnt) < R) & ~_pick(lsel, drain).any()),
-            self.in_ready.eq(adv & (_pick(rsel, cnt) == R)),
-            fire_load.eq(self.load_valid & self.load_ready),
-            fire_in.eq(self.in_valid & self.in_ready),
-        ]
-        shift = [fire_load & (lsel == b) for b in range(nb)]
-        for b in range(nb):
-            with m.If(shift[b]):
-                m.d.sync += cnt[b].eq(cnt[b] + 1)
-                if nb == 2:
-                    with m.If(cnt[b] == R - 1):
-                        m.d.sync += lsel.eq(b ^ 1)
-            with m.If(adv & drain[b].any()):
-                m.d.sync += drain[b].eq(drain[b] - 1)
-            with m.If(fire_in & self.in_last & (rsel == b)):
-                m.d.sync += [cnt[b].eq(0), drain[b].eq(cfg.drain_cycles)]
-        if nb == 2:
-            with m.If(fire_in & self.in_last):
-                m.d.sync += rsel.eq(~rsel)
+        vb, ixb = N * cfg.in_bits, N * cfg.idx_bits
+        if cfg.load == "dense":
+            # the compressors' output register is a stage of the load path: a beat taken in cycle t
+            # is written into its bank at the end of t+1, and rows wait while it is on its way
+            wr_shift = [Signal(name=f"wr_shift_{b}") for b in range(nb)]
+            bc = bank_control(m, self, depth=R, banks=nb, drain_cycles=cfg.drain_cycles,
+                              hold=wr_shift)
+        else:
+            bc = bank_control(m, self, depth=R, banks=nb, drain_cycles=cfg.drain_cycles)
+        adv, fire_in, cnt, shift, rsel = bc.adv, bc.fire_in, bc.cnt, bc.shift, bc.rsel
+        first = [~c.any() for c in cnt]
+        if cfg.load == "dense":
+            gb = cfg.group * cfg.in_bits
+            wr_first = [Signal(name=f"wr_first_{b}") for b in range(nb)]
+            wr_dense = Signal()
+            m.d.sync += [wr_dense.eq(self.load_dense)]
+            m.d.sync += [wr_shift[b].eq(shift[b]) for b in range(nb)]
+            m.d.sync += [wr_first[b].eq(first[b]) for b in range(nb)]
+            wdata, widx = [], []
+            for j, comp in enumerate(self.compressors):
+                m.submodules[f"compressor_{j}"] = comp
+                # a dense-mode beat bypasses the compressor: its N values are the group's first N
+                raw = Signal(vb, name=f"wr_raw_{j}")
+                m.d.sync += raw.eq(self.load_val[j * gb:j * gb + vb])
+                m.d.comb += [comp.in_valid.eq(bc.fire_load),
+                             comp.in_data.eq(self.load_val[j * gb:(j + 1) * gb])]
+                wdata.append(Mux(wr_dense, raw, comp.out_val))
+                widx.append(comp.out_idx)
+            w_shift, w_first, w_dense = wr_shift, wr_first, wr_dense
+            w_idx = Cat(*widx)
+        else:
+            wdata = [self.load_val[j * vb:(j + 1) * vb] for j in range(cfg.cols)]
+            widx = [self.load_idx[j * ixb:(j + 1) * ixb] for j in range(cfg.cols)]
+            w_shift, w_first, w_dense, w_idx = shift, first, self.load_dense, self.load_idx
 
         mc = self.mode_ctl
         m.submodules.mode_ctl = mc
-        m.d.comb += [mc.shift.eq(Cat(*shift)), mc.first.eq(Cat(*(~c.any() for c in cnt))),
-                     mc.load_idx.eq(self.load_idx), mc.load_dense.eq(self.load_dense)]
+        m.d.comb += [mc.shift.eq(Cat(*w_shift)), mc.first.eq(Cat(*w_first)),
+                     mc.load_idx.eq(w_idx), mc.load_dense.eq(w_dense)]
 
         # input register (zeros when no beat is accepted), the bank bit it reads; valid/last ride
         # in pipes of `latency` registers, err (read from the bank with the products) in a pipe
@@ -321,21 +326,18 @@ class NmSparse(wiring.Component):
                          lp[0].eq(fire_in & self.in_last)]
             if nb == 2:
                 m.d.sync += in_bank.eq(fire_in & rsel)
-            m.d.sync += ep[0].eq(vp[0] & _pick(in_bank, [mc.err[b] for b in range(nb)]))
+            m.d.sync += ep[0].eq(vp[0] & pick(in_bank, [mc.err[b] for b in range(nb)]))
             for d in range(1, lat):
                 m.d.sync += [vp[d].eq(vp[d - 1]), lp[d].eq(lp[d - 1])]
             for d in range(1, lat - 1):
                 m.d.sync += ep[d].eq(ep[d - 1])
 
-        dense = _pick(in_bank, [mc.dense[b] for b in range(nb)])
-        vb, ixb = N * cfg.in_bits, N * cfg.idx_bits
+        dense = pick(in_bank, [mc.dense[b] for b in range(nb)])
         for j, col in enumerate(self.columns):
             m.submodules[f"col_{j}"] = col
             m.d.comb += [
                 col.adv.eq(adv), col.a.eq(in_a), col.bank.eq(in_bank), col.dense.eq(dense),
-                col.shift.eq(Cat(*shift)),
-                col.wdata.eq(self.load_val[j * vb:(j + 1) * vb]),
-                col.widx.eq(self.load_idx[j * ixb:(j + 1) * ixb]),
+                col.shift.eq(Cat(*w_shift)), col.wdata.eq(wdata[j]), col.widx.eq(widx[j]),
             ]
         err = ep[-1]
         m.d.comb += [

@@ -199,7 +199,10 @@ def _builtin() -> None:
                   {"rows": 3, "cols": 3, "sparsity": "dense"},
                   {"rows": 2, "cols": 2, "sparsity": "1:8", "in_bits": 16, "acc_bits": 40},
                   {"rows": 5, "cols": 2, "sparsity": "4:8", "mode": "ff", "double_buffer": True},
-                  {"rows": 3, "cols": 2, "sparsity": "1:4", "mode": "wg", "double_buffer": True})))
+                  {"rows": 3, "cols": 2, "sparsity": "1:4", "mode": "wg", "double_buffer": True},
+                  {"rows": 3, "cols": 2, "sparsity": "2:8", "load": "dense"},
+                  {"rows": 2, "cols": 3, "sparsity": "2:4", "mode": "bp", "double_buffer": True,
+                   "load": "dense"})))
     from .engines.lut import LutConfig
 
     register(Engine(

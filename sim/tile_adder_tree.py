@@ -30,11 +30,14 @@ class AdderTreeFoldTimes:
 class AdderTreeFoldTimer:
     """The recurrence above, one fold per `step` call (availability known fold by fold)."""
 
-    __slots__ = ("L", "D", "db", "f", "x1", "x2", "w", "w_next")
+    __slots__ = ("L", "D", "WL", "db", "f", "x1", "x2", "w", "w_next")
 
     def __init__(self, cfg: AdderTreeConfig):
         self.L = int(cfg.lanes)
         self.D = int(cfg.drain_cycles)
+        # cycles from a load beat taken to its lane written (a register on the load path): a
+        # fold's first row waits until W_f + 1 + WL (0 for the adder tree itself)
+        self.WL = int(cfg.load_latency)
         self.db = bool(cfg.double_buffer)
         self.f = 0
         self.x1 = _NEVER          # X_{f-1}
@@ -47,10 +50,10 @@ class AdderTreeFoldTimer:
         """Fold f (the next one): `m` rows offered from `row_avail`; its loads from `load_avail`
         (a single bank; two banks: fold 0 only); fold f+1's loads from `next_load_avail` (two
         banks; None when f is the last fold). Returns (W_f, W_{f+1} or None, S_f, X_f)."""
-        L, D = self.L, self.D
+        L, D, WL = self.L, self.D, self.WL
         if not self.db:
             w = max(load_avail, self.x1 + D + 1) + L - 1
-            s = max(row_avail, w + 1)
+            s = max(row_avail, w + 1 + WL)
             x = s + m - 1
             self.x1 = x
             self.w = w
@@ -60,7 +63,7 @@ class AdderTreeFoldTimer:
             w = load_avail + L - 1
         else:
             w = self.w_next
-        s = max(row_avail, w + 1, self.x1 + 1)
+        s = max(row_avail, w + 1 + WL, self.x1 + 1)
         x = s + m - 1
         wn = None
         if next_load_avail is not None:
@@ -100,9 +103,12 @@ def ideal_fold_times(cfg: AdderTreeConfig, rows_per_fold, folds: int | None = No
         M = int(rows_per_fold)
         F = int(folds if folds is not None else 1)
         f = np.arange(F, dtype=np.int64)
-        L, D = cfg.lanes, cfg.drain_cycles
+        L, D, WL = cfg.lanes, cfg.drain_cycles, cfg.load_latency
         if not cfg.double_buffer:
-            S = L + f * (L + M + D)
+            S = L + WL + f * (L + M + D + WL)
+        elif WL:
+            ft = adder_tree_fold_times(cfg, [M] * F)      # the recurrence, O(1) per fold
+            return ft.first, ft.last
         else:
             lam2 = max(2 * L, 2 * M, L + M + D)           # two folds
             timer = AdderTreeFoldTimer(cfg)

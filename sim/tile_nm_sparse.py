@@ -13,7 +13,8 @@ from .tile_adder_tree import AdderTreeTileBackend, ideal_cycles
 from .tile_stream import TileStream, packed_bytes
 from .tile_systolic import WsTiming
 
-__all__ = ["FoldGeometry", "NmSparseTiming", "nm_sparse_timing", "fold_geometry"]
+__all__ = ["FoldGeometry", "NmSparseTiming", "nm_sparse_timing", "fold_geometry", "b_block_bytes",
+           "b_traffic"]
 
 
 @dataclass(frozen=True)
@@ -28,11 +29,12 @@ class FoldGeometry:
     drain_cycles: int
     latency: int
     double_buffer: bool
+    load_latency: int = 0
 
 
 def fold_geometry(cfg: NmSparseConfig) -> FoldGeometry:
     return FoldGeometry(lanes=cfg.rows, drain_cycles=cfg.drain_cycles, latency=cfg.latency,
-                        double_buffer=cfg.double_buffer)
+                        double_buffer=cfg.double_buffer, load_latency=cfg.load_latency)
 
 
 class NmSparseTiming(WsTiming):
@@ -55,11 +57,11 @@ class NmSparseTiming(WsTiming):
     def gemm_stream(self, m: int, n: int, k: int) -> TileStream:
         s = super().gemm_stream(m, n, k)
         cfg = self.cfg
-        if not cfg.sparse:
+        if not cfg.sparse and cfg.load != "dense":
             return s
         a, b = s.inputs
-        kept = -(-b.block_rows // cfg.group) * cfg.keep * b.block_cols
-        nbytes = packed_bytes(kept, cfg.in_bits) + packed_bytes(kept, cfg.idx_bits)
+        values, meta = b_block_bytes(cfg, b.block_rows, b.block_cols)
+        nbytes = values + meta
         b = dataclasses.replace(b, block_bytes=nbytes, tile_bytes=nbytes)
         return dataclasses.replace(s, inputs=(a, b))
 
@@ -72,3 +74,24 @@ class NmSparseTiming(WsTiming):
 
 def nm_sparse_timing(cfg: NmSparseConfig) -> NmSparseTiming:
     return NmSparseTiming(cfg)
+
+
+def b_block_bytes(cfg: NmSparseConfig, block_rows, block_cols) -> tuple[np.ndarray, np.ndarray]:
+    """Bytes of B blocks of block_rows x block_cols as held in memory, (values, metadata): sparse,
+    ceil(rows/M)*N kept values per column of in_bits each and as many idx_bits indices, each part
+    packed densely and rounded up to a byte per block; dense mode or load "dense", every value of
+    the block and no metadata."""
+    rows, cols = np.asarray(block_rows, np.int64), np.asarray(block_cols, np.int64)
+    if not cfg.sparse or cfg.load == "dense":
+        # load "dense": the M-groups move whole (the compressors behind the port drop M-N of each)
+        return packed_bytes(rows * cols, cfg.in_bits), np.zeros_like(rows)
+    kept = -(-rows // cfg.group) * cfg.keep * cols
+    return packed_bytes(kept, cfg.in_bits), packed_bytes(kept, cfg.idx_bits)
+
+
+def b_traffic(cfg: NmSparseConfig, m: int, n: int, k: int) -> dict:
+    """B's load-port traffic of an M x N x K GEMM split into values and metadata: every fold's held
+    block once (their sum is the report's sram_read_bytes_b)."""
+    b = NmSparseTiming(cfg).gemm_stream(m, n, k).inputs[1]
+    values, meta = b_block_bytes(cfg, b.block_rows, b.block_cols)
+    return {"b_value_bytes": int(values.sum()), "b_meta_bytes": int(meta.sum())}

@@ -7,6 +7,9 @@ tests/test_nm_sparse_model.py (beside the Cython core) and tests/test_nm_sparse_
 
 from __future__ import annotations
 
+import numpy as np
+
+from tpesim import nm
 from tpesim.numerics import pack, unpack
 
 
@@ -32,6 +35,8 @@ class NmSparseRT:
         self.vp = [0] * cfg.latency
         self.lp = [0] * cfg.latency
         self.ep = [0] * (cfg.latency - 1)     # from the product stage on
+        # load "dense": the compressors' output register (a beat on its way into bank wr_bank)
+        self.wr = None                         # (bank, first, dense bit, values, indices) or None
 
     def step(self, ins: dict) -> dict:
         cfg = self.cfg
@@ -43,6 +48,8 @@ class NmSparseRT:
         adv = (not ov) or out_ready
         load_ready = self.cnt[self.lsel] < R and self.drain[self.lsel] == 0
         in_ready = adv and self.cnt[self.rsel] == R
+        if self.wr is not None and self.wr[0] == self.rsel:
+            in_ready = False                   # the bank's last beat is still on its way in
         outs = {"load_ready": int(load_ready), "in_ready": int(in_ready), "out_valid": ov,
                 "out_last": ol, "out_err": oe,
                 "out_c": 0 if oe else pack(self.csum, cfg.result_bits)}
@@ -79,13 +86,34 @@ class NmSparseRT:
         for b in range(nb):
             if adv and self.drain[b] > 0:
                 drain[b] = self.drain[b] - 1
+        write = None                           # (bank, first, dense bit, values, indices)
+        if cfg.load == "dense":
+            write = self.wr
+            self.wr = None
+            if fire_load:
+                # the column compressors: top-N by magnitude of each M-group (tpesim.nm's rule),
+                # values and ascending indices; a dense beat's values are the group's first N
+                raw = unpack(ins["load_val"], C * M, cfg.in_bits, True)
+                bit = ins.get("load_dense", 0) & 1
+                vals, idxs = [], []
+                for j in range(C):
+                    g = np.array(raw[j * M:(j + 1) * M], np.int64)
+                    v, x = nm.compress(g, N, M)
+                    vals += [int(t) for t in (g[:N] if bit else v)]
+                    idxs += [int(t) for t in x]
+                self.wr = (self.lsel, self.cnt[self.lsel] == 0, bit, vals, idxs)
+        elif fire_load:
+            cn = C * N
+            write = (self.lsel, self.cnt[self.lsel] == 0, ins.get("load_dense", 0) & 1,
+                     unpack(ins["load_val"], cn, cfg.in_bits, True),
+                     unpack(ins["load_idx"], cn, cfg.idx_bits, False))
         if fire_load:
             b = self.lsel
-            cn = C * N
-            vals = unpack(ins["load_val"], cn, cfg.in_bits, True)
-            idxs = unpack(ins["load_idx"], cn, cfg.idx_bits, False)
-            bit = ins.get("load_dense", 0) & 1
-            first = self.cnt[b] == 0
+            cnt[b] = self.cnt[b] + 1
+            if nb == 2 and self.cnt[b] == R - 1:
+                lsel = b ^ 1
+        if write is not None:
+            b, first, bit, vals, idxs = write
             mode = bit if first else self.dense[b]
             bad = (not first) and bit != self.dense[b]
             if not mode:
@@ -99,11 +127,8 @@ class NmSparseRT:
                 self.idx[b][i] = self.idx[b][i + 1]
             self.val[b][R - 1] = [vals[j * N:(j + 1) * N] for j in range(C)]
             self.idx[b][R - 1] = [idxs[j * N:(j + 1) * N] for j in range(C)]
-            cnt[b] = self.cnt[b] + 1
             dense_r[b] = mode
             err_r[b] = int(bad) if first else int(self.err[b] or bad)
-            if nb == 2 and self.cnt[b] == R - 1:
-                lsel = b ^ 1
         if fire_in and last:
             cnt[self.rsel] = 0
             drain[self.rsel] = cfg.drain_cycles

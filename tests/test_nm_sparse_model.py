@@ -14,7 +14,8 @@ import pytest
 
 from nm_sparse_reference import NmSparseRT, drive
 from tpesim import nm
-from tpesim.cosim.stimulus.nm_sparse import CORRUPTIONS, corrupt, make_blocks, make_case
+from tpesim.cosim.stimulus.nm_sparse import (CORRUPTIONS, beat_ports, corrupt, make_blocks,
+                                             make_case)
 from tpesim.engines.nm_sparse import (NmSparseConfig, NmSparseModel, compress_block,
                                       compress_cycles, reference)
 from tpesim.errors import ConfigError, ConfigTypeError, WorkloadError
@@ -30,7 +31,13 @@ CFGS = [
     C(rows=5, cols=1, sparsity="1:8"),
     C(rows=1, cols=4, sparsity="4:8", double_buffer=True),
     C(rows=2, cols=2, sparsity="7:16", in_bits=16, acc_bits=64),
+    # load "dense": the compressors in front of the banks (one more register on the load path)
+    C(rows=3, cols=2, sparsity="2:8", load="dense"),
+    C(rows=2, cols=3, sparsity="2:4", mode="bp", double_buffer=True, load="dense"),
+    C(rows=2, cols=2, sparsity="3:6", mode="wg", in_bits=16, double_buffer=True, load="dense"),
+    C(rows=1, cols=2, sparsity="1:4", load="dense"),
 ]
+LOAD_DENSE = CFGS[-4:]
 
 
 @pytest.mark.parametrize("cfg", CFGS, ids=lambda c: c.name)
@@ -79,7 +86,7 @@ def test_invalid_metadata_flags_every_row_of_its_block(seed):
         assert np.array_equal(got[n0 + n1:], blocks[2].expected), kind
 
 
-@pytest.mark.parametrize("cfg", CFGS[:5], ids=lambda c: c.name)
+@pytest.mark.parametrize("cfg", CFGS[:5] + LOAD_DENSE, ids=lambda c: c.name)
 def test_free_running_equals_lockstep(cfg, seed):
     """run_folds (compiled, free-running) gives the rows, their cycles and the run length that the
     register-transfer model gives when driven cycle by cycle with the same availability and sink
@@ -106,16 +113,13 @@ def test_free_running_equals_lockstep(cfg, seed):
 
     rt = NmSparseRT(cfg)
     beats_in = model.in_beats(rows)
-    cn = cfg.cols * cfg.keep
     li = bi = 0
     got_stamps = []
     t = 0
     while len(got_stamps) < len(rows):
         ins = {"out_ready": int(ready[t]) if t < len(ready) else 1}
         if li < len(loads) and t >= lav[li]:
-            b = loads[li]
-            ins.update(load_valid=1, load_val=nm_pack(b[:cn], cfg.in_bits),
-                       load_idx=nm_pack(b[cn:2 * cn], cfg.idx_bits), load_dense=int(b[-1]))
+            ins.update(load_valid=1, **beat_ports(cfg, loads[li]))
         if bi < len(rows) and t >= iav[bi]:
             ins.update(in_valid=1, in_data=nm_pack(beats_in[bi], cfg.in_bits),
                        in_last=int(lasts[bi]))
@@ -193,6 +197,42 @@ def test_reference_is_numpy_on_pruned_b(mode):
         assert ((padded.reshape(3, 8, 5) != 0).sum(axis=1) <= 2).all()
 
 
+@pytest.mark.parametrize("mode", ["ff", "bp", "wg"])
+def test_load_dense_computes_what_the_compressed_path_computes(mode):
+    """The engine with its compressors in front of the banks (load "dense") gives, at the cycle
+    level, the compressed path's results: numpy on the magnitude-pruned B (sparse modes) or on B
+    (wg); only the cycles differ (one per fold on a single bank, the compressors' register)."""
+    from tpesim.kernels.gemm import run_gemm
+
+    rng = np.random.default_rng(13)
+    a = rng.integers(-128, 128, (6, 45))
+    b = rng.integers(-128, 128, (45, 7))
+    pre = C(rows=2, cols=3, sparsity="2:8", mode=mode)
+    fly = C(rows=2, cols=3, sparsity="2:8", mode=mode, load="dense")
+    r0 = run_gemm(pre, a, b, fidelity="cycle")
+    r1 = run_gemm(fly, a, b, fidelity="cycle")
+    want = a @ (b if mode == "wg" else nm.prune(b, 2, 8, axis=0))
+    assert r0.matched is True and r1.matched is True
+    assert np.array_equal(r0.c, want) and np.array_equal(r1.c, want)
+    assert r1.cycles == r0.cycles + r0.blocks
+
+
+def test_dense_block_layout():
+    """load "dense": beat i carries lane i's M-group of every column whole (sparse) or its N
+    values then zeros (dense mode), and the dense bit."""
+    rng = np.random.default_rng(4)
+    cfg = C(rows=3, cols=2, sparsity="2:8", load="dense")
+    w = rng.integers(-128, 128, (24, 2))
+    beats = NmSparseModel(cfg).load_order(w)
+    assert beats.shape == (3, 2 * 8 + 1) and not beats[:, -1].any()
+    for i in range(3):
+        for j in range(2):
+            assert list(beats[i, j * 8:(j + 1) * 8]) == list(w[i * 8:(i + 1) * 8, j])
+    wd = rng.integers(-128, 128, (6, 2))
+    bd = NmSparseModel(C(rows=3, cols=2, sparsity="2:8", mode="wg", load="dense")).load_order(wd)
+    assert list(bd[1, :8]) == [wd[2, 0], wd[3, 0]] + [0] * 6 and bd[1, -1] == 1
+
+
 def test_run_gemm_every_mode_matches():
     from tpesim.kernels.gemm import run_gemm
 
@@ -220,6 +260,9 @@ def test_run_gemm_every_mode_matches():
     # 8 lanes x 2 kept = 16 products of 16 bits: result_bits = 16 + 4
     ({"acc_bits": 18}, ConfigError, "acc_bits must be an integer from 20 (result_bits) to 64, not 18"),
     ({"double_buffer": 1}, ConfigTypeError, "double_buffer must be a bool, not 1"),
+    ({"load": "fast"}, ConfigError, "load must be one of 'compressed', 'dense', not 'fast'"),
+    ({"sparsity": "dense", "load": "dense"}, ConfigError,
+     "load 'dense' needs an N:M sparsity (its compressors prune M-groups), not sparsity 'dense'"),
 ])
 def test_config_errors(kw, exc, msg):
     with pytest.raises(exc, match=msg.replace("(", r"\(").replace(")", r"\)")):

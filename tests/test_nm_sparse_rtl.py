@@ -36,6 +36,9 @@ CFGS = [
     C(rows=2, cols=2, sparsity="3:6", in_bits=16, double_buffer=True),
     C(rows=1, cols=1, sparsity="1:4"),
     C(rows=2, cols=3, sparsity="4:8", mode="wg"),
+    # load "dense": the compressors between the load port and the banks
+    C(rows=3, cols=2, sparsity="2:8", load="dense"),
+    C(rows=2, cols=2, sparsity="3:6", in_bits=16, double_buffer=True, load="dense"),
 ]
 
 
@@ -202,7 +205,23 @@ def _verilator() -> str:
     return v
 
 
-@pytest.mark.parametrize("cfg", [CFGS[1], CFGS[2], CFGS[3]], ids=lambda c: c.name)
+def test_latency_contract_compressing_on_the_fly():
+    """load "dense": loads at cycles 0..rows-1 as before, but the last beat reaches its lane at the
+    end of cycle rows (the compressors' register), so the first row is taken at cycle rows + 1 and
+    its result is on out_c at rows + 5."""
+    cfg = C(rows=4, cols=2, sparsity="2:4", load="dense")
+    rng = np.random.default_rng(1)
+    case = make_case(cfg, rng, 1, 3, p_invalid=0.0)
+    _, _, trace = rtl_lockstep(cfg, case, rng, p_valid=1.0, p_ready=1.0)
+    loads = [c for c, (i, o) in enumerate(trace) if i["load_valid"] and o["load_ready"]]
+    assert loads[:cfg.rows] == list(range(cfg.rows))
+    first_in = next(c for c, (i, o) in enumerate(trace) if i["in_valid"] and o["in_ready"])
+    assert first_in == cfg.rows + 1
+    first_out = next(c for c, (_, o) in enumerate(trace) if o["out_valid"])
+    assert first_out == cfg.rows + 5
+
+
+@pytest.mark.parametrize("cfg", [CFGS[1], CFGS[2], CFGS[3], CFGS[7]], ids=lambda c: c.name)
 def test_lint_clean_and_hierarchy(cfg, tmp_path):
     text = to_verilog(cfg)
     path = tmp_path / "nm.v"
@@ -211,7 +230,9 @@ def test_lint_clean_and_hierarchy(cfg, tmp_path):
     r = subprocess.run([_verilator(), "--lint-only", "-Wno-WIDTHEXPAND", str(path)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
-    for mod in ("mode_ctl", "col_0", "lane_0", "tree"):
+    mods = ("mode_ctl", "col_0", "lane_0", "tree") + (
+        ("compressor_0",) if cfg.load == "dense" else ())
+    for mod in mods:
         assert f"module {cfg.name}.{mod}" in text or f".{mod}" in text, mod
     for p in cfg.ports():
         assert p.name in text

@@ -8,9 +8,14 @@ closed form F*(rows + m + 1) + 3 (one bank); sparse modes hold M/N times more K 
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+
 import numpy as np
 import pytest
 
+from tpesim.cli import main
 from tpesim.engines.nm_sparse import NmSparseConfig
 from tpesim.kernels.gemm import run_gemm, time_gemm
 from tpesim.memory import MemoryConfig
@@ -20,9 +25,11 @@ SPARSITIES = ("dense", "1:4", "2:4", "1:8", "2:8", "4:8", "3:5")
 
 
 def _random_case(rng):
+    sparsity = str(rng.choice(SPARSITIES))
+    load = "dense" if sparsity != "dense" and rng.random() < 0.4 else "compressed"
     cfg = C(rows=int(rng.integers(1, 6)), cols=int(rng.integers(1, 5)),
-            sparsity=str(rng.choice(SPARSITIES)), mode=str(rng.choice(["ff", "bp", "wg"])),
-            double_buffer=bool(rng.integers(0, 2)), in_bits=int(rng.choice([8, 16])))
+            sparsity=sparsity, mode=str(rng.choice(["ff", "bp", "wg"])),
+            double_buffer=bool(rng.integers(0, 2)), in_bits=int(rng.choice([8, 16])), load=load)
     m, n, k = (int(x) for x in rng.integers(1, 30, 3))
     mem = None
     if rng.random() < 0.5:
@@ -82,7 +89,39 @@ def test_single_bank_closed_form(sparsity, mode):
         assert res.cycles == F * (cfg.rows + m + 1) + 3, (m, nf, kf)
 
 
-@pytest.mark.parametrize("sparsity, mode", [("2:8", "ff"), ("2:4", "wg")])
+@pytest.mark.parametrize(("sparsity", "mode"), [("2:8", "ff"), ("2:4", "wg"), ("1:4", "bp")])
+def test_single_bank_closed_form_compressing_on_the_fly(sparsity, mode):
+    """load "dense", one bank: as above, but a load beat reaches its lane one cycle after the port
+    took it (the compressors' register), so a fold's first row is taken two cycles after its last
+    load beat, not one: each fold is one cycle longer, F*(rows + m + 2) + 3 cycles; the memory
+    moves the dense block (rows*M x cols values, no indices) in sparse modes."""
+    cfg = C(rows=4, cols=3, sparsity=sparsity, mode=mode, load="dense")
+    pre = C(rows=4, cols=3, sparsity=sparsity, mode=mode)
+    K = cfg.block_shape[0]
+    for m, nf, kf in ((5, 1, 1), (7, 2, 3), (1, 3, 2)):
+        res = time_gemm(cfg, m, 3 * nf, K * kf)
+        F = nf * kf
+        assert res.cycles == F * (cfg.rows + m + 2) + 3, (m, nf, kf)
+        assert res.cycles - time_gemm(pre, m, 3 * nf, K * kf).cycles == F
+        assert res.sram_read_bytes_b == K * kf * 3 * nf          # int8, every weight of B
+        assert cfg.report_fields(res) == {"b_value_bytes": K * kf * 3 * nf, "b_meta_bytes": 0}
+
+
+@pytest.mark.parametrize(("sparsity", "mode"), [("2:8", "ff"), ("2:4", "wg")])
+def test_double_buffer_hides_the_compressors(sparsity, mode):
+    """load "dense", two banks, m >= rows + 2 rows per fold: fold 0's first row waits for its last
+    lane (rows load beats + 1 register: cycle rows + 1); fold f+1's loads end at most at
+    S_f + rows + 1 and its bank is readable two cycles later, before fold f's m rows end; so the
+    rows stream back to back from cycle rows + 1 and the run ends after rows + F*m + 5 cycles:
+    one cycle more than with compressed loads, whatever F."""
+    cfg = C(rows=3, cols=2, sparsity=sparsity, mode=mode, double_buffer=True, load="dense")
+    K = cfg.block_shape[0]
+    for m, nf, kf in ((5, 1, 3), (9, 2, 2), (6, 3, 1)):
+        res = time_gemm(cfg, m, 2 * nf, K * kf)
+        assert res.cycles == cfg.rows + nf * kf * m + 5, (m, nf, kf)
+
+
+@pytest.mark.parametrize(("sparsity", "mode"), [("2:8", "ff"), ("2:4", "wg")])
 def test_double_buffer_streams_back_to_back(sparsity, mode):
     """Two banks, m >= rows + 1 rows per fold: fold f+1's loads overlap fold f's rows (other
     bank), and fold f+2's bank is free D + 1 = 2 cycles after fold f's last row, which is before
@@ -118,6 +157,42 @@ def test_b_moves_compressed():
     groups = k // 8 * n
     assert sp.dram_read_bytes_b == groups * 2 * 8 // 8 + groups * 2 * 3 // 8
     assert dn.dram_read_bytes_b == k * n
+
+
+@pytest.mark.parametrize(("sparsity", "in_bits", "k"), [
+    ("2:8", 8, 256), ("2:4", 8, 100), ("1:4", 16, 64), ("4:8", 8, 77), ("3:6", 16, 90),
+    ("1:8", 8, 300)])
+@pytest.mark.parametrize("fidelity", ["tile", "cycle"])
+def test_b_traffic_split_into_values_and_metadata(sparsity, in_bits, k, fidelity, seed):
+    """The report's b_value_bytes / b_meta_bytes (engine report_fields, through the CLI) against the
+    closed form of docs/nm_format.md: a K x N weight at N:M keeps ceil(K/M)*N values per column;
+    each is in_bits wide and has one ceil(log2 M)-bit index, packed densely. N = 8 columns per
+    block, so every block's bits are whole bytes and the closed form needs no rounding. Every
+    fold reads its block once (one block of A rows), so the two add up to sram_read_bytes_b."""
+    nk, mg = (int(x) for x in sparsity.split(":"))
+    n, m = 16, 3
+    argv = ["run", "gemm", "--engine", "nm_sparse", "--rows", "3", "--cols", "8",
+            "--sparsity", sparsity, "--in-bits", str(in_bits), "--m", str(m), "--n", str(n),
+            "--k", str(k), "--fidelity", fidelity, "--seed", str(seed), "--json"]
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(argv) == 0
+    rep = json.loads(buf.getvalue())
+    kept = -(-k // mg) * nk * n
+    ib = (mg - 1).bit_length()
+    assert rep["b_value_bytes"] == kept * in_bits // 8
+    assert rep["b_meta_bytes"] == kept * ib // 8
+    assert rep["b_value_bytes"] + rep["b_meta_bytes"] == rep["sram_read_bytes_b"]
+    assert rep["dram_read_bytes_b"] == rep["sram_read_bytes_b"]
+
+
+def test_b_traffic_dense_mode_has_no_metadata():
+    """wg (and a dense engine) hold B uncompressed: K*N values, no indices."""
+    for cfg in (C(rows=4, cols=8, sparsity="2:8", mode="wg"), C(rows=4, cols=8, sparsity="dense")):
+        res = time_gemm(cfg, 5, 16, 40)
+        f = cfg.report_fields(res)
+        assert f == {"b_value_bytes": 40 * 16, "b_meta_bytes": 0}
+        assert f["b_value_bytes"] == res.sram_read_bytes_b
 
 
 @pytest.mark.regress

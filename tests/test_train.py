@@ -263,17 +263,42 @@ def test_schedule_closed_form():
 
 
 def test_interleave_slows_strided_bp_compression():
-    """Without interleave mapping BP's weight groups (along Cout) are strided: the compressors
-    fill at 1/M rate; FF's compressions are unchanged."""
+    """Without interleave mapping BP's weight groups (along Cout) are strided: the pre-generating
+    compressors fill at 1/M rate, and compressing on the fly each load beat of a BP GEMM waits
+    M - 1 more cycles for its group; FF's compressions are unchanged."""
     cfg = NmSparseConfig(sparsity="2:8")
-    on = iteration_cycles(cfg, "mlp", 32, pre_generate=False)
-    off = iteration_cycles(cfg, "mlp", 32, pre_generate=False, interleave=False)
-    for (s, _, c_on), (_, _, c_off) in zip(on.per_gemm, off.per_gemm):
-        if s.mode == "bp":
-            assert c_off - 1 == 8 * (c_on - 1)
-        else:
-            assert c_off == c_on
+    for pre in (True, False):
+        on = iteration_cycles(cfg, "mlp", 32, pre_generate=pre)
+        off = iteration_cycles(cfg, "mlp", 32, pre_generate=pre, interleave=False)
+        for (s, _, c_on), (_, _, c_off) in zip(on.per_gemm, off.per_gemm):
+            if s.mode == "bp" and pre:
+                assert c_off - 1 == 8 * (c_on - 1)
+            elif s.mode == "bp":
+                folds = time_gemm(dataclasses.replace(cfg, mode="bp"), s.m, s.n, s.k).blocks
+                assert c_off == c_on + 7 * folds * cfg.rows
+            else:
+                assert c_off == c_on
+        assert off.cycles >= on.cycles
     assert off.cycles > on.cycles
+
+
+@pytest.mark.parametrize("db", [False, True])
+def test_on_the_fly_takes_the_engines_inline_compressors(db):
+    """pre_generate=False runs every GEMM on the engine with its compressors in front of the banks
+    (load "dense"): a GEMM's compression cost is its cycles on that path minus its cycles with
+    compressed loads, both the engine's own timing; with one bank that is one cycle per fold
+    (docs/nm_sparse.md: F*(rows + m + 2) + 3 against F*(rows + m + 1) + 3)."""
+    cfg = NmSparseConfig(sparsity="2:8", rows=8, cols=8, double_buffer=db)
+    it = iteration_cycles(cfg, "mlp", 32, pre_generate=False)
+    for s, g, c in it.per_gemm:
+        mcfg = dataclasses.replace(cfg, mode=s.mode)
+        plain = time_gemm(mcfg, s.m, s.n, s.k)
+        inline = time_gemm(dataclasses.replace(mcfg, load="dense"), s.m, s.n, s.k)
+        assert g == plain.cycles and c == inline.cycles - plain.cycles, s
+        if not db:
+            assert c == plain.blocks, s
+        assert c <= compress_cycles(mcfg, s.k, s.n) or s.mode == "wg", s
+    assert it.cycles == sum(g + c for _, g, c in it.per_gemm)
 
 
 def test_gemm_shapes_mlp():

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tpesim import nm
-from tpesim.engines.nm_sparse import NmSparseConfig, compress_block
+from tpesim.engines.nm_sparse import NmSparseConfig, load_beats
 
 from . import Case, full_range, lane_values
 
@@ -42,8 +42,8 @@ def corrupt(cfg: NmSparseConfig, beats: np.ndarray, kind: str, rng: np.random.Ge
         i = int(rng.integers(1, R))           # a later beat disagrees with the first beat's mode
         beats[i, -1] ^= 1
         return True
-    if beats[0, -1]:
-        return False                          # dense block: indices are not metadata
+    if beats[0, -1] or cfg.load == "dense":
+        return False                          # dense block, or the engine's compressors index
     if kind == "out_of_range":
         if (1 << cfg.idx_bits) == M:
             return False                      # every index field value names a window lane
@@ -84,7 +84,7 @@ def make_blocks(cfg: NmSparseConfig, rng: np.random.Generator, blocks: int, max_
                 wt[:, 0] = lo
                 x[0, :] = lo
             expected = x @ nm.prune(wt, N, M, axis=0)
-        beats = compress_block(cfg, wt, dense=dense)
+        beats = load_beats(cfg, wt, dense=dense)
         err = False
         if f > 0 and rng.random() < p_invalid:
             for kind in rng.permutation(CORRUPTIONS):
@@ -99,6 +99,8 @@ def make_blocks(cfg: NmSparseConfig, rng: np.random.Generator, blocks: int, max_
 
 def beat_ports(cfg: NmSparseConfig, beat: np.ndarray) -> dict[str, int]:
     """Raw load port values of one load beat (model layout)."""
+    if cfg.load == "dense":
+        return {"load_val": lane_values(beat[:-1], cfg.in_bits), "load_dense": int(beat[-1]) & 1}
     cn = cfg.cols * cfg.keep
     return {"load_val": lane_values(beat[:cn], cfg.in_bits),
             "load_idx": lane_values(beat[cn:2 * cn], cfg.idx_bits),

@@ -127,6 +127,9 @@ class AdderTreeConfig(EngineConfig):
         """Advancing cycles after a block's last row until no row reads that block's weights."""
         return self.front_stages + self.cols
 
+    # cycles from a load beat taken to its row written (none: the bank takes the beat directly)
+    load_latency = 0
+
     @property
     def mapping(self) -> str:
         """How a GEMM maps onto the engine: B blocks held, A rows streamed (weight-stationary)."""

@@ -14,10 +14,13 @@ from ..errors import ConfigError, ConfigTypeError, WorkloadError
 from ..numerics import matmul_wrapped, value_range
 
 __all__ = ["NmSparseConfig", "NmSparseModel", "reference", "compress_cycles", "compress_block",
-           "in_port_rows", "prune_b",
-           "MODES", "SPARSITIES", "COMPRESSOR_LATENCY"]
+           "dense_block", "load_beats", "in_port_rows", "prune_b",
+           "MODES", "SPARSITIES", "LOADS", "COMPRESSOR_LATENCY"]
 
 MODES = ("ff", "bp", "wg")
+# what the load port carries: compressed lanes (values + indices, BDWP's pre-generated weights) or
+# dense M-groups pruned and compressed in line by the engine's NMCompressors
+LOADS = ("compressed", "dense")
 # the values named by the issue; any N:M with 1 <= N < M <= 16 is accepted (tpesim.nm.parse_sparsity)
 SPARSITIES = ("dense", "1:4", "2:4", "1:8", "2:8", "4:8")
 IN_BITS = (8, 16)
@@ -50,6 +53,13 @@ class NmSparseConfig(EngineConfig):
         Signed operand width.
     double_buffer : bool
         A second weight bank loads the next block while the current one computes.
+    load : {"compressed", "dense"}
+        What the load port carries. "compressed" (default): per lane and column N values and N
+        indices (weights compressed before they reach the engine: BDWP's pre-generation).
+        "dense": per lane and column the whole M-group of dense weights; the column's
+        NMCompressor prunes and compresses it on the way into the bank (compressing on the fly):
+        one more register on the load path, and M values instead of N values + N indices per
+        group on the port and in memory. Needs an N:M sparsity.
     acc_bits : int or None
         Width of the accumulator buffer that sums K-folds (wraps like a register). Default 32
         (48 for 16-bit operands); from `result_bits` to 64.
@@ -71,6 +81,7 @@ class NmSparseConfig(EngineConfig):
     mode: str = "ff"
     in_bits: int = 8
     double_buffer: bool = False
+    load: str = "compressed"
     acc_bits: int | None = None
 
     engine = "nm_sparse"
@@ -83,6 +94,10 @@ class NmSparseConfig(EngineConfig):
         check_int("in_bits", self.in_bits)
         check_choice("in_bits", self.in_bits, IN_BITS)
         check_bool("double_buffer", self.double_buffer)
+        check_choice("load", self.load, LOADS)
+        if self.load == "dense" and self.nm is None:
+            raise ConfigError("load 'dense' needs an N:M sparsity (its compressors prune "
+                              "M-groups), not sparsity 'dense'")
         if self.acc_bits is None:
             object.__setattr__(self, "acc_bits", 32 if self.in_bits <= 8 else 48)
         lo = self.result_bits
@@ -128,6 +143,12 @@ class NmSparseConfig(EngineConfig):
     drain_cycles = 1   # advancing edges after a block's last row until its bank was last read
 
     @property
+    def load_latency(self) -> int:
+        """Cycles from a load beat taken to its lane written: the compressors' register with
+        load "dense", else 0 (a row may read a bank load_latency + 1 cycles after its last beat)."""
+        return COMPRESSOR_LATENCY if self.load == "dense" else 0
+
+    @property
     def mapping(self) -> str:
         """How a GEMM maps onto the engine: B blocks held, A rows streamed (weight-stationary)."""
         return "ws"
@@ -147,16 +168,23 @@ class NmSparseConfig(EngineConfig):
 
     @property
     def load_lanes(self) -> int:
-        """Lanes of a load beat as the model takes it: cols*N values, cols*N indices, dense bit."""
+        """Lanes of a load beat as the model takes it: cols*N values, cols*N indices, dense bit
+        (load "dense": cols*M values, dense bit)."""
+        if self.load == "dense":
+            return self.cols * self.group + 1
         return 2 * self.cols * self.keep + 1
 
     # -- streams and operands ---------------------------------------------------------------------
     def streams(self) -> tuple[Stream, ...]:
         w, cn = self.in_bits, self.cols * self.keep
+        if self.load == "dense":
+            load = (Lanes("load_val", self.cols * self.group, w, True),
+                    Lanes("load_dense", 1, 1, False))
+        else:
+            load = (Lanes("load_val", cn, w, True), Lanes("load_idx", cn, self.idx_bits, False),
+                    Lanes("load_dense", 1, 1, False))
         return (
-            Stream("load", "in", "load_valid", "load_ready",
-                   (Lanes("load_val", cn, w, True), Lanes("load_idx", cn, self.idx_bits, False),
-                    Lanes("load_dense", 1, 1, False))),
+            Stream("load", "in", "load_valid", "load_ready", load),
             Stream("in", "in", "in_valid", "in_ready",
                    (Lanes("in_data", self.rows * self.group, w, True),), last="in_last"),
             Stream("out", "out", "out_valid", "out_ready",
@@ -179,11 +207,22 @@ class NmSparseConfig(EngineConfig):
         M-group); A, and B in dense mode, as given."""
         return prune_b(self, x) if role == "b" else x
 
+    def report_fields(self, res) -> dict:
+        """Report fields of a GEMM run: B's load-port traffic (sram_read_bytes_b, every fold's held
+        block) split into kept values (`b_value_bytes`) and N:M metadata (`b_meta_bytes`, the
+        indices; 0 in dense mode). The memory counts B as one operand: the load port carries a
+        lane's values and indices together."""
+        from ..tile_nm_sparse import b_traffic
+
+        return b_traffic(self, int(res.m), int(res.n), int(res.k))
+
     @property
     def name(self) -> str:
         sp = self.sparsity.replace(":", "of") if self.nm is not None else "dense"
         db = "_db" if self.double_buffer else ""
-        return f"nm_sparse_{sp}_{self.rows}x{self.cols}_s{self.in_bits}_acc{self.acc_bits}{db}"
+        ld = "_ld" if self.load == "dense" else ""
+        return (f"nm_sparse_{sp}_{self.rows}x{self.cols}_s{self.in_bits}_acc{self.acc_bits}"
+                f"{db}{ld}")
 
 
 def prune_b(cfg: NmSparseConfig, b: np.ndarray) -> np.ndarray:
@@ -199,6 +238,18 @@ def reference(cfg: NmSparseConfig, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return matmul_wrapped(np.asarray(a), prune_b(cfg, b), cfg.acc_bits, True)
 
 
+def _block(cfg: NmSparseConfig, w: np.ndarray, dense: bool | None) -> tuple[bool, int, np.ndarray]:
+    """(dense mode?, K positions per lane, W as int64) of a held block, its shape checked."""
+    dense = (not cfg.sparse) if dense is None else bool(dense)
+    win = cfg.keep if dense else cfg.group
+    w = np.asarray(w, dtype=np.int64)
+    if w.shape != (cfg.rows * win, cfg.cols):
+        raise WorkloadError(f"a weight block must be {cfg.rows * win} x {cfg.cols} "
+                            f"({'dense' if dense else 'sparse'} mode), not {w.shape[0]} x "
+                            f"{w.shape[1]}")
+    return dense, win, w
+
+
 def compress_block(cfg: NmSparseConfig, w: np.ndarray, *, dense: bool | None = None) -> np.ndarray:
     """Load beats of one held block W (K extent rows*window x cols, zero-padded): beat i = lane i,
     [values (column-major: column j's N slots at j*N..j*N+N-1), indices (same order), dense bit].
@@ -207,12 +258,7 @@ def compress_block(cfg: NmSparseConfig, w: np.ndarray, *, dense: bool | None = N
     to the lower index), indices ascending. Dense: lane i's N slots are W[i*N:(i+1)*N, j], indices
     0..N-1 (ignored by the hardware)."""
     R, N, M, C = cfg.rows, cfg.keep, cfg.group, cfg.cols
-    dense = (not cfg.sparse) if dense is None else bool(dense)
-    win = N if dense else M
-    w = np.asarray(w, dtype=np.int64)
-    if w.shape != (R * win, C):
-        raise WorkloadError(f"a weight block must be {R * win} x {C} ({'dense' if dense else 'sparse'}"
-                            f" mode), not {w.shape[0]} x {w.shape[1]}")
+    dense, _, w = _block(cfg, w, dense)
     out = np.zeros((R, 2 * C * N + 1), np.int64)
     if dense:
         vals = w.reshape(R, N, C).transpose(0, 2, 1)          # [lane, col, slot]
@@ -228,6 +274,28 @@ def compress_block(cfg: NmSparseConfig, w: np.ndarray, *, dense: bool | None = N
     out[:, C * N:2 * C * N] = idx.reshape(R, C * N)
     out[:, -1] = 1 if dense else 0
     return out
+
+
+def dense_block(cfg: NmSparseConfig, w: np.ndarray, *, dense: bool | None = None) -> np.ndarray:
+    """Load beats of one held block W for load "dense": beat i = lane i, [column j's M-group at
+    j*M..j*M+M-1 (sparse: W[i*M:(i+1)*M, j]; dense mode: W[i*N:(i+1)*N, j] then M-N zeros), dense
+    bit]; the engine's compressors prune and compress sparse groups on the way in."""
+    R, N, M, C = cfg.rows, cfg.keep, cfg.group, cfg.cols
+    dense, win, w = _block(cfg, w, dense)
+    g = np.zeros((R, C, M), np.int64)                          # [lane, col, group position]
+    g[:, :, :win] = w.reshape(R, win, C).transpose(0, 2, 1)
+    out = np.zeros((R, C * M + 1), np.int64)
+    out[:, :C * M] = g.reshape(R, C * M)
+    out[:, -1] = 1 if dense else 0
+    return out
+
+
+def load_beats(cfg: NmSparseConfig, w: np.ndarray, *, dense: bool | None = None) -> np.ndarray:
+    """A held block's load beats as the config's load port takes them (compress_block or
+    dense_block)."""
+    if cfg.load == "dense":
+        return dense_block(cfg, w, dense=dense)
+    return compress_block(cfg, w, dense=dense)
 
 
 def in_port_rows(cfg: NmSparseConfig, x: np.ndarray) -> np.ndarray:
@@ -287,7 +355,7 @@ class NmSparseModel(FoldStreamMixin, VcdMixin):
         self.core_module = load_core("_nm_sparse_core", interpreted)
         self.core = self.core_module.NmSparseCore(cfg.rows, cfg.cols, cfg.keep, cfg.group,
                                                   cfg.result_bits, cfg.latency, cfg.drain_cycles,
-                                                  cfg.banks)
+                                                  cfg.banks, cfg.load == "dense")
         self._init_waves(vcd_path)
 
     # -- lockstep ------------------------------------------------------------------------------
@@ -296,9 +364,12 @@ class NmSparseModel(FoldStreamMixin, VcdMixin):
         cfg = self.cfg
         cn = cfg.cols * cfg.keep
         a = unpack(ins.get("in_data", 0), cfg.rows * cfg.group, cfg.in_bits, True)
-        beat = (unpack(ins.get("load_val", 0), cn, cfg.in_bits, True)
-                + unpack(ins.get("load_idx", 0), cn, cfg.idx_bits, False)
-                + [int(ins.get("load_dense", 0)) & 1])
+        if cfg.load == "dense":
+            beat = unpack(ins.get("load_val", 0), cfg.cols * cfg.group, cfg.in_bits, True)
+        else:
+            beat = (unpack(ins.get("load_val", 0), cn, cfg.in_bits, True)
+                    + unpack(ins.get("load_idx", 0), cn, cfg.idx_bits, False))
+        beat = beat + [int(ins.get("load_dense", 0)) & 1]
         t = self.cycle
         lr, ir, ov, ol, oe, oc = self.core.step(int(ins.get("load_valid", 0)), beat,
                                                 int(ins.get("in_valid", 0)), a,
@@ -312,8 +383,9 @@ class NmSparseModel(FoldStreamMixin, VcdMixin):
 
     def load_order(self, w: np.ndarray) -> np.ndarray:
         """A weight block's load beats (block_shape W, dense pruned or not) in the order the load
-        port takes them: lane 0 first, compressed by the engine's compressor in sparse modes."""
-        return compress_block(self.cfg, w)
+        port takes them: lane 0 first; in sparse modes compressed (load "compressed") or as dense
+        M-groups that the engine's compressors compress (load "dense")."""
+        return load_beats(self.cfg, w)
 
     def in_beats(self, x: np.ndarray) -> np.ndarray:
         """Stream rows of block_shape[0] K positions as in_data lanes (`in_port_rows`)."""
