@@ -478,7 +478,7 @@ def fpga_area(target: str, **synth_kw) -> Callable:
     from tpesim.kernels.synth import TARGETS, resources
 
     if target not in TARGETS:
-        raise ConfigError(f"area target must be one of {', '.join(TARGETS)}, not {target!r}")
+        raise ConfigError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
     memo: dict = {}
 
     def area(cfg) -> dict:
@@ -776,10 +776,12 @@ def cli_main(argv: Sequence[str]) -> int:
     for op, what in (("a", "activations"), ("b", "weights"), ("c", "results")):
         p.add_argument(f"--sram-kib-{op}", type=float, default=None, metavar="KIB",
                        help=f"SRAM for the {what} in KiB, two halves (default: unbounded)")
-    p.add_argument("--area-target", default=None, metavar="FPGA",
+    from tpesim.kernels.synth import TARGETS
+
+    p.add_argument("--area-target", default=None, choices=tuple(TARGETS),
                    help="also report FPGA cells (LUT4s, FFs, DSPs: not mm^2) of the LUT engine "
-                        "and of the equal-peak systolic array on this part (ecp5-45k or "
-                        "ice40-up5k), from tpesim synth's cache or by synthesizing (minutes)")
+                        "and of the equal-peak systolic array on this part, from tpesim synth's "
+                        "cache or by synthesizing (minutes)")
     p.add_argument("--totals-only", action="store_true", help="only the layer and model totals")
     p.add_argument("--json", action="store_true", help="print JSON rows instead of the table")
     p.add_argument("--csv", metavar="FILE", default=None,
