@@ -636,9 +636,9 @@ def _lut_config(w_bits, act: str, **fields):
     fields = {k: v for k, v in fields.items() if v is not None}
     if w_bits == "ternary":
         fields.setdefault("w_interp", "signed")
-    elif w_bits == 1 or act == "fp16":
-        # a 1-bit weight is +-1 (BitNet binary); with fp16 activations the engine takes pm1 codes
-        # only (T-MAC's format: no offset term, exact in fp16)
+    elif w_bits == 1:
+        # a 1-bit weight is +-1 (BitNet binary); wider weights are two's complement, with int8 and
+        # fp16 activations alike
         fields.setdefault("w_interp", "pm1")
     return LutConfig(w_bits=w_bits, act=act, **fields)
 
