@@ -16,7 +16,7 @@ from tpesim.registry import ENGINES, get_engine
 from tpesim.rtl import formal
 
 pytestmark = pytest.mark.skipif(not formal.sby_available(),
-                                reason="yowasp-sby / z3 missing (make setup installs them)")
+                                reason="yowasp-sby, yices or z3 missing (make setup installs them)")
 
 
 def _cases(kind: str):
@@ -63,7 +63,7 @@ def test_every_proof_names_a_registered_engine_and_valid_configs():
     assert formal.PROOFS and set(formal.PROOFS) <= set(ENGINES)
     for p in formal.proofs():
         assert p.fast, p.id
-        assert p.claim and p.broken
+        assert p.claim and p.broken and p.solver in formal.SOLVERS
         for fields in p.fast + p.regress:
             assert get_engine(p.engine).config(**fields).engine == p.engine
 
@@ -108,14 +108,14 @@ def test_a_renamed_internal_signal_is_a_tool_error():
         formal._subfragment(frag, "tree_b9")
 
 
-@pytest.mark.skipif(not formal.sby_available("z3"), reason="z3 missing")
-def test_z3_gives_the_same_outcomes(tmp_path):
-    """The other PyPI solver through the same harness: the N:M lane proved (every weight), its
-    reversed-window twin refuted."""
+@pytest.mark.parametrize("solver", sorted(formal.SOLVERS))
+def test_every_solver_gives_the_same_outcomes(solver, tmp_path):
+    """Each PyPI solver through the same harness (a proof names the faster one): the N:M lane
+    proved for every weight, its reversed-window twin refuted."""
     proof = formal.proofs("nm_sparse")[0]
     cfg = get_engine("nm_sparse").config(rows=1, cols=1, sparsity="2:4")
-    assert formal.prove(proof, cfg, solver="z3").status == "proved"
-    res = formal.prove(proof, cfg, broken=True, workdir=tmp_path, solver="z3")
+    assert formal.prove(proof, cfg, solver=solver).status == "proved"
+    res = formal.prove(proof, cfg, broken=True, workdir=tmp_path, solver=solver)
     assert res.status == "refuted" and res.failed and res.failed[0].startswith("select_")
 
 
