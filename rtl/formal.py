@@ -162,6 +162,8 @@ def _end_group(proc: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def prove(proof: Proof, cfg, *, broken: bool = False, workdir: str | Path | None = None,
@@ -603,8 +605,11 @@ def _fp16_pow2_miter(cfg, broken: bool):
     e_shape = unsigned(2) if steps_are_planes else signed(3)
 
     def body(m, s):
-        dut = Fp16Pow2() if steps_are_planes else Fp16Pow2Signed()
-        m.submodules.dut = dut = _PublishedPow2(e_shape) if broken else dut
+        if broken:
+            dut = _PublishedPow2(e_shape)
+        else:
+            dut = Fp16Pow2() if steps_are_planes else Fp16Pow2Signed()
+        m.submodules.dut = dut
         m.d.comb += [dut.x.eq(s.x), dut.e.eq(s.e)]
         r, sign = dut.y, s.x[15]
         nan = s.x[10:15].all() & s.x[:10].any()
